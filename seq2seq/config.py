@@ -1,0 +1,333 @@
+"""Typed configuration: YAML files mapped onto dataclasses, overridable from the command line.
+
+A config has five sections (``data``, ``tokenizer``, ``model``, ``train``, ``search``); every
+field has a default, so a YAML file only names what it changes. Unknown keys and values of the
+wrong type are errors that name the key::
+
+    cfg = load_config("recipes/translation/transformer.yaml", ["train.lr=5e-4"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from seq2seq.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel data is and how it is filtered.
+
+    ``format`` decides what ``train``/``valid``/``test`` mean:
+      - ``text``: a file prefix; ``PREFIX.SRC_LANG`` and ``PREFIX.TGT_LANG`` (or ``.gz``) are read;
+      - ``tsv``: a file with ``source<TAB>target`` lines;
+      - ``jsonl``: a file of ``{"translation": {SRC_LANG: ..., TGT_LANG: ...}}`` lines
+        (or flat ``{SRC_LANG: ..., TGT_LANG: ...}`` objects);
+      - ``disk``: a split name of a dataset saved with ``save_to_disk`` at ``path``;
+      - ``hub``: a split name of the hub dataset ``path`` (config ``hub_config``).
+    Relative file names are resolved against ``path`` (when set).
+    """
+
+    format: str = "text"
+    path: str = ""
+    src_lang: str = "src"
+    tgt_lang: str = "tgt"
+    train: str = "train"
+    valid: str = "valid"
+    test: str = ""
+    hub_config: str = ""
+    max_src_tokens: int = 128  # longer training pairs are dropped (and counted)
+    max_tgt_tokens: int = 128
+    min_tokens: int = 1
+
+
+@dataclass
+class TokenizerConfig:
+    """SentencePiece subword model: trained from the training data unless ``model`` is given."""
+
+    model_type: str = "bpe"  # bpe | unigram | char | word
+    vocab_size: int = 8000
+    joint: bool = True  # one model for both sides (needed for shared embeddings)
+    model: str = ""  # an existing .model file to reuse (joint, or source side)
+    tgt_model: str = ""  # an existing .model file for the target side (separate vocabularies)
+    character_coverage: float = 1.0
+    max_sentences: int = 2_000_000  # SentencePiece input_sentence_size
+    lowercase: bool = False
+
+
+@dataclass
+class ModelConfig:
+    """Encoder/decoder architecture. Any encoder pairs with any decoder."""
+
+    encoder: str = "transformer"  # transformer | gru
+    decoder: str = "transformer"  # transformer | gru
+    # none: the decoder sees only the context vector; bahdanau (additive) / luong
+    # (multiplicative) for GRU decoders; multihead for Transformer decoders;
+    # auto: bahdanau for GRU, multihead for Transformer.
+    attention: str = "auto"
+    d_model: int = 256  # embedding size and hidden size of every layer
+    enc_layers: int = 3
+    dec_layers: int = 3
+    heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    embed_dropout: float = -1.0  # <0: same as dropout
+    context_dim: int = 0  # size of the context vector; 0: d_model
+    pooling: str = "auto"  # how the context vector is made: mean | max | final | auto
+    positions: str = "sinusoidal"  # sinusoidal | learned (Transformer)
+    max_positions: int = 1024
+    bidirectional: bool = True  # GRU encoder
+    tie_embeddings: bool = True  # decoder input and output embeddings
+    share_embeddings: bool = True  # source and target embeddings (needs a joint vocabulary)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, validation, checkpoints."""
+
+    output_dir: str = "runs/experiment"
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    max_tokens: int = 4096  # token budget per batch (source or target side, the larger)
+    max_sentences: int = 0  # cap on sentences per batch; 0: none
+    accumulate: int = 1  # gradient accumulation steps
+    optimizer: str = "adamw"  # adam | adamw
+    lr: float = 5e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-9
+    weight_decay: float = 0.0001
+    scheduler: str = "inverse_sqrt"  # inverse_sqrt | plateau | constant
+    warmup_steps: int = 4000
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0  # 0: no clipping
+    max_epochs: int = 100
+    max_steps: int = 0  # 0: no limit
+    valid_every: int = 0  # steps between validations; 0: once per epoch
+    valid_bleu: bool = True  # also decode the validation set (greedy) and compute BLEU
+    valid_max_sentences: int = 0  # 0: the whole validation set
+    early_stop_metric: str = "bleu"  # bleu | loss | exact_match
+    patience: int = 10  # validations without improvement before stopping; 0: never
+    keep_last: int = 2  # step checkpoints kept besides best and last
+    log_every: int = 100
+    progress: bool = True
+    freeze: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchConfig:
+    """Decoding defaults (the CLI's --beam etc. override them)."""
+
+    beam: int = 5
+    length_penalty: float = 1.0  # score / length**alpha
+    max_len_a: float = 1.5  # max output length = a * source length + b
+    max_len_b: int = 10
+    batch_tokens: int = 8000  # source-token budget per decoding batch
+
+
+@dataclass
+class Config:
+    task: str = "translation"
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert the harmless cases (int -> float)."""
+    origin = typing.get_origin(tp)
+    if origin is Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str) and value.strip() == "":
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+    raise ConfigError(f"config key '{key}' has an unsupported type {_type_name(tp)}")
+
+
+def _build(cls: type, values: Any, prefix: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        where = f"section '{prefix}'" if prefix else "the config"
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"unknown config key '{full}' (known keys here: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, tp, full)
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from nested dicts, checking every key and type."""
+    cfg = _build(Config, values, "")
+    validate(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=5e-4"`` -> (["train", "lr"], 0.0005). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like section.key=value (e.g. train.lr=5e-4)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{text}' has no key before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML reads 5e-4 as a string (it wants 5.0e-4); accept the usual float spellings.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    return key.split("."), value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides to nested dicts (before type checking)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = values
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return values
+
+
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None) -> Config:
+    """Read a YAML config file (or start from defaults when ``path`` is None) and apply overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of sections, got {type(values).__name__}")
+    apply_overrides(values, overrides or [])
+    try:
+        return config_from_dict(values)
+    except ConfigError as e:
+        if path is not None:
+            raise ConfigError(f"{path}: {e}") from None
+        raise
+
+
+_CHOICES = {
+    "data.format": ("text", "tsv", "jsonl", "disk", "hub"),
+    "tokenizer.model_type": ("bpe", "unigram", "char", "word"),
+    "model.encoder": ("transformer", "gru"),
+    "model.decoder": ("transformer", "gru"),
+    "model.attention": ("auto", "none", "bahdanau", "luong", "multihead"),
+    "model.pooling": ("auto", "mean", "max", "final"),
+    "model.positions": ("sinusoidal", "learned"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.scheduler": ("inverse_sqrt", "plateau", "constant"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "train.early_stop_metric": ("bleu", "loss", "exact_match"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Check values that types alone cannot (choices, ranges, combinations)."""
+    for key, choices in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got '{value}'")
+    m = cfg.model
+    if m.decoder == "gru" and m.attention == "multihead":
+        raise ConfigError("model.attention=multihead needs model.decoder=transformer (GRU: none, bahdanau, luong)")
+    if m.decoder == "transformer" and m.attention in ("bahdanau", "luong"):
+        raise ConfigError(f"model.attention={m.attention} needs model.decoder=gru (Transformer: multihead or none)")
+    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder):
+        raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads})")
+    for key in ("d_model", "enc_layers", "dec_layers", "heads", "ffn_dim", "max_positions"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"config key 'model.{key}' must be at least 1")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError("config key 'model.dropout' must be in [0, 1)")
+    if m.share_embeddings and not cfg.tokenizer.joint:
+        raise ConfigError("model.share_embeddings needs tokenizer.joint=true (one vocabulary for both sides)")
+    t = cfg.train
+    for key in ("max_tokens", "accumulate"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"config key 'train.{key}' must be at least 1")
+    if t.lr <= 0:
+        raise ConfigError("config key 'train.lr' must be positive")
+    if len(t.betas) != 2:
+        raise ConfigError("config key 'train.betas' must be a list of two numbers")
+    if cfg.search.beam < 1:
+        raise ConfigError("config key 'search.beam' must be at least 1")
+    if cfg.tokenizer.vocab_size < 4 and cfg.tokenizer.model_type != "char":
+        raise ConfigError("config key 'tokenizer.vocab_size' must be at least 4")

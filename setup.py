@@ -1,0 +1,29 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="seq2seq",
+    version="0.1.0",
+    description="Encoder-decoder sequence models: translation, digits-to-words, sequence autoencoders",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["seq2seq", "seq2seq.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.1",
+        "sentencepiece>=0.1.99",
+        "sacrebleu>=2.3",
+        "datasets>=2.14",
+        "safetensors>=0.4",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "num2words>=0.5.12",
+        "numpy>=1.23",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
+        "plot": ["matplotlib>=3.5"],
+    },
+    entry_points={"console_scripts": ["seq2seq=seq2seq.cli:main"]},
+)
