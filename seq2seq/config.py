@@ -54,6 +54,10 @@ class TokenizerConfig:
 
     model_type: str = "bpe"  # bpe | unigram | char | word
     vocab_size: int = 8000
+    # Separate vocabularies only: the source side may use another type/size (e.g. char
+    # for digits, word for their spelled-out targets). Empty / 0: same as the target.
+    src_model_type: str = ""
+    src_vocab_size: int = 0
     joint: bool = True  # one model for both sides (needed for shared embeddings)
     model: str = ""  # an existing .model file to reuse (joint, or source side)
     tgt_model: str = ""  # an existing .model file for the target side (separate vocabularies)
@@ -115,6 +119,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # 0: no clipping
     max_epochs: int = 100
     max_steps: int = 0  # 0: no limit
+    max_minutes: float = 0.0  # stop (validate, save) after this much training time; 0: no limit
     valid_every: int = 0  # steps between validations; 0: once per epoch
     valid_bleu: bool = True  # also decode the validation set (greedy) and compute BLEU
     valid_max_sentences: int = 0  # 0: the whole validation set
@@ -286,6 +291,7 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[lis
 _CHOICES = {
     "data.format": ("text", "tsv", "jsonl", "disk", "hub"),
     "tokenizer.model_type": ("bpe", "unigram", "char", "word"),
+    "tokenizer.src_model_type": ("", "bpe", "unigram", "char", "word"),
     "model.encoder": ("transformer", "gru"),
     "model.decoder": ("transformer", "gru"),
     "model.attention": ("auto", "none", "bahdanau", "luong", "multihead"),
@@ -319,6 +325,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config key 'model.dropout' must be in [0, 1)")
     if m.share_embeddings and not cfg.tokenizer.joint:
         raise ConfigError("model.share_embeddings needs tokenizer.joint=true (one vocabulary for both sides)")
+    if (cfg.tokenizer.src_model_type or cfg.tokenizer.src_vocab_size) and cfg.tokenizer.joint:
+        raise ConfigError("tokenizer.src_model_type / src_vocab_size need tokenizer.joint=false")
     t = cfg.train
     for key in ("max_tokens", "accumulate"):
         if getattr(t, key) < 1:

@@ -1,0 +1,210 @@
+"""Checkpoints: a directory that rebuilds a model and its tokenizers, written atomically.
+
+Layout of a checkpoint directory::
+
+    config.json          the full Config, plus format version and vocabulary sizes
+    model.safetensors    weights (no pickle)
+    spm.model            the SentencePiece model (or src.spm.model + tgt.spm.model)
+    trainer_state.pt     optimizer/scheduler/RNG state for --resume (tensors and plain
+                         containers only; loaded with torch.load(weights_only=True))
+    manifest.json        size and sha256 of every file above
+
+Every file is written under a temporary directory, flushed and fsynced; the directory is
+then renamed into place. Replacing an existing checkpoint renames the old one aside first,
+so at every instant either the old or the new checkpoint is complete on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from seq2seq import CHECKPOINT_FORMAT, __version__
+from seq2seq.config import Config, config_from_dict
+from seq2seq.data.tokenizer import TokenizerPair
+from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.models import Seq2SeqModel, build_model
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TRAINER_STATE = "trainer_state.pt"
+MANIFEST = "manifest.json"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: Seq2SeqModel,
+    cfg: Config,
+    tokenizers: TokenizerPair,
+    trainer_state: Optional[dict[str, Any]] = None,
+    extra: Optional[dict[str, Any]] = None,
+) -> Path:
+    """Write a complete checkpoint to ``directory`` atomically (see the module docstring)."""
+    final = Path(directory)
+    tmp = final.with_name(final.name + ".tmp")
+    old = final.with_name(final.name + ".old")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "seq2seq_version": __version__,
+        "src_vocab_size": tokenizers.src.vocab_size,
+        "tgt_vocab_size": tokenizers.tgt.vocab_size,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        **(extra or {}),
+        "config": cfg.to_dict(),
+    }
+    (tmp / CONFIG).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    save_model(model, str(tmp / WEIGHTS))
+    tokenizers.save(tmp)
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / TRAINER_STATE)
+
+    files = sorted(p for p in tmp.iterdir() if p.is_file())
+    for p in files:
+        _fsync_file(p)
+    manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _fsync_file(tmp / MANIFEST)
+    _fsync_dir(tmp)
+
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return final
+
+
+def resolve_checkpoint(directory: str | Path) -> Path:
+    """The directory to read: ``directory`` itself, or ``directory.old`` left by a crash mid-save."""
+    path = Path(directory)
+    if path.is_dir():
+        return path
+    old = path.with_name(path.name + ".old")
+    if old.is_dir() and (old / MANIFEST).is_file():
+        return old
+    if path.exists():
+        raise CheckpointError(f"checkpoint {path} is not a directory")
+    raise CheckpointError(f"checkpoint directory not found: {path}")
+
+
+def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> dict[str, Any]:
+    """Check that the files are all there and match the manifest; return the parsed config.json."""
+    missing = [name for name in (CONFIG, WEIGHTS, MANIFEST) if not (directory / name).is_file()]
+    if need_trainer_state and not (directory / TRAINER_STATE).is_file():
+        missing.append(TRAINER_STATE)
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {directory} is incomplete: missing {', '.join(missing)} "
+            "(point --checkpoint at a directory written by 'seq2seq train', e.g. runs/NAME/best)"
+        )
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{directory / MANIFEST} is corrupted (not valid JSON)") from None
+    for name, entry in manifest.items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {directory} is incomplete: missing {name}")
+        size = path.stat().st_size
+        if size != entry.get("bytes"):
+            raise CheckpointError(
+                f"{path} is truncated or corrupted ({size} bytes, the manifest says {entry.get('bytes')})"
+            )
+    try:
+        meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{directory / CONFIG} is corrupted (not valid JSON)") from None
+    fmt = meta.get("format")
+    if fmt != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{directory} has checkpoint format {fmt!r}; this seq2seq ({__version__}) reads format "
+            f"{CHECKPOINT_FORMAT}. Use the seq2seq version that wrote it."
+        )
+    return meta
+
+
+def verify_hashes(directory: Path) -> None:
+    """Full integrity check (sha256 of every file) — slower than the size check in verify_checkpoint."""
+    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    for name, entry in manifest.items():
+        if _sha256(directory / name) != entry["sha256"]:
+            raise CheckpointError(f"{directory / name} is corrupted (sha256 does not match the manifest)")
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Seq2SeqModel, Config, TokenizerPair, dict[str, Any]]:
+    """Rebuild (model, config, tokenizers, metadata) from a checkpoint directory, in eval mode."""
+    path = resolve_checkpoint(directory)
+    meta = verify_checkpoint(path)
+    try:
+        cfg = config_from_dict(meta["config"])
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
+    tokenizers = TokenizerPair.load(path)
+    model = build_model(cfg.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
+    try:
+        missing, unexpected = load_model(model, str(path / WEIGHTS), strict=False, device=str(device))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{path / WEIGHTS} could not be read ({str(e).splitlines()[0]})") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path / WEIGHTS} does not match the model in {path / CONFIG} "
+            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
+        )
+    model.to(device).eval()
+    return model, cfg, tokenizers, meta
+
+
+def load_trainer_state(directory: str | Path) -> dict[str, Any]:
+    """The resume state, loaded without unpickling arbitrary objects."""
+    path = resolve_checkpoint(directory)
+    verify_checkpoint(path, need_trainer_state=True)
+    try:
+        return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(
+            f"{path / TRAINER_STATE} was refused: it is corrupted or holds objects other than "
+            f"tensors and plain containers ({str(e).splitlines()[0][:200]})"
+        ) from None

@@ -1,0 +1,133 @@
+"""The high-level Translator: raw text lines in, detokenized text lines out, in order."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from tqdm.auto import tqdm
+
+from seq2seq.config import SearchConfig
+from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, TokenizerPair
+from seq2seq.infer.search import Hypothesis, generate
+from seq2seq.models import Seq2SeqModel
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Translator:
+    """Translate raw text with a trained model.
+
+    >>> translator = Translator.from_checkpoint("runs/multi30k_transformer/best")
+    >>> translator.translate(["Ein Hund läuft."])
+    ['A dog is running.']
+
+    Every input line gives exactly one output line, in input order. Empty or
+    whitespace-only lines give empty outputs; lines longer than the model's limit are
+    truncated (with a warning). Lines are sorted by length into token-budget batches, so
+    little compute goes to padding; the result of a line does not depend on its batch.
+    """
+
+    def __init__(
+        self,
+        model: Seq2SeqModel,
+        tokenizers: TokenizerPair,
+        search: Optional[SearchConfig] = None,
+        device: Union[str, torch.device] = "cpu",
+        max_src_tokens: int = 1024,
+    ) -> None:
+        self.model = model
+        self.tokenizers = tokenizers
+        self.search = search or SearchConfig()
+        self.device = torch.device(device)
+        self.max_src_tokens = max_src_tokens
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: Union[str, Path], device: str = "auto", search: Optional[SearchConfig] = None
+    ) -> Translator:
+        from seq2seq.checkpoint import load_checkpoint  # checkpoint imports the data and model packages
+
+        dev = resolve_device(device)
+        model, cfg, tokenizers, _ = load_checkpoint(directory, dev)
+        # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
+        return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions)
+
+    def _encode_sources(self, lines: list[str]) -> list[list[int]]:
+        ids = self.tokenizers.src.encode_batch(lines)
+        truncated = 0
+        for i, seq in enumerate(ids):
+            if len(seq) > self.max_src_tokens:
+                ids[i] = seq[: self.max_src_tokens]
+                truncated += 1
+        if truncated:
+            warnings.warn(
+                f"{truncated} input line(s) longer than {self.max_src_tokens} subword tokens were "
+                "truncated to the model's limit",
+                stacklevel=3,
+            )
+        return ids
+
+    def _batches(self, ids: list[list[int]], batch_tokens: int) -> Iterator[list[int]]:
+        """Positions of the non-empty inputs, sorted by length and packed by token budget."""
+        nonempty = [i for i, seq in enumerate(ids) if seq]
+        lengths = [len(ids[i]) for i in nonempty]
+        sampler = TokenBudgetBatchSampler(lengths, lengths, max_tokens=batch_tokens, shuffle=False)
+        for batch in sampler.batches(0):
+            yield [nonempty[j] for j in batch]
+
+    @torch.inference_mode()
+    def translate_hypotheses(
+        self,
+        lines: list[str],
+        beam: Optional[int] = None,
+        nbest: int = 1,
+        batch_tokens: Optional[int] = None,
+        progress: bool = False,
+    ) -> list[list[tuple[str, float]]]:
+        """Up to ``nbest`` (text, score) pairs per input line, best first."""
+        beam = beam or self.search.beam
+        if nbest > beam:
+            raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
+        self.model.eval()
+        ids = self._encode_sources(lines)
+        results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
+        batches = list(self._batches(ids, batch_tokens or self.search.batch_tokens))
+        for positions in tqdm(batches, desc="translate", unit="batch", disable=not progress, leave=False):
+            src, src_mask = collate_source([ids[i] for i in positions])
+            src, src_mask = src.to(self.device), src_mask.to(self.device)
+            hyps: list[list[Hypothesis]] = generate(
+                self.model,
+                src,
+                src_mask,
+                beam=beam,
+                nbest=nbest,
+                length_penalty=self.search.length_penalty,
+                max_len_a=self.search.max_len_a,
+                max_len_b=self.search.max_len_b,
+                bos_id=BOS_ID,
+                eos_id=EOS_ID,
+            )
+            for pos, sentence_hyps in zip(positions, hyps):
+                results[pos] = [(self.tokenizers.tgt.decode(h.tokens), h.score) for h in sentence_hyps]
+        return results
+
+    def translate(
+        self,
+        lines: list[str],
+        beam: Optional[int] = None,
+        batch_tokens: Optional[int] = None,
+        progress: bool = False,
+    ) -> list[str]:
+        """One detokenized translation per input line, in order."""
+        hyps = self.translate_hypotheses(lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress)
+        return [h[0][0] for h in hyps]

@@ -1,0 +1,399 @@
+"""The training loop: data, SentencePiece, model, optimisation, validation, checkpoints.
+
+One run lives in ``train.output_dir``::
+
+    train_log.jsonl   one JSON record per log interval and per validation
+    last/             the latest checkpoint (with trainer state, for --resume)
+    best/             the best checkpoint by ``train.early_stop_metric``
+    step-N/           the last ``train.keep_last`` validation checkpoints
+
+Resuming (``--resume``) restores the model, optimizer, schedule, RNG streams, and the
+position inside the epoch's batch order (which depends only on the seed and the epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seq2seq.checkpoint import (
+    load_checkpoint,
+    load_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from seq2seq.config import Config
+from seq2seq.data.batching import Batch, Example, TokenBudgetBatchSampler, collate, encode_pairs
+from seq2seq.data.loading import ParallelText, load_parallel
+from seq2seq.data.tokenizer import PAD_ID, TokenizerPair
+from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.infer.translator import Translator, resolve_device
+from seq2seq.metrics import bleu, exact_match
+from seq2seq.models import Seq2SeqModel, build_model
+from seq2seq.train.losses import label_smoothed_nll
+from seq2seq.train.schedules import LRSchedule
+
+log = logging.getLogger("seq2seq.train")
+
+HIGHER_IS_BETTER = {"bleu": True, "exact_match": True, "loss": False}
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    best_score: Optional[float]
+    metric: str
+    steps: int
+    seconds: float
+
+
+class JsonlLog:
+    """Append-only JSON-lines log (one flushed line per record)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **record: Any) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def freeze_parts(model: Seq2SeqModel, parts: list[str]) -> None:
+    """``train.freeze``: names of submodules (``encoder``, ``decoder``, ...) to keep fixed."""
+    for name in parts:
+        module = getattr(model, name, None)
+        if not isinstance(module, torch.nn.Module):
+            raise ConfigError(f"train.freeze: the model has no part named '{name}' (try encoder or decoder)")
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+class Trainer:
+    """Trains a model as described by a :class:`Config` (see the module docstring)."""
+
+    def __init__(self, cfg: Config, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.resume = resume
+        self.out = Path(cfg.train.output_dir)
+        self.device = resolve_device(cfg.train.device)
+        self.metric = cfg.train.early_stop_metric
+        precision = cfg.train.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        self.autocast = (
+            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+            if precision == "bf16"
+            else nullcontext()
+        )
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+
+    # ----------------------------------------------------------------- set-up
+    def _prepare_output_dir(self) -> None:
+        last = self.out / "last"
+        if self.resume:
+            resolve_checkpoint(last)  # clear error when there is nothing to resume
+        elif last.exists() or last.with_name("last.old").exists():
+            raise Seq2SeqError(
+                f"{self.out} already holds a run (found {last}); resume it with --resume, "
+                "or choose another train.output_dir"
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def _load_data(self) -> tuple[ParallelText, Optional[ParallelText]]:
+        d = self.cfg.data
+        train = load_parallel(d, d.train)
+        valid = load_parallel(d, d.valid) if d.valid else None
+        return train, valid
+
+    def _build_tokenizers(self, train: ParallelText) -> TokenizerPair:
+        if self.resume:
+            return TokenizerPair.load(resolve_checkpoint(self.out / "last"))
+        log.info("training SentencePiece (%s, vocab %d) on %d sentence pairs",
+                 self.cfg.tokenizer.model_type, self.cfg.tokenizer.vocab_size, len(train.src))
+        return TokenizerPair.build(self.cfg.tokenizer, train.src, train.tgt)
+
+    def _build_model(self, tokenizers: TokenizerPair) -> Seq2SeqModel:
+        try:
+            model = build_model(self.cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
+        freeze_parts(model, self.cfg.train.freeze)
+        return model.to(self.device)
+
+    def _build_optimizer(self, model: Seq2SeqModel) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("train.freeze leaves no trainable parameters")
+        cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+        kwargs: dict[str, Any] = {"lr": t.lr, "betas": tuple(t.betas), "eps": t.eps, "weight_decay": t.weight_decay}
+        if self.device.type == "cuda":
+            kwargs["fused"] = True
+        return cls(params, **kwargs)
+
+    # ------------------------------------------------------------- validation
+    @torch.no_grad()
+    def _valid_loss(self, model: Seq2SeqModel, batches: list[Batch]) -> float:
+        model.eval()
+        nll_sum, n_tok = 0.0, 0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with self.autocast:
+                logits = model(batch.src, batch.src_mask, batch.tgt_in)
+            _, nll, n = label_smoothed_nll(logits, batch.tgt_out, 0.0, PAD_ID)
+            nll_sum += float(nll)
+            n_tok += n
+        model.train()
+        return nll_sum / max(1, n_tok)
+
+    def _validate(
+        self, model: Seq2SeqModel, tokenizers: TokenizerPair, valid: ParallelText, batches: list[Batch]
+    ) -> dict[str, float]:
+        loss = self._valid_loss(model, batches)
+        result = {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
+        if self.cfg.train.valid_bleu or self.metric != "loss":
+            n = self.cfg.train.valid_max_sentences or len(valid.src)
+            translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions)
+            with self.autocast:
+                hyps = translator.translate(valid.src[:n], beam=1)
+            model.train()
+            refs = valid.tgt[:n]
+            result["valid_bleu"] = bleu(hyps, refs).score
+            result["valid_exact_match"] = exact_match(hyps, refs)
+        return result
+
+    def _score(self, result: dict[str, float]) -> float:
+        return {"bleu": result.get("valid_bleu"), "exact_match": result.get("valid_exact_match"),
+                "loss": result["valid_loss"]}[self.metric]
+
+    # ------------------------------------------------------------ checkpoints
+    def _trainer_state(self, optimizer, schedule, progress: dict[str, Any]) -> dict[str, Any]:
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": list(random.getstate()[1]),
+            "numpy_rng": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+            **progress,
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _save(self, model, tokenizers, optimizer, schedule, progress, improved: bool) -> None:
+        state = self._trainer_state(optimizer, schedule, progress)
+        extra = {"step": progress["step"], "epoch": progress["epoch"]}
+        last = save_checkpoint(self.out / "last", model, self.cfg, tokenizers, state, extra)
+        if improved:
+            save_checkpoint(self.out / "best", model, self.cfg, tokenizers, None, extra)
+        if self.cfg.train.keep_last > 0:
+            step_dir = self.out / f"step-{progress['step']}"
+            if not step_dir.exists():
+                shutil.copytree(last, step_dir, copy_function=os.link)
+            kept = sorted(self.out.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+            for old in kept[: -self.cfg.train.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------------- loop
+    def fit(self) -> TrainResult:
+        cfg, t = self.cfg, self.cfg.train
+        self._prepare_output_dir()
+        set_seed(t.seed)
+        started = time.time()
+
+        train_text, valid_text = self._load_data()
+        tokenizers = self._build_tokenizers(train_text)
+        examples, stats = encode_pairs(
+            train_text, tokenizers, cfg.data.max_src_tokens, cfg.data.max_tgt_tokens, cfg.data.min_tokens
+        )
+        log.info("training data %s: %s", train_text.name, stats.summary())
+        if not examples:
+            raise Seq2SeqError(f"no training pairs left after filtering {train_text.name} ({stats.summary()})")
+        valid_batches: list[Batch] = []
+        if valid_text is not None:
+            valid_examples, _ = encode_pairs(
+                valid_text, tokenizers, cfg.data.max_src_tokens, cfg.data.max_tgt_tokens, 0, drop=False
+            )
+            valid_examples = [e for e in valid_examples if e.src and e.tgt]
+            vs = TokenBudgetBatchSampler([len(e.src) for e in valid_examples], [len(e.tgt) + 1 for e in valid_examples],
+                                         max_tokens=t.max_tokens, shuffle=False)
+            valid_batches = [collate([valid_examples[i] for i in b]) for b in vs.batches(0)]
+
+        model = self._build_model(tokenizers)
+        optimizer = self._build_optimizer(model)
+        schedule = LRSchedule(optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor,
+                              t.plateau_patience, t.min_lr)
+        progress: dict[str, Any] = {"step": 0, "epoch": 0, "batches_done": 0, "best_score": None,
+                                    "bad_validations": 0, "skipped_updates": 0, "seconds": 0.0}
+        if self.resume:
+            progress = self._restore(model, optimizer, schedule, progress)
+        else:
+            tokenizers.save(self.out)
+            (self.out / "config.yaml").write_text(cfg.to_json(), encoding="utf-8")
+
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("model: %s encoder + %s decoder (attention %s), %.2fM parameters, device %s",
+                 cfg.model.encoder, cfg.model.decoder, cfg.model.attention, n_params / 1e6, self.device)
+        logbook = JsonlLog(self.out / "train_log.jsonl")
+        logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
+                      train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device))
+
+        sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) + 1 for e in examples],
+                                          max_tokens=t.max_tokens, max_sentences=t.max_sentences,
+                                          shuffle=True, seed=t.seed)
+        stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, valid_text,
+                          valid_batches, progress, logbook, started)
+        seconds = progress["seconds"]
+        logbook.write(event="end", step=progress["step"], reason=stop, best=progress["best_score"], seconds=seconds)
+        log.info("done (%s) after %d updates, %.0f s; best valid %s = %s; checkpoints in %s",
+                 stop, progress["step"], seconds, self.metric, progress["best_score"], self.out)
+        return TrainResult(self.out, progress["best_score"], self.metric, progress["step"], seconds)
+
+    def _restore(self, model, optimizer, schedule, progress: dict[str, Any]) -> dict[str, Any]:
+        last = resolve_checkpoint(self.out / "last")
+        saved_model, saved_cfg, _, _ = load_checkpoint(last, self.device)
+        if saved_cfg.model != self.cfg.model:
+            raise ConfigError(f"--resume: the model section differs from the one in {last}/config.json")
+        model.load_state_dict(saved_model.state_dict())
+        state = load_trainer_state(last)
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        random.setstate((3, tuple(int(x) for x in state["python_rng"]), None))
+        np_state = np.random.get_state()
+        np.random.set_state((np_state[0], state["numpy_rng"].numpy().astype(np.uint32), *np_state[2:]))
+        for key in progress:
+            if key in state:
+                progress[key] = state[key]
+        log.info("resuming from %s at update %d (epoch %d, batch %d)", last, progress["step"],
+                 progress["epoch"], progress["batches_done"])
+        return progress
+
+    def _loop(self, model, tokenizers, optimizer, schedule, sampler, examples: list[Example],
+              valid_text, valid_batches, progress, logbook: JsonlLog, started: float) -> str:
+        t = self.cfg.train
+        higher = HIGHER_IS_BETTER[self.metric]
+        params = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": time.time()}
+        accumulated_tokens = 0
+        micro = 0
+        seconds_before = progress["seconds"]
+        t0 = time.time()
+
+        def elapsed() -> float:
+            return seconds_before + time.time() - t0
+
+        last_validated = [-1]
+
+        def validate_and_save(reason: str) -> bool:
+            """Returns True when training should stop (early stopping)."""
+            if last_validated[0] == progress["step"]:
+                return False  # already validated and saved at this update
+            last_validated[0] = progress["step"]
+            progress["seconds"] = elapsed()
+            result = self._validate(model, tokenizers, valid_text, valid_batches) if valid_text else {}
+            improved = True
+            if result:
+                score = self._score(result)
+                best = progress["best_score"]
+                improved = best is None or (score > best if higher else score < best)
+                if improved:
+                    progress["best_score"] = score
+                    progress["bad_validations"] = 0
+                else:
+                    progress["bad_validations"] += 1
+                schedule.step_validation(score, higher, progress["step"])
+                logbook.write(event="valid", step=progress["step"], epoch=progress["epoch"], **result,
+                              best=progress["best_score"], lr=schedule.lr, seconds=progress["seconds"])
+                tqdm.write(f"[valid] step {progress['step']} epoch {progress['epoch']} "
+                           + " ".join(f"{k}={v:.4g}" for k, v in result.items())
+                           + (" (best)" if improved else f" (best {progress['best_score']:.4g})"))
+            self._save(model, tokenizers, optimizer, schedule, progress, improved)
+            return bool(t.patience and progress["bad_validations"] >= t.patience)
+
+        while progress["epoch"] < t.max_epochs:
+            batches = sampler.batches(progress["epoch"])
+            bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
+                       unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+            for positions in batches[progress["batches_done"]:]:
+                batch = collate([examples[i] for i in positions]).to(self.device)
+                with self.autocast:
+                    logits = model(batch.src, batch.src_mask, batch.tgt_in)
+                loss, nll, n_tok = label_smoothed_nll(logits, batch.tgt_out, t.label_smoothing, PAD_ID)
+                loss.backward()
+                window["loss"] += float(loss.detach())
+                window["nll"] += float(nll.detach())
+                window["tokens"] += n_tok
+                accumulated_tokens += n_tok
+                micro += 1
+                progress["batches_done"] += 1
+                bar.update(1)
+                if micro < t.accumulate:
+                    continue
+                # One update: gradients were summed over tokens; make them a per-token mean.
+                grads = [p.grad for p in params if p.grad is not None]
+                torch._foreach_mul_(grads, 1.0 / max(1, accumulated_tokens))
+                norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+                if torch.isfinite(norm):
+                    optimizer.step()
+                else:
+                    progress["skipped_updates"] += 1
+                    log.warning("non-finite gradient at update %d: update skipped", progress["step"] + 1)
+                optimizer.zero_grad(set_to_none=True)
+                micro, accumulated_tokens = 0, 0
+                progress["step"] += 1
+                schedule.step_update(progress["step"])
+
+                if progress["step"] % t.log_every == 0:
+                    now = time.time()
+                    tok = max(1, window["tokens"])
+                    rate = window["tokens"] / max(1e-9, now - window["time"])
+                    logbook.write(event="train", step=progress["step"], epoch=progress["epoch"],
+                                  loss=window["loss"] / tok, nll=window["nll"] / tok,
+                                  ppl=math.exp(min(window["nll"] / tok, 50.0)), lr=schedule.lr,
+                                  tokens_per_s=rate, grad_norm=float(norm), seconds=elapsed())
+                    bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", lr=f"{schedule.lr:.2e}", tok_s=f"{rate:.0f}")
+                    window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": now}
+                if t.valid_every and progress["step"] % t.valid_every == 0:
+                    if validate_and_save("interval"):
+                        bar.close()
+                        return "early stopping"
+                if t.max_steps and progress["step"] >= t.max_steps:
+                    bar.close()
+                    validate_and_save("max_steps")
+                    return "max_steps"
+                if t.max_minutes and elapsed() >= 60 * t.max_minutes:
+                    bar.close()
+                    validate_and_save("max_minutes")
+                    return "max_minutes"
+            bar.close()
+            progress["epoch"] += 1
+            progress["batches_done"] = 0
+            if not t.valid_every and validate_and_save("epoch"):
+                return "early stopping"
+        if t.valid_every:
+            validate_and_save("end")
+        return "max_epochs"
