@@ -1,0 +1,44 @@
+"""Data: reading text, SentencePiece tokenizers, loading parallel corpora, batching.
+
+This package never imports the model, training, inference or CLI code.
+"""
+
+from seq2seq.data.batching import (
+    Batch,
+    Example,
+    FilterStats,
+    TokenBudgetBatchSampler,
+    collate,
+    collate_source,
+    encode_pairs,
+)
+from seq2seq.data.loading import ParallelText, load_parallel
+from seq2seq.data.textio import check_text_file, read_lines
+from seq2seq.data.tokenizer import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    UNK_ID,
+    SpmTokenizer,
+    TokenizerPair,
+)
+
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "PAD_ID",
+    "UNK_ID",
+    "Batch",
+    "Example",
+    "FilterStats",
+    "ParallelText",
+    "SpmTokenizer",
+    "TokenBudgetBatchSampler",
+    "TokenizerPair",
+    "check_text_file",
+    "collate",
+    "collate_source",
+    "encode_pairs",
+    "load_parallel",
+    "read_lines",
+]

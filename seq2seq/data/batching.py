@@ -1,0 +1,311 @@
+"""From sentence pairs to padded tensor batches.
+
+:func:`encode_pairs` tokenizes and filters a :class:`ParallelText` into :class:`Example` s;
+:class:`TokenBudgetBatchSampler` groups examples of similar length into batches that fit a
+padded-token budget; :func:`collate` pads a list of examples into a :class:`Batch`.
+
+Target sequences are stored without BOS/EOS; :func:`collate` builds the teacher-forcing pair
+``tgt_in = BOS + tgt`` and ``tgt_out = tgt + EOS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seq2seq.data.loading import ParallelText
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
+
+
+@dataclass
+class Example:
+    """One sentence pair as token ids (no BOS/EOS); ``index`` is its line in the ParallelText."""
+
+    index: int
+    src: list[int]
+    tgt: list[int]
+
+
+@dataclass
+class FilterStats:
+    """What :func:`encode_pairs` kept and why it dropped the rest."""
+
+    kept: int
+    empty: int  # a side is empty or whitespace-only
+    too_long: int  # src > max_src_tokens or tgt + EOS > max_tgt_tokens
+    total: int
+    too_short: int = 0  # a side has fewer than min_tokens tokens (but is not empty)
+    truncated: int = 0  # drop=False: pairs cut to the maximum lengths
+
+    @property
+    def dropped(self) -> int:
+        return self.empty + self.too_long + self.too_short
+
+    def summary(self) -> str:
+        """A one-line report, e.g. ``kept 28,990 of 29,000 pairs (dropped 3 empty, 7 too long)``."""
+        text = f"kept {self.kept:,} of {self.total:,} pairs"
+        reasons = [
+            f"{n:,} {what}"
+            for n, what in (
+                (self.empty, "empty"),
+                (self.too_short, "too short"),
+                (self.too_long, "too long"),
+            )
+            if n
+        ]
+        if reasons:
+            text += f" (dropped {', '.join(reasons)})"
+        if self.truncated:
+            text += f" ({self.truncated:,} truncated to the maximum length)"
+        return text
+
+
+def encode_pairs(
+    text: ParallelText,
+    tokenizers: TokenizerPair,
+    max_src_tokens: int,
+    max_tgt_tokens: int,
+    min_tokens: int = 1,
+    drop: bool = True,
+) -> tuple[list[Example], FilterStats]:
+    """Tokenize every pair and filter (``drop=True``) or truncate (``drop=False``).
+
+    With ``drop=True`` a pair is dropped when either side is empty/whitespace-only, has fewer than
+    ``min_tokens`` tokens, or is too long: ``len(src) > max_src_tokens`` or
+    ``len(tgt) + 1 > max_tgt_tokens`` (the target counts its EOS). With ``drop=False`` (validation
+    and test sets) every pair is kept, in order, cut to ``max_src_tokens`` / ``max_tgt_tokens - 1``
+    ids. A maximum ``<= 0`` means no limit. ``Example.index`` is the pair's position in ``text``.
+    """
+    total = len(text.src)
+    src_ids = tokenizers.src.encode_batch(text.src)
+    tgt_ids = tokenizers.tgt.encode_batch(text.tgt)
+    max_src = max_src_tokens if max_src_tokens > 0 else None
+    max_tgt = max_tgt_tokens - 1 if max_tgt_tokens > 0 else None  # room for EOS
+    if max_tgt is not None and max_tgt < 1:
+        max_tgt = 1  # max_tgt_tokens=1 would leave no room for any token
+    examples: list[Example] = []
+    if not drop:
+        truncated = 0
+        for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+            if (max_src is not None and len(s) > max_src) or (
+                max_tgt is not None and len(t) > max_tgt
+            ):
+                truncated += 1
+                s, t = s[:max_src], t[:max_tgt]
+            examples.append(Example(i, s, t))
+        return examples, FilterStats(total, 0, 0, total, truncated=truncated)
+
+    empty = too_short = too_long = 0
+    for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
+        if not s or not t or text.src[i].isspace() or text.tgt[i].isspace():
+            empty += 1
+        elif len(s) < min_tokens or len(t) < min_tokens:
+            too_short += 1
+        elif (max_src is not None and len(s) > max_src) or (
+            max_tgt is not None and len(t) > max_tgt
+        ):
+            too_long += 1
+        else:
+            examples.append(Example(i, s, t))
+    return examples, FilterStats(len(examples), empty, too_long, total, too_short=too_short)
+
+
+class TokenBudgetBatchSampler:
+    """Length-bucketed batches whose padded size fits a token budget.
+
+    Examples are sorted by (target length, source length) — ties broken randomly when
+    ``shuffle`` — and packed greedily so that ``n_sentences * max(longest_src, longest_tgt + 1)``
+    stays within ``max_tokens`` (and ``n_sentences <= max_sentences`` when that is > 0). An example
+    over the budget on its own becomes a batch of one. With ``shuffle`` the batch order is
+    shuffled, reproducibly from ``seed`` and the epoch; without it batches come in length order,
+    which decoding uses (sort by length, then restore the order via the positions).
+
+    Iterating yields lists of positions into the length sequences; every position appears exactly
+    once per epoch.
+    """
+
+    def __init__(
+        self,
+        src_lengths: Sequence[int],
+        tgt_lengths: Sequence[int],
+        max_tokens: int,
+        max_sentences: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        """Lengths exclude BOS/EOS (the target's +1 is added here)."""
+        self.src_lengths = np.asarray(src_lengths, dtype=np.int64).reshape(-1)  # (N,)
+        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64).reshape(-1)  # (N,)
+        if self.src_lengths.shape != self.tgt_lengths.shape:
+            raise ValueError(
+                f"{len(self.src_lengths)} source lengths but {len(self.tgt_lengths)} target lengths"
+            )
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        self.max_tokens = int(max_tokens)
+        self.max_sentences = int(max_sentences) if max_sentences and max_sentences > 0 else 0
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.epoch = 0
+        # Padded width of each example: its longer side, the target counting BOS/EOS once.
+        self._width = np.maximum(self.src_lengths, self.tgt_lengths + 1)  # (N,)
+        self._cache: tuple[int, list[list[int]]] | None = None
+        self._len = len(self._pack(self._order(None)))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose batches ``__iter__`` yields."""
+        self.epoch = int(epoch)
+
+    def _order(self, rng: np.random.Generator | None) -> np.ndarray:
+        """Positions sorted by (tgt_len, src_len), ties random (rng) or by position."""
+        n = len(self._width)
+        tie = rng.permutation(n) if rng is not None else np.arange(n)
+        return np.lexsort((tie, self.src_lengths, self.tgt_lengths))  # last key is primary
+
+    def _pack(self, order: np.ndarray) -> list[list[int]]:
+        """Greedily cut ``order`` into consecutive batches within the budget."""
+        widths = self._width[order].tolist()
+        positions = order.tolist()
+        budget, cap = self.max_tokens, self.max_sentences
+        cuts: list[int] = []
+        n = 0
+        longest = 0
+        for k, w in enumerate(widths):
+            if w > longest:
+                new_longest = w
+            else:
+                new_longest = longest
+            if n and ((n + 1) * new_longest > budget or (cap and n + 1 > cap)):
+                cuts.append(k)
+                n, longest = 1, w
+            else:
+                n, longest = n + 1, new_longest
+        bounds = [0, *cuts, len(positions)]
+        return [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch`` in the order they are served (deterministic per seed+epoch).
+
+        Training code can resume mid-epoch by skipping the first k.
+        """
+        epoch = int(epoch)
+        if self._cache is not None and self._cache[0] == epoch:
+            return [list(b) for b in self._cache[1]]
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, epoch])
+            packed = self._pack(self._order(rng))
+            perm = rng.permutation(len(packed)).tolist()
+            result = [packed[i] for i in perm]
+        else:
+            result = self._pack(self._order(None))
+        self._cache = (epoch, result)
+        return [list(b) for b in result]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches(self.epoch))
+
+    def __len__(self) -> int:
+        """Number of batches (the same every epoch: ties have equal widths)."""
+        return self._len
+
+
+@dataclass
+class Batch:
+    """A padded batch; PAD_ID fills the end of shorter rows."""
+
+    src: Tensor  # (B, S) long
+    src_mask: Tensor  # (B, S) bool, True at real tokens
+    tgt_in: Tensor  # (B, T) long: BOS + tgt
+    tgt_out: Tensor  # (B, T) long: tgt + EOS
+    tgt_mask: Tensor  # (B, T) bool, True at real target positions (len(tgt) + 1 per row)
+    indices: list[int]  # Example.index of each row
+    n_tgt_tokens: int  # real target tokens, EOS included (= tgt_mask.sum())
+
+    def __len__(self) -> int:
+        return self.src.size(0)
+
+    @property
+    def n_src_tokens(self) -> int:
+        """Real source tokens in the batch."""
+        return int(self.src_mask.sum())
+
+    def to(self, device: Union[str, torch.device], non_blocking: bool = True) -> Batch:
+        """A copy on ``device`` (asynchronous copies when the tensors are pinned)."""
+
+        def move(t: Tensor) -> Tensor:
+            return t.to(device, non_blocking=non_blocking)
+
+        return Batch(
+            src=move(self.src),
+            src_mask=move(self.src_mask),
+            tgt_in=move(self.tgt_in),
+            tgt_out=move(self.tgt_out),
+            tgt_mask=move(self.tgt_mask),
+            indices=list(self.indices),
+            n_tgt_tokens=self.n_tgt_tokens,
+        )
+
+    def pin_memory(self) -> Batch:
+        """A copy in pinned host memory (for faster, non-blocking transfers to a GPU)."""
+        return Batch(
+            src=self.src.pin_memory(),
+            src_mask=self.src_mask.pin_memory(),
+            tgt_in=self.tgt_in.pin_memory(),
+            tgt_out=self.tgt_out.pin_memory(),
+            tgt_mask=self.tgt_mask.pin_memory(),
+            indices=list(self.indices),
+            n_tgt_tokens=self.n_tgt_tokens,
+        )
+
+
+def _pad(rows: Sequence[Sequence[int]], width: int, offset: int = 0) -> np.ndarray:
+    """(len(rows), width) int64 array: row i holds rows[i] starting at column ``offset``."""
+    out = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+    for i, ids in enumerate(rows):
+        if ids:
+            out[i, offset : offset + len(ids)] = ids
+    return out
+
+
+def collate_source(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+    """Pad source id lists: ``(src (B,S) long, src_mask (B,S) bool)``.
+
+    S is at least 1, so a batch of empty sources still has a (fully masked) column.
+    """
+    if not sources:
+        raise ValueError("cannot collate an empty list of sources")
+    lengths = np.fromiter((len(s) for s in sources), dtype=np.int64, count=len(sources))  # (B,)
+    width = max(1, int(lengths.max()))
+    src = torch.from_numpy(_pad(sources, width))  # (B, S)
+    src_mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None])  # (B, S)
+    return src, src_mask
+
+
+def collate(examples: Sequence[Example]) -> Batch:
+    """Pad examples into a :class:`Batch` (rows in the given order)."""
+    if not examples:
+        raise ValueError("cannot collate an empty list of examples")
+    src, src_mask = collate_source([e.src for e in examples])
+    tgts = [e.tgt for e in examples]
+    tgt_len = np.fromiter((len(t) + 1 for t in tgts), dtype=np.int64, count=len(tgts))  # (B,)
+    width = int(tgt_len.max())
+    rows = np.arange(len(tgts))
+    tgt_in = _pad(tgts, width, offset=1)  # (B, T)
+    tgt_in[:, 0] = BOS_ID
+    tgt_out = _pad(tgts, width)  # (B, T)
+    tgt_out[rows, tgt_len - 1] = EOS_ID
+    tgt_mask = np.arange(width)[None, :] < tgt_len[:, None]  # (B, T)
+    return Batch(
+        src=src,
+        src_mask=src_mask,
+        tgt_in=torch.from_numpy(tgt_in),
+        tgt_out=torch.from_numpy(tgt_out),
+        tgt_mask=torch.from_numpy(tgt_mask),
+        indices=[e.index for e in examples],
+        n_tgt_tokens=int(tgt_len.sum()),
+    )
