@@ -55,7 +55,9 @@ class Translator:
     def from_checkpoint(
         cls, directory: Union[str, Path], device: str = "auto", search: Optional[SearchConfig] = None
     ) -> Translator:
-        from seq2seq.checkpoint import load_checkpoint  # checkpoint imports the data and model packages
+        from seq2seq.checkpoint import (
+            load_checkpoint,  # checkpoint imports the data and model packages
+        )
 
         dev = resolve_device(device)
         model, cfg, tokenizers, _ = load_checkpoint(directory, dev)

@@ -1,0 +1,330 @@
+"""Greedy and beam search over the incremental :class:`~seq2seq.models.types.Decoder` API.
+
+Both searches are batched and incremental: the source is encoded once, and each output
+position costs one ``decoder.step`` over the rows still being decoded.
+
+Conventions shared by both:
+
+* A sentence's maximum output length is ``int(max_len_a * src_len + max_len_b)`` tokens (EOS not
+  counted), where ``src_len`` is *its own* number of real source tokens (from ``src_mask``).
+  At that length EOS is forced: the hypothesis ends there and its log-probability includes the
+  forced EOS, so truncated and naturally finished hypotheses are scored alike.
+* ``min_len`` forbids EOS while fewer than ``min_len`` tokens have been produced (the maximum
+  length wins if ``min_len`` exceeds it).
+* Sentences that finish are removed from the batch (the decoder state is reordered with
+  ``static=True`` and ``encoded`` is re-selected), so a long sentence does not make the
+  finished short ones cost compute.
+* Batch independence: every decision (lengths, top-k, finishing, tie-breaking) is taken per
+  sentence, so a sentence's output does not depend on the other sentences in its batch (up to
+  float rounding in the model itself). Exact ties are broken towards the lower beam row, then
+  the lower token id (``argmax``'s first-index rule in greedy search).
+* BOS is never produced (its probability is set to 0); scores are the model's own
+  log-probabilities of the chosen tokens (the softmax is taken before any masking).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from seq2seq.models.types import Decoder, Encoded, lengths_from_mask
+
+__all__ = ["Hypothesis", "beam_search", "generate", "greedy_search"]
+
+
+class Seq2SeqLike(Protocol):
+    """What the searches need from a model."""
+
+    decoder: Decoder
+
+    def encode(self, src: Tensor, src_mask: Tensor) -> Encoded: ...
+
+
+@dataclass
+class Hypothesis:
+    """One finished output sequence."""
+
+    tokens: list[int]  # output ids, without BOS and EOS
+    score: float  # log_prob / (len(tokens) + 1) ** length_penalty: what ranks hypotheses
+    log_prob: float  # sum of the token log-probabilities, EOS included
+
+
+def _max_lengths(src_mask: Tensor, max_len_a: float, max_len_b: float) -> Tensor:
+    """(batch, src_len) bool -> (batch,) int64: each sentence's maximum output length."""
+    lengths = lengths_from_mask(src_mask).tolist()
+    max_lens = [max(0, int(max_len_a * n + max_len_b)) for n in lengths]
+    return torch.tensor(max_lens, dtype=torch.long, device=src_mask.device)
+
+
+def _normalise(log_prob: float, length: int, length_penalty: float) -> float:
+    """Length-normalised score; ``length`` counts EOS, so it is at least 1."""
+    return log_prob / (length**length_penalty) if length_penalty else log_prob
+
+
+def _step_log_probs(
+    decoder: Decoder,
+    prev: Tensor,
+    encoded: Encoded,
+    state: dict[str, Any],
+    step: int,
+    forced: Tensor,
+    min_len: int,
+    bos_id: int,
+    eos_id: int,
+) -> tuple[Tensor, dict[str, Any]]:
+    """One decoder step -> (float32 log-probabilities (rows, vocab) with constraints, state).
+
+    BOS is never an output. ``forced``: (rows,) bool, rows at their maximum length: only EOS
+    is allowed there. Before ``min_len`` tokens EOS is forbidden (except where forced).
+    """
+    logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
+    lprobs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
+    lprobs[:, bos_id] = -math.inf
+    eos_lp = lprobs[:, eos_id].clone()  # (rows,)
+    if step < min_len:
+        lprobs[:, eos_id] = -math.inf
+    if bool(forced.any()):
+        lprobs.masked_fill_(forced.unsqueeze(1), -math.inf)
+        lprobs[:, eos_id] = torch.where(forced, eos_lp, lprobs[:, eos_id])
+    return lprobs, state
+
+
+def _greedy(
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    max_len_a: float,
+    max_len_b: float,
+    bos_id: int,
+    eos_id: int,
+    min_len: int,
+) -> tuple[list[list[int]], list[float]]:
+    """Greedy decoding -> (tokens per sentence (no BOS/EOS), summed log-probability per sentence)."""
+    decoder = model.decoder
+    batch = src.size(0)
+    device = src.device
+    encoded = model.encode(src, src_mask)
+    state = decoder.init_state(encoded)
+    max_len = _max_lengths(src_mask, max_len_a, max_len_b)  # (n,) for the n active sentences
+    active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
+    prev = torch.full((batch,), bos_id, dtype=torch.long, device=device)  # (n,)
+    tokens = torch.empty((batch, 0), dtype=torch.long, device=device)  # (n, step)
+    total = torch.zeros(batch, dtype=torch.float32, device=device)  # (n,) running log-prob
+    out_tokens: list[list[int]] = [[] for _ in range(batch)]
+    out_log_probs: list[float] = [0.0] * batch
+
+    step = 0
+    while active.numel() > 0:
+        forced = max_len.eq(step)  # (n,)
+        lprobs, state = _step_log_probs(
+            decoder, prev, encoded, state, step, forced, min_len, bos_id, eos_id
+        )
+        # Same arithmetic as beam search's candidate scores, so beam 1 picks the same tokens.
+        total, prev = (total.unsqueeze(1) + lprobs).max(dim=1)  # (n,), (n,)
+        done = prev.eq(eos_id) | forced  # (n,)
+        if bool(done.any()):
+            for i, toks, lp in zip(
+                active[done].tolist(), tokens[done].tolist(), total[done].tolist()
+            ):
+                out_tokens[i] = toks
+                out_log_probs[i] = lp
+            keep = (~done).nonzero().squeeze(1)  # (n',)
+            if keep.numel() == 0:
+                break
+            active, max_len, prev, total = active[keep], max_len[keep], prev[keep], total[keep]
+            tokens = tokens[keep]
+            encoded = encoded.select(keep)
+            state = decoder.reorder_state(state, keep, static=True)
+        tokens = torch.cat([tokens, prev.unsqueeze(1)], dim=1)  # (n, step + 1)
+        step += 1
+    return out_tokens, out_log_probs
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    *,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    bos_id: int = 2,
+    eos_id: int = 3,
+    min_len: int = 0,
+) -> list[list[int]]:
+    """Greedy decoding of a batch: src (batch, src_len) ids, src_mask (batch, src_len) bool.
+
+    Returns the output ids (no BOS, no EOS) of each sentence. A sentence stops at EOS or at
+    its own maximum length ``int(max_len_a * src_len + max_len_b)``.
+    """
+    tokens, _ = _greedy(model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len)
+    return tokens
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    *,
+    beam: int = 5,
+    nbest: int = 1,
+    length_penalty: float = 1.0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    bos_id: int = 2,
+    eos_id: int = 3,
+    min_len: int = 0,
+) -> list[list[Hypothesis]]:
+    """Batched beam search: src (batch, src_len) ids, src_mask (batch, src_len) bool.
+
+    Returns, per sentence, up to ``nbest`` hypotheses, best first (fewer only if the model
+    gives probability 0 to every continuation). The decoder state holds ``n * beam`` rows
+    for the ``n`` active sentences, sentence-major. Each step scores ``2 * beam`` candidates
+    per sentence; EOS candidates among the best ``beam`` are finished with score
+    ``log_prob / len ** length_penalty`` (``len`` counts EOS), the best ``beam`` non-EOS
+    candidates continue. A sentence is done once it has ``beam`` finished hypotheses
+    (fairseq's criterion) or reaches its maximum length (its live beams then end with a
+    forced EOS); done sentences leave the batch.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    if not 1 <= nbest <= beam:
+        raise ValueError(f"nbest must be between 1 and the beam size ({beam}), got {nbest}")
+    decoder = model.decoder
+    batch = src.size(0)
+    device = src.device
+    encoded = model.encode(src, src_mask)
+    # Expand every sentence to `beam` rows before init_state, so its static part is per row.
+    encoded = encoded.select(torch.arange(batch, device=device).repeat_interleave(beam))
+    state = decoder.init_state(encoded)
+
+    max_len = _max_lengths(src_mask, max_len_a, max_len_b)  # (n,)
+    active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
+    beam_range = torch.arange(beam, device=device)  # (beam,)
+    # Running log-probs of the live beams. At step 0 only the first row of each sentence is
+    # live, so the beams don't start as `beam` copies of the same hypothesis.
+    scores = torch.full((batch, beam), -math.inf, dtype=torch.float32, device=device)  # (n, beam)
+    scores[:, 0] = 0.0
+    prev = torch.full((batch * beam,), bos_id, dtype=torch.long, device=device)  # (n*beam,)
+    tokens = torch.empty((batch * beam, 0), dtype=torch.long, device=device)  # (n*beam, step)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+
+    step = 0
+    while active.numel() > 0:
+        n = active.numel()
+        forced = max_len.eq(step)  # (n,)
+        lprobs, state = _step_log_probs(
+            decoder,
+            prev,
+            encoded,
+            state,
+            step,
+            forced.repeat_interleave(beam),
+            min_len,
+            bos_id,
+            eos_id,
+        )  # (n*beam, vocab)
+        vocab = lprobs.size(1)
+        cand = (scores.view(-1, 1) + lprobs).view(n, beam * vocab)  # (n, beam*vocab)
+
+        # Top 2*beam candidates per sentence, in a deterministic order: score descending,
+        # ties to the lower flat index (lower beam row, then lower token id).
+        k = min(2 * beam, beam * vocab)
+        top_scores, top_idx = cand.topk(k, dim=1)  # (n, k)
+        top_idx, order = top_idx.sort(dim=1)
+        top_scores = top_scores.gather(1, order)
+        top_scores, order = top_scores.sort(dim=1, descending=True, stable=True)
+        top_idx = top_idx.gather(1, order)
+        cand_row = top_idx // vocab + (torch.arange(n, device=device) * beam).unsqueeze(1)  # (n, k)
+        cand_tok = top_idx % vocab  # (n, k)
+        cand_eos = cand_tok.eq(eos_id)  # (n, k)
+
+        # EOS among the best `beam` candidates: finish those hypotheses.
+        finish = cand_eos[:, :beam] & top_scores[:, :beam].isfinite()  # (n, beam)
+        if bool(finish.any()):
+            sent, pos = finish.nonzero(as_tuple=True)
+            rows = cand_row[sent, pos]
+            for s, toks, lp in zip(
+                active[sent].tolist(), tokens[rows].tolist(), top_scores[sent, pos].tolist()
+            ):
+                finished[s].append(Hypothesis(toks, _normalise(lp, step + 1, length_penalty), lp))
+
+        # The best `beam` non-EOS candidates continue (there are at least `beam` of them,
+        # since each live row contributes at most one EOS candidate).
+        pick = cand_eos.to(torch.uint8).sort(dim=1, stable=True)[1][:, :beam]  # (n, beam)
+        scores = top_scores.gather(1, pick)  # (n, beam)
+        rows = cand_row.gather(1, pick).view(-1)  # (n*beam,) rows of the current state
+        prev = cand_tok.gather(1, pick).view(-1)  # (n*beam,)
+
+        counts = torch.tensor([len(finished[s]) for s in active.tolist()], device=device)
+        done = counts.ge(beam) | forced  # (n,)
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1)  # (n',)
+            if keep.numel() == 0:
+                break
+            keep_rows = (keep.unsqueeze(1) * beam + beam_range).view(-1)  # (n'*beam,)
+            rows = rows.view(n, beam)[keep].view(-1)  # (n'*beam,)
+            prev = prev.view(n, beam)[keep].view(-1)
+            scores, active, max_len = scores[keep], active[keep], max_len[keep]
+            encoded = encoded.select(keep_rows)
+            # `rows` stays within each kept sentence's block, where the static part is the
+            # same on every row, so one index serves both the beam reorder and the pruning.
+            state = decoder.reorder_state(state, rows, static=True)
+        else:
+            state = decoder.reorder_state(state, rows, static=False)
+        tokens = torch.cat([tokens[rows], prev.unsqueeze(1)], dim=1)  # (n*beam, step + 1)
+        step += 1
+
+    results = []
+    for hyps in finished:
+        hyps.sort(key=lambda h: h.score, reverse=True)  # stable: ties keep finishing order
+        results.append(hyps[:nbest])
+    return results
+
+
+def generate(
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    *,
+    beam: int = 5,
+    nbest: int = 1,
+    length_penalty: float = 1.0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    bos_id: int = 2,
+    eos_id: int = 3,
+    min_len: int = 0,
+) -> list[list[Hypothesis]]:
+    """Greedy search when ``beam == nbest == 1``, else beam search; hypotheses either way.
+
+    Greedy hypotheses carry their log-probability and the same length-normalised score as
+    beam search would give them.
+    """
+    if beam == 1 and nbest == 1:
+        with torch.inference_mode():
+            tokens, log_probs = _greedy(
+                model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len
+            )
+        return [
+            [Hypothesis(toks, _normalise(lp, len(toks) + 1, length_penalty), lp)]
+            for toks, lp in zip(tokens, log_probs)
+        ]
+    return beam_search(
+        model,
+        src,
+        src_mask,
+        beam=beam,
+        nbest=nbest,
+        length_penalty=length_penalty,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
+        bos_id=bos_id,
+        eos_id=eos_id,
+        min_len=min_len,
+    )

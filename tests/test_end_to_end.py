@@ -1,0 +1,206 @@
+"""End to end: train a tiny model on a generated reversal task, reload it, translate via the CLI.
+
+Also the CLI's handling of bad input: one-line errors, exit status 2, nothing damaged.
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq.cli import main
+from seq2seq.infer.translator import Translator
+
+LETTERS = "a b c d e f g h".split()
+
+
+def make_reverse_data(directory: Path, n_train: int = 3000, n_test: int = 100, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    seen = set()
+    rows = []
+    while len(rows) < n_train + 200 + n_test:
+        words = tuple(rng.choice(LETTERS) for _ in range(rng.randint(3, 7)))
+        if words not in seen:
+            seen.add(words)
+            rows.append(words)
+    splits = {"train": rows[:n_train], "valid": rows[n_train : n_train + 200], "test": rows[n_train + 200 :]}
+    for name, split in splits.items():
+        lines = "".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in split)
+        (directory / f"{name}.tsv").write_text(lines, encoding="utf-8")
+
+
+def tiny_config(directory: Path, encoder: str, decoder: str, attention: str) -> Path:
+    cfg = f"""
+data: {{format: tsv, path: {directory}, train: train.tsv, valid: valid.tsv, max_src_tokens: 16, max_tgt_tokens: 16}}
+tokenizer: {{model_type: word, vocab_size: 20, joint: true}}
+model: {{encoder: {encoder}, decoder: {decoder}, attention: {attention}, d_model: 64, enc_layers: 2,
+        dec_layers: 2, heads: 4, ffn_dim: 128, dropout: 0.0}}
+train: {{output_dir: {directory / "run"}, max_tokens: 1024, lr: 3.0e-3, warmup_steps: 50,
+        label_smoothing: 0.0, max_steps: 600, valid_every: 300, valid_bleu: false,
+        early_stop_metric: exact_match, progress: false, seed: 3, keep_last: 0}}
+search: {{beam: 3, max_len_a: 1.0, max_len_b: 3}}
+"""
+    path = directory / "config.yaml"
+    path.write_text(cfg, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A Transformer trained to reverse letter sequences (about 20 s on 2 CPU cores)."""
+    directory = tmp_path_factory.mktemp("reverse")
+    make_reverse_data(directory)
+    config = tiny_config(directory, "transformer", "transformer", "multihead")
+    assert main(["train", str(config)]) == 0
+    return directory
+
+
+def read_test(directory: Path) -> tuple[list[str], list[str]]:
+    rows = [line.split("\t") for line in (directory / "test.tsv").read_text().splitlines()]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def test_training_reaches_near_perfect_accuracy(trained):
+    sources, references = read_test(trained)
+    translator = Translator.from_checkpoint(trained / "run" / "best", device="cpu")
+    hyps = translator.translate(sources, beam=1)
+    accuracy = sum(h == r for h, r in zip(hyps, references)) / len(references)
+    assert accuracy >= 0.95, list(zip(sources, hyps, references))[:5]
+    beam = translator.translate(sources, beam=4)
+    assert sum(h == r for h, r in zip(beam, references)) / len(references) >= 0.95
+
+
+def test_run_directory_layout(trained):
+    run = trained / "run"
+    for name in ("best", "last", "train_log.jsonl"):
+        assert (run / name).exists(), name
+    records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    events = {r["event"] for r in records}
+    assert {"start", "train", "valid", "end"} <= events
+    assert any("valid_exact_match" in r for r in records)
+
+
+def test_cli_translate_subprocess_keeps_line_count_and_order(trained, tmp_path):
+    sources, references = read_test(trained)
+    lines = [sources[0], "", "   ", sources[1], sources[2]]
+    proc = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(trained / "run" / "best"),
+         "--beam", "2", "--quiet", "--device", "cpu"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split("\n")[:-1]
+    assert len(out) == len(lines)
+    assert out[0] == references[0] and out[3] == references[1] and out[4] == references[2]
+    assert out[1] == "" and out[2] == ""
+
+
+def test_cli_translate_files_and_nbest(trained, tmp_path):
+    sources, _ = read_test(trained)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(sources[:5]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.txt"
+    assert main(["translate", "--checkpoint", str(trained / "run" / "best"), "--input", str(src),
+                 "--output", str(out), "--beam", "3", "--nbest", "2", "--quiet"]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 10
+    assert [int(r.split("\t")[0]) for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_cli_evaluate_prints_signatures(trained, capsys):
+    sources, references = read_test(trained)
+    (trained / "t.src").write_text("\n".join(sources) + "\n")
+    (trained / "t.ref").write_text("\n".join(references) + "\n")
+    assert main(["evaluate", "--checkpoint", str(trained / "run" / "best"), "--src", str(trained / "t.src"),
+                 "--ref", str(trained / "t.ref"), "--beam", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "BLEU" in out and "chrF" in out and "nrefs:1" in out
+
+
+def test_resume_continues_from_last(trained, tmp_path):
+    config = trained / "config.yaml"
+    assert main(["train", str(config), "--resume", "--set", "train.max_steps=650", "--set",
+                 "train.valid_every=50"]) == 0
+    records = [json.loads(line) for line in (trained / "run" / "train_log.jsonl").read_text().splitlines()]
+    starts = [r for r in records if r["event"] == "start"]
+    assert starts[-1]["resume"] is True and starts[-1]["step"] == 600
+    assert records[-1]["event"] == "end" and records[-1]["step"] == 650
+
+
+# ----------------------------------------------------------------- bad input
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "expected an error message"
+    assert "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_missing_config_key_and_file(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope.yaml")]) == 2
+    assert "not found" in error_line(capsys)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train: {learning_rate: 1}\n")
+    assert main(["train", str(cfg)]) == 2
+    assert "train.learning_rate" in error_line(capsys)
+
+
+def test_missing_and_mismatched_data_files(tmp_path, capsys):
+    (tmp_path / "train.de").write_text("a\nb\nc\n")
+    (tmp_path / "train.en").write_text("a\nb\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{path: {tmp_path}, src_lang: de, tgt_lang: en, valid: ''}}\n"
+                   f"train: {{output_dir: {tmp_path / 'run'}}}\n")
+    assert main(["train", str(cfg)]) == 2
+    line = error_line(capsys)
+    assert "train.de" in line and "train.en" in line and "3" in line and "2" in line
+    assert main(["train", str(cfg), "--set", "data.train=other"]) == 2
+    assert "other.de" in error_line(capsys)
+
+
+def test_translate_bad_inputs(trained, tmp_path, capsys):
+    ckpt = str(trained / "run" / "best")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a b c\n\xff\xfe oops\n")
+    out = tmp_path / "out.txt"
+    out.write_text("precious\n")
+    assert main(["translate", "--checkpoint", ckpt, "--input", str(bad), "--output", str(out)]) == 2
+    line = error_line(capsys)
+    assert "bad.txt:2" in line or ("bad.txt" in line and "line 2" in line)
+    assert out.read_text() == "precious\n"  # nothing written over it
+    assert main(["translate", "--checkpoint", str(tmp_path / "missing"), "--input", str(bad)]) == 2
+    assert "not found" in error_line(capsys)
+    assert main(["translate", "--checkpoint", ckpt, "--input", str(tmp_path / "absent.txt")]) == 2
+    assert "absent.txt" in error_line(capsys)
+
+
+def test_checkpoint_missing_files(trained, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained / "run" / "best", broken)
+    (broken / "model.safetensors").unlink()
+    assert main(["translate", "--checkpoint", str(broken), "--input", os.devnull]) == 2
+    assert "model.safetensors" in error_line(capsys)
+
+
+def test_long_line_is_truncated_with_warning(trained):
+    translator = Translator.from_checkpoint(trained / "run" / "best", device="cpu")
+    translator.max_src_tokens = 50
+    with pytest.warns(UserWarning, match="truncated"):
+        out = translator.translate([" ".join(["a"] * 500), "a b c"], beam=1)
+    assert len(out) == 2 and out[1] == "c b a"
+
+
+def test_help_is_complete(capsys):
+    for command in ([], ["train"], ["translate"], ["evaluate"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--input", "--output", "--ref"):
+        assert flag in text
