@@ -1,0 +1,43 @@
+"""Encoder-decoder models: embeddings, attention, GRU and Transformer encoders/decoders.
+
+Any encoder pairs with any decoder through :class:`Encoded` (see ``types.py``).
+This package knows nothing of files, data loading, training or search.
+"""
+
+from seq2seq.models.attention import BahdanauAttention, LuongAttention, MultiHeadAttention
+from seq2seq.models.decoders import GRUDecoder, TransformerDecoder
+from seq2seq.models.embeddings import (
+    LearnedPositions,
+    SinusoidalPositions,
+    TransformerEmbedding,
+    make_embedding,
+    make_positions,
+)
+from seq2seq.models.encoders import GRUEncoder, TransformerEncoder, masked_pool
+from seq2seq.models.seq2seq import Seq2SeqModel, build_model, resolve_attention, resolve_pooling
+from seq2seq.models.types import Decoder, Encoded, Encoder, lengths_from_mask, padding_mask
+
+__all__ = [
+    "BahdanauAttention",
+    "Decoder",
+    "Encoded",
+    "Encoder",
+    "GRUDecoder",
+    "GRUEncoder",
+    "LearnedPositions",
+    "LuongAttention",
+    "MultiHeadAttention",
+    "Seq2SeqModel",
+    "SinusoidalPositions",
+    "TransformerDecoder",
+    "TransformerEmbedding",
+    "TransformerEncoder",
+    "build_model",
+    "lengths_from_mask",
+    "make_embedding",
+    "make_positions",
+    "masked_pool",
+    "padding_mask",
+    "resolve_attention",
+    "resolve_pooling",
+]

@@ -1,0 +1,191 @@
+"""Attention: multi-head scaled dot-product (Transformer) and additive/multiplicative (GRU).
+
+Masks follow one convention everywhere: a boolean ``mask`` of shape (B, S) is True at real
+keys. Padding keys get exactly zero weight (their scores are -inf before the softmax). Every
+row must have at least one real key (every sentence has at least EOS); a row with none would
+give NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KV = tuple[Tensor, Tensor]  # keys and values, each (B, heads, S, d_head)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention on top of :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    Self-attention (``cross=False``) projects queries, keys and values with one fused Linear.
+    Cross-attention (``cross=True``) projects queries from the decoder and keys/values from the
+    encoder with a fused K/V Linear; :meth:`project_kv` does the latter once per source so
+    incremental decoding can keep the result in ``state["static"]``.
+
+    Usage::
+
+        out = self_attn(x, mask=src_mask)                  # encoder, (B, S, d)
+        out = self_attn(x, causal=True)                    # decoder, teacher forcing
+        out, cache = self_attn.step(x_t, cache)            # decoder, one step, cache grows by 1
+        kv = cross_attn.project_kv(encoded.states)         # once per source
+        out = cross_attn(x, mask=src_mask, kv=kv)          # any number of query steps
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0, cross: bool = False) -> None:
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+        self.d_model, self.heads, self.d_head = d_model, heads, d_model // heads
+        self.cross = cross
+        self.dropout = dropout
+        if cross:
+            self.q_proj = nn.Linear(d_model, d_model)
+            self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        else:
+            self.qkv_proj = nn.Linear(d_model, 3 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier uniform per d x d block (so fused projections match separate ones), zero bias."""
+        for lin in self.modules():
+            if isinstance(lin, nn.Linear):
+                for block in lin.weight.data.split(self.d_model, dim=0):
+                    nn.init.xavier_uniform_(block)
+                nn.init.zeros_(lin.bias)
+
+    def _split(self, x: Tensor) -> Tensor:
+        """(B, T, d) -> (B, heads, T, d_head)"""
+        b, t, _ = x.shape
+        return x.view(b, t, self.heads, self.d_head).transpose(1, 2)
+
+    def _merge(self, x: Tensor) -> Tensor:
+        """(B, heads, T, d_head) -> (B, T, d)"""
+        b, _, t, _ = x.shape
+        return x.transpose(1, 2).reshape(b, t, self.d_model)
+
+    def project_kv(self, memory: Tensor) -> KV:
+        """Cross-attention keys and values: memory (B, S, d) -> (k, v), each (B, heads, S, d_head)."""
+        if not self.cross:
+            raise RuntimeError("project_kv is for cross-attention (cross=True)")
+        k, v = self.kv_proj(memory).chunk(2, dim=-1)
+        return self._split(k), self._split(v)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Optional[Tensor] = None,
+        causal: bool = False,
+        kv: Optional[KV] = None,
+    ) -> Tensor:
+        """x: (B, T, d) queries -> (B, T, d).
+
+        mask: (B, S) bool key-padding mask, True at real keys.
+        causal: query t sees keys <= t only (self-attention over a whole target, T == S).
+        kv: cross-attention keys/values from :meth:`project_kv` (required when ``cross``).
+        """
+        if self.cross:
+            if kv is None:
+                raise ValueError("cross-attention needs kv=project_kv(memory)")
+            q = self._split(self.q_proj(x))
+            k, v = kv
+        else:
+            q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+        return self._attend(q, k, v, mask, causal)
+
+    def step(self, x: Tensor, cache: KV) -> tuple[Tensor, KV]:
+        """Incremental self-attention: x (B, 1, d) is the newest position; cache holds the keys and
+        values of the earlier ones, (B, heads, t, d_head) each (t may be 0). The new key/value is
+        appended and the query attends to all t + 1 positions: O(t) per step.
+
+        Returns (out (B, 1, d), new cache with t + 1 positions).
+        """
+        if self.cross:
+            raise RuntimeError("step is for self-attention; use forward(x, mask, kv=...) for cross")
+        q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+        if cache[0].size(2) > 0:  # (the empty cache of step 0 is skipped: it keeps k's dtype)
+            k = torch.cat([cache[0], k], dim=2)  # (B, h, t+1, dh)
+            v = torch.cat([cache[1], v], dim=2)
+        return self._attend(q, k, v, None, False), (k, v)
+
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool
+    ) -> Tensor:
+        attn_mask = None
+        if mask is not None:
+            attn_mask = mask[:, None, None, :]  # (B, 1, 1, S): broadcast over heads and queries
+            if causal:  # is_causal cannot be combined with a mask: build the (T, S) triangle
+                t, s = q.size(-2), k.size(-2)
+                tri = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
+                attn_mask = attn_mask & tri  # (B, 1, T, S)
+                causal = False
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=causal,
+        )  # (B, h, T, dh)
+        return self.out_proj(self._merge(out))
+
+
+def _masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """scores (B, T, S), mask (B, S) -> weights (B, T, S); exactly 0 where mask is False."""
+    scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+class BahdanauAttention(nn.Module):
+    """Additive attention (Bahdanau et al. 2015): score(q, k) = v . tanh(W_q q + W_k k).
+
+    ``project_keys`` computes W_k k once per source. ``forward`` scores all T queries at once;
+    note that teacher forcing materialises a (B, T, S, attn_dim) tensor.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, attn_dim: int) -> None:
+        super().__init__()
+        self.query_proj = nn.Linear(query_dim, attn_dim, bias=False)
+        self.key_proj = nn.Linear(key_dim, attn_dim, bias=True)
+        self.v = nn.Linear(attn_dim, 1, bias=False)
+
+    def project_keys(self, states: Tensor) -> Tensor:
+        """states (B, S, key_dim) -> keys (B, S, attn_dim)"""
+        return self.key_proj(states)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """query (B, T, dq), keys (B, S, a), values (B, S, dv), mask (B, S)
+        -> context (B, T, dv), weights (B, T, S)."""
+        q = self.query_proj(query)  # (B, T, a)
+        scores = self.v(torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)  # (B, T, S)
+        weights = _masked_softmax(scores, mask)
+        return torch.bmm(weights, values), weights  # (B, T, dv)
+
+
+class LuongAttention(nn.Module):
+    """Multiplicative attention, Luong et al. 2015 "general": score(q, k) = q . (W k).
+
+    ``project_keys`` computes W k once per source.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Linear(key_dim, query_dim, bias=False)
+
+    def project_keys(self, states: Tensor) -> Tensor:
+        """states (B, S, key_dim) -> keys (B, S, query_dim)"""
+        return self.key_proj(states)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """query (B, T, dq), keys (B, S, dq), values (B, S, dv), mask (B, S)
+        -> context (B, T, dv), weights (B, T, S)."""
+        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+        weights = _masked_softmax(scores, mask)
+        return torch.bmm(weights, values), weights
