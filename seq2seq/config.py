@@ -100,7 +100,7 @@ class TrainConfig:
     output_dir: str = "runs/experiment"
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16
     threads: int = 0  # torch CPU threads; 0: torch's default
     max_tokens: int = 4096  # token budget per batch (source or target side, the larger)
     max_sentences: int = 0  # cap on sentences per batch; 0: none

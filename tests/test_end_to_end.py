@@ -39,7 +39,7 @@ data: {{format: tsv, path: {directory}, train: train.tsv, valid: valid.tsv, max_
 tokenizer: {{model_type: word, vocab_size: 20, joint: true}}
 model: {{encoder: {encoder}, decoder: {decoder}, attention: {attention}, d_model: 64, enc_layers: 2,
         dec_layers: 2, heads: 4, ffn_dim: 128, dropout: 0.0}}
-train: {{output_dir: {directory / "run"}, max_tokens: 1024, lr: 3.0e-3, warmup_steps: 50,
+train: {{output_dir: {directory / "run"}, precision: fp32, max_tokens: 1024, lr: 3.0e-3, warmup_steps: 50,
         label_smoothing: 0.0, max_steps: 600, valid_every: 300, valid_bleu: false,
         early_stop_metric: exact_match, progress: false, seed: 3, keep_last: 0}}
 search: {{beam: 3, max_len_a: 1.0, max_len_b: 3}}

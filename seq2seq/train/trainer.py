@@ -71,6 +71,23 @@ class JsonlLog:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast on CUDA and on CPUs with native bf16 (about 2x faster there), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
+        return "bf16"
+    return "fp32"
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -96,9 +113,7 @@ class Trainer:
         self.out = Path(cfg.train.output_dir)
         self.device = resolve_device(cfg.train.device)
         self.metric = cfg.train.early_stop_metric
-        precision = cfg.train.precision
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        precision = resolve_precision(cfg.train.precision, self.device)
         self.autocast = (
             torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
             if precision == "bf16"
@@ -252,8 +267,9 @@ class Trainer:
             (self.out / "config.yaml").write_text(cfg.to_json(), encoding="utf-8")
 
         n_params = sum(p.numel() for p in model.parameters())
-        log.info("model: %s encoder + %s decoder (attention %s), %.2fM parameters, device %s",
-                 cfg.model.encoder, cfg.model.decoder, cfg.model.attention, n_params / 1e6, self.device)
+        log.info("model: %s encoder + %s decoder (attention %s), %.2fM parameters, device %s, %s",
+                 cfg.model.encoder, cfg.model.decoder, cfg.model.attention, n_params / 1e6, self.device,
+                 "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
         logbook = JsonlLog(self.out / "train_log.jsonl")
         logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
                       train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device))
