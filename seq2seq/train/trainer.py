@@ -342,7 +342,7 @@ class Trainer:
                 else:
                     progress["bad_validations"] += 1
                 schedule.step_validation(score, higher, progress["step"])
-                logbook.write(event="valid", step=progress["step"], epoch=progress["epoch"], **result,
+                logbook.write(event="valid", step=progress["step"], epoch=progress["epoch"], reason=reason, **result,
                               best=progress["best_score"], lr=schedule.lr, seconds=progress["seconds"])
                 tqdm.write(f"[valid] step {progress['step']} epoch {progress['epoch']} "
                            + " ".join(f"{k}={v:.4g}" for k, v in result.items())
