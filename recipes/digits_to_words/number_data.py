@@ -1,8 +1,9 @@
 """Generated data for digits -> words: numbers 0..999,999,999 and their num2words spelling.
 
 Every length from 1 to 9 digits gets the same share of examples (uniform sampling over the
-range would give almost only 9-digit numbers). Splits are disjoint: no test number is
-seen in training. Everything is deterministic from the seed.
+range would give almost only 9-digit numbers); the few short numbers that exist are repeated
+in the training split so that the model sees them as often as the long ones. Splits are
+disjoint: no test number is seen in training. Everything is deterministic from the seed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def sample_numbers(count: int, seed: int) -> list[int]:
     return numbers
 
 
+def balance_lengths(numbers: list[int]) -> list[int]:
+    """Repeat the numbers of rare lengths (1-3 digits: only 10, 90, 900 exist) so that every
+    length has about as many training rows as the most frequent one."""
+    by_length: dict[int, list[int]] = {}
+    for n in numbers:
+        by_length.setdefault(len(str(n)), []).append(n)
+    target = max(len(group) for group in by_length.values())
+    balanced = []
+    for n in numbers:
+        balanced.extend([n] * max(1, target // len(by_length[len(str(n))])))
+    return balanced
+
+
 def spell(n: int, lang: str) -> str:
     return num2words(n, lang=lang)
 
@@ -51,6 +65,8 @@ def write_splits(out_dir: Path, lang: str, sizes: dict[str, int], seed: int) -> 
     for split, size in sizes.items():
         chunk = numbers[start : start + size]
         start += size
+        if split == "train":
+            chunk = balance_lengths(chunk)
         path = out_dir / f"{split}.tsv"
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(f"{n}\t{spell(n, lang)}\n" for n in chunk), encoding="utf-8")

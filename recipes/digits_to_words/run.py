@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the words (num2words)")
-    parser.add_argument("--config", default=str(HERE / "transformer.yaml"), help="model/training config")
+    parser.add_argument("--config", default=str(HERE / "gru.yaml"), help="model/training config")
     parser.add_argument("--output", default=None, help="run directory (default: runs/digits_to_words/LANG)")
     parser.add_argument("--train-size", type=int, default=20000)
     parser.add_argument("--valid-size", type=int, default=1000)
