@@ -130,7 +130,7 @@ class TableDecoder(Decoder):
         return logits, {"prefix": prefix}
 
     def forward(self, tgt_in: Tensor, encoded: Encoded) -> Tensor:
-        raise NotImplementedError
+        raise AssertionError("search must only call step(), never the teacher-forced forward")
 
 
 class TableModel(nn.Module):
