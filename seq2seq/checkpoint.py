@@ -184,17 +184,22 @@ def load_checkpoint(
         raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
     tokenizers = TokenizerPair.load(path)
     model = build_model(cfg.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
-    try:
-        missing, unexpected = load_model(model, str(path / WEIGHTS), strict=False, device=str(device))
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{path / WEIGHTS} could not be read ({str(e).splitlines()[0]})") from None
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path / WEIGHTS} does not match the model in {path / CONFIG} "
-            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
-        )
+    load_weights(model, path, device)
     model.to(device).eval()
     return model, cfg, tokenizers, meta
+
+
+def load_weights(model: Seq2SeqModel, directory: Path, device: str | torch.device = "cpu") -> None:
+    """Load ``directory/model.safetensors`` into ``model`` in place; every tensor must match."""
+    try:
+        missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False, device=str(device))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{directory / WEIGHTS} could not be read ({str(e).splitlines()[0]})") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory / WEIGHTS} does not match the model in {directory / CONFIG} "
+            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
+        )
 
 
 def load_trainer_state(directory: str | Path) -> dict[str, Any]:

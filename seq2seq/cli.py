@@ -26,25 +26,11 @@ log = logging.getLogger("seq2seq")
 # ------------------------------------------------------------------ helpers
 def _read_input_lines(path: Optional[str]) -> list[str]:
     """Lines of ``path`` (or stdin when None / "-"), with clear errors for bad encodings."""
-    from seq2seq.data.textio import read_lines
+    from seq2seq.data.textio import decode_lines, read_lines
 
     if path and path != "-":
         return read_lines(path)
-    data = sys.stdin.buffer.read()
-    tmp_lines = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise Seq2SeqError(
-                f"<stdin> line {number}: not valid UTF-8 (byte {e.start}); convert the input to UTF-8"
-            ) from None
-        tmp_lines.append(text)
-    if tmp_lines and tmp_lines[-1] == "":
-        tmp_lines.pop()  # the final newline does not start another line
-    if tmp_lines and tmp_lines[0].startswith("\ufeff"):
-        tmp_lines[0] = tmp_lines[0][1:]
-    return [line.rstrip("\r") for line in tmp_lines]
+    return decode_lines(sys.stdin.buffer.read(), "<stdin>")
 
 
 @contextmanager

@@ -59,20 +59,24 @@ def read_lines(path: PathLike) -> list[str]:
             NUL byte (the message names the file and the 1-based line).
     """
     p = Path(path)
-    data = _read_bytes(p)
+    return decode_lines(_read_bytes(p), str(p))
+
+
+def decode_lines(data: bytes, name: str) -> list[str]:
+    """The lines of UTF-8 ``data`` (as :func:`read_lines` gives them); ``name`` is used in errors."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = _line_of(data, e.start)
         bad = data[e.start : e.start + 4]
         raise DataError(
-            f"{p}:{line}: not valid UTF-8 (bytes {bad!r}); convert the file to UTF-8, "
-            f"e.g. iconv -f latin1 -t utf-8 {p.name} > {p.name}.utf8"
+            f"{name}:{line}: not valid UTF-8 (bytes {bad!r}); convert the text to UTF-8, "
+            "e.g. with iconv -f latin1 -t utf-8"
         ) from None
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise DataError(
-            f"{p}:{line}: contains a NUL byte; is it a binary or compressed file? "
+            f"{name}:{line}: contains a NUL byte; is it a binary or compressed file? "
             "Only UTF-8 text (optionally gzip) is supported"
         )
     if text.startswith(_BOM):
@@ -83,7 +87,7 @@ def read_lines(path: PathLike) -> list[str]:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
     if lines[-1] == "":
-        lines.pop()  # the file ended with a newline
+        lines.pop()  # the text ended with a newline
     elif lines[-1].endswith("\r"):
         lines[-1] = lines[-1][:-1]  # last line "...\r" without "\n"
     return lines

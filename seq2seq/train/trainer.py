@@ -13,6 +13,7 @@ position inside the epoch's batch order (which depends only on the seed and the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,12 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from seq2seq.checkpoint import (
-    load_checkpoint,
-    load_trainer_state,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from seq2seq.checkpoint import load_trainer_state, load_weights, resolve_checkpoint, save_checkpoint
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, Example, TokenBudgetBatchSampler, collate, encode_pairs
 from seq2seq.data.loading import ParallelText, load_parallel
@@ -287,11 +283,11 @@ class Trainer:
 
     def _restore(self, model, optimizer, schedule, progress: dict[str, Any]) -> dict[str, Any]:
         last = resolve_checkpoint(self.out / "last")
-        saved_model, saved_cfg, _, _ = load_checkpoint(last, self.device)
-        if saved_cfg.model != self.cfg.model:
+        state = load_trainer_state(last)  # verifies the checkpoint's files first
+        saved_model_cfg = json.loads((last / "config.json").read_text(encoding="utf-8"))["config"]["model"]
+        if saved_model_cfg != dataclasses.asdict(self.cfg.model):
             raise ConfigError(f"--resume: the model section differs from the one in {last}/config.json")
-        model.load_state_dict(saved_model.state_dict())
-        state = load_trainer_state(last)
+        load_weights(model, last, self.device)
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["torch_rng"])
