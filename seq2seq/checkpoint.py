@@ -213,3 +213,66 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
             f"{path / TRAINER_STATE} was refused: it is corrupted or holds objects other than "
             f"tensors and plain containers ({str(e).splitlines()[0][:200]})"
         ) from None
+
+
+def load_part(
+    model: Seq2SeqModel, directory: str | Path, part: str
+) -> tuple[Config, TokenizerPair]:
+    """Copy the ``encoder`` or ``decoder`` part (see ``Seq2SeqModel.PARTS``) of the checkpoint
+    in ``directory`` into ``model``; return that checkpoint's config and tokenizers.
+
+    Every tensor of the part must have the same shape in both models. With shared source/target
+    embeddings the table belongs to both parts: the part loaded last wins.
+    """
+    if part not in Seq2SeqModel.PARTS:
+        raise ValueError(f"part must be one of {', '.join(Seq2SeqModel.PARTS)}, got '{part}'")
+    source, cfg, tokenizers, _ = load_checkpoint(directory)
+    for name in Seq2SeqModel.PARTS[part]:
+        target, given = getattr(model, name), getattr(source, name)
+        if target is None and given is None:
+            continue
+        if target is None or given is None:
+            has, lacks = ("the checkpoint", "this model") if target is None else ("this model", "the checkpoint")
+            raise CheckpointError(
+                f"cannot load the {part} of {directory}: {has} has a '{name}' and {lacks} does not "
+                "(model.context_target_dim differs)"
+            )
+        try:
+            target.load_state_dict(given.state_dict())
+        except RuntimeError as e:
+            detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3])
+            raise CheckpointError(
+                f"the {part} in {directory} does not fit this model's architecture ({detail})"
+            ) from None
+    return cfg, tokenizers
+
+
+def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_dir: str | Path) -> Path:
+    """One checkpoint from the encoder part of one and the decoder part of another.
+
+    Both must describe the same architecture (``model`` config section); the source tokenizer
+    comes from the encoder's checkpoint, the target tokenizer from the decoder's. This is the
+    staged regime's join: no training happens here.
+    """
+    model, cfg, enc_tokenizers, _ = load_checkpoint(encoder_dir)
+    enc_model = cfg.to_dict()["model"]
+    dec_model = verify_checkpoint(resolve_checkpoint(decoder_dir)).get("config", {}).get("model", {})
+    differ = sorted(k for k in enc_model if enc_model[k] != dec_model.get(k))
+    if differ:
+        raise CheckpointError(
+            f"cannot join {encoder_dir} and {decoder_dir}: their model sections differ in "
+            + ", ".join(f"{k} ({enc_model[k]!r} vs {dec_model.get(k)!r})" for k in differ)
+        )
+    _, dec_tokenizers = load_part(model, decoder_dir, "decoder")
+    src, tgt = enc_tokenizers.src, dec_tokenizers.tgt
+    tokenizers = TokenizerPair(src) if src.fingerprint == tgt.fingerprint and enc_tokenizers.joint else TokenizerPair(src, tgt)
+    if cfg.model.share_embeddings and not tokenizers.joint:
+        raise CheckpointError(
+            f"cannot join {encoder_dir} and {decoder_dir}: the model shares source and target "
+            "embeddings, but the two checkpoints have different SentencePiece models"
+        )
+    cfg.train.stage = "joint"
+    cfg.train.init_encoder, cfg.train.init_decoder = str(encoder_dir), str(decoder_dir)
+    cfg.tokenizer.joint = tokenizers.joint
+    extra = {"joined": {"encoder": str(encoder_dir), "decoder": str(decoder_dir)}}
+    return save_checkpoint(output_dir, model, cfg, tokenizers, None, extra)

@@ -147,6 +147,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_join(args: argparse.Namespace) -> int:
+    from seq2seq.checkpoint import join_checkpoints
+
+    out = join_checkpoints(args.encoder, args.decoder, args.output)
+    print(f"joined the encoder of {args.encoder} and the decoder of {args.decoder} into {out}")
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def _add_decoding_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR",
@@ -167,7 +175,7 @@ def _add_decoding_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq",
-        description="Encoder-decoder sequence models: train, translate, evaluate.",
+        description="Encoder-decoder sequence models: train, translate, evaluate, join.",
         epilog="Run 'seq2seq COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"seq2seq {__version__}")
@@ -204,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lowercase-bleu", action="store_true",
                    help="also print tokenized lowercase BLEU (13a, lowercase) to compare with older papers")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("join", help="one checkpoint from the encoder of one and the decoder of another",
+                       description="Join the encoder part of one checkpoint and the decoder part of another "
+                                   "(same architecture) into a new checkpoint, without training: the "
+                                   "staged regime. Fine-tune it with train.init_encoder/init_decoder.")
+    p.add_argument("--encoder", required=True, metavar="DIR", help="checkpoint whose encoder (and source tokenizer) to take")
+    p.add_argument("--decoder", required=True, metavar="DIR", help="checkpoint whose decoder (and target tokenizer) to take")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="directory of the joined checkpoint")
+    p.set_defaults(func=cmd_join)
     return parser
 
 

@@ -46,6 +46,11 @@ class DataConfig:
     max_src_tokens: int = 128  # longer training pairs are dropped (and counted)
     max_tgt_tokens: int = 128
     min_tokens: int = 1
+    # Context targets (model.context_target_dim > 0): one vector per line of the train/valid
+    # split, in a .npy file of shape (lines, dim) or a text file with one line of
+    # whitespace-separated numbers per example. Relative names are resolved against ``path``.
+    context_targets: str = ""
+    valid_context_targets: str = ""
 
 
 @dataclass
@@ -91,6 +96,12 @@ class ModelConfig:
     bidirectional: bool = True  # GRU encoder
     tie_embeddings: bool = True  # decoder input and output embeddings
     share_embeddings: bool = True  # source and target embeddings (needs a joint vocabulary)
+    # >0: an interface vector of this size between encoder and decoder, which staged training
+    # fits to given vectors (data.context_targets); split into context_target_blocks one-hot
+    # blocks (loss ce) or regressed (loss mse). Needs attention: none.
+    context_target_dim: int = 0
+    context_target_blocks: int = 1
+    context_target_loss: str = "ce"  # ce | mse
 
 
 @dataclass
@@ -128,7 +139,14 @@ class TrainConfig:
     keep_last: int = 2  # step checkpoints kept besides best and last
     log_every: int = 100
     progress: bool = True
-    freeze: list[str] = field(default_factory=list)
+    freeze: list[str] = field(default_factory=list)  # parts kept fixed: encoder, decoder (forward only)
+    # What is trained: joint (end-to-end, input -> output); encoder (input -> the context
+    # target, data.context_targets); decoder (given context target vectors -> output).
+    stage: str = "joint"
+    # Start from the encoder part / decoder part of other checkpoints (directories). The
+    # tokenizer of that side comes with it; a conflicting one is refused.
+    init_encoder: str = ""
+    init_decoder: str = ""
 
 
 @dataclass
@@ -301,6 +319,8 @@ _CHOICES = {
     "train.scheduler": ("inverse_sqrt", "plateau", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.early_stop_metric": ("bleu", "loss", "exact_match"),
+    "train.stage": ("joint", "encoder", "decoder"),
+    "model.context_target_loss": ("ce", "mse"),
 }
 
 
@@ -327,7 +347,29 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.share_embeddings needs tokenizer.joint=true (one vocabulary for both sides)")
     if (cfg.tokenizer.src_model_type or cfg.tokenizer.src_vocab_size) and cfg.tokenizer.joint:
         raise ConfigError("tokenizer.src_model_type / src_vocab_size need tokenizer.joint=false")
+    if m.context_target_dim < 0 or m.context_target_blocks < 1:
+        raise ConfigError("model.context_target_dim must be >= 0 and model.context_target_blocks >= 1")
+    if m.context_target_dim:
+        if m.context_target_dim % m.context_target_blocks:
+            raise ConfigError(
+                f"model.context_target_dim ({m.context_target_dim}) must be a multiple of "
+                f"model.context_target_blocks ({m.context_target_blocks})"
+            )
+        if m.attention != "none":
+            raise ConfigError(
+                "a context target (model.context_target_dim > 0) needs model.attention=none: with "
+                "attention the decoder reads the encoder's states and bypasses the context vector"
+            )
     t = cfg.train
+    if t.stage != "joint":
+        if not m.context_target_dim:
+            raise ConfigError(f"train.stage={t.stage} needs a context target: set model.context_target_dim")
+        if not cfg.data.context_targets:
+            raise ConfigError(f"train.stage={t.stage} needs data.context_targets (one vector per training line)")
+        if t.early_stop_metric != "loss":
+            raise ConfigError(
+                f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss"
+            )
     for key in ("max_tokens", "accumulate"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be at least 1")

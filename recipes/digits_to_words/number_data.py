@@ -11,9 +11,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 from num2words import num2words
 
 MAX_DIGITS = 9
+PLACE_CLASSES = 11  # per decimal place: the digit 0-9, or 10 when the number is shorter
 
 
 def sample_numbers(count: int, seed: int) -> list[int]:
@@ -73,3 +75,19 @@ def write_splits(out_dir: Path, lang: str, sizes: dict[str, int], seed: int) -> 
         tmp.replace(path)
         paths[split] = path
     return paths
+
+
+def place_value_vectors(numerals: list[str]) -> np.ndarray:
+    """The number's value as a context target: one one-hot block of 11 per decimal place.
+
+    Block 0 is the units, block 8 the hundred-millions; class 10 means "no digit here".
+    ``"4021"`` -> blocks [1, 2, 0, 4, 10, 10, 10, 10, 10]. Shape (len(numerals), 99), float32.
+    """
+    vectors = np.zeros((len(numerals), MAX_DIGITS, PLACE_CLASSES), dtype=np.float32)
+    for row, numeral in enumerate(numerals):
+        digits = numeral[::-1]
+        if len(digits) > MAX_DIGITS or not digits.isdigit():
+            raise ValueError(f"line {row + 1}: '{numeral}' is not a numeral of 1 to {MAX_DIGITS} digits")
+        for place in range(MAX_DIGITS):
+            vectors[row, place, int(digits[place]) if place < len(digits) else 10] = 1.0
+    return vectors.reshape(len(numerals), MAX_DIGITS * PLACE_CLASSES)

@@ -12,6 +12,7 @@ from seq2seq.data.batching import (
     collate_source,
     encode_pairs,
 )
+from seq2seq.data.context_targets import load_context_targets
 from seq2seq.data.loading import ParallelText, load_parallel
 from seq2seq.data.textio import check_text_file, read_lines
 from seq2seq.data.tokenizer import (
@@ -39,6 +40,7 @@ __all__ = [
     "collate",
     "collate_source",
     "encode_pairs",
+    "load_context_targets",
     "load_parallel",
     "read_lines",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -225,6 +225,7 @@ class Batch:
     tgt_mask: Tensor  # (B, T) bool, True at real target positions (len(tgt) + 1 per row)
     indices: list[int]  # Example.index of each row
     n_tgt_tokens: int  # real target tokens, EOS included (= tgt_mask.sum())
+    context: Optional[Tensor] = None  # (B, K) float: context target vectors, when given
 
     def __len__(self) -> int:
         return self.src.size(0)
@@ -248,6 +249,7 @@ class Batch:
             tgt_mask=move(self.tgt_mask),
             indices=list(self.indices),
             n_tgt_tokens=self.n_tgt_tokens,
+            context=None if self.context is None else move(self.context),
         )
 
     def pin_memory(self) -> Batch:
@@ -260,6 +262,7 @@ class Batch:
             tgt_mask=self.tgt_mask.pin_memory(),
             indices=list(self.indices),
             n_tgt_tokens=self.n_tgt_tokens,
+            context=None if self.context is None else self.context.pin_memory(),
         )
 
 
@@ -286,8 +289,11 @@ def collate_source(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
     return src, src_mask
 
 
-def collate(examples: Sequence[Example]) -> Batch:
-    """Pad examples into a :class:`Batch` (rows in the given order)."""
+def collate(examples: Sequence[Example], context_targets: Optional[np.ndarray] = None) -> Batch:
+    """Pad examples into a :class:`Batch` (rows in the given order).
+
+    ``context_targets`` (N, K): vectors indexed by ``Example.index``; the batch gets their rows.
+    """
     if not examples:
         raise ValueError("cannot collate an empty list of examples")
     src, src_mask = collate_source([e.src for e in examples])
@@ -308,4 +314,7 @@ def collate(examples: Sequence[Example]) -> Batch:
         tgt_mask=torch.from_numpy(tgt_mask),
         indices=[e.index for e in examples],
         n_tgt_tokens=int(tgt_len.sum()),
+        context=None
+        if context_targets is None
+        else torch.from_numpy(context_targets[[e.index for e in examples]]),
     )

@@ -49,7 +49,7 @@ def _strip_cr(lines: list[str]) -> list[str]:
     return [s[:-1] if s.endswith("\r") else s for s in lines]
 
 
-def _resolve(cfg: DataConfig, name: str) -> Path:
+def resolve_path(cfg: DataConfig, name: str) -> Path:
     """``name`` relative to ``cfg.path`` when that is set (absolute names are kept)."""
     p = Path(name).expanduser()
     if cfg.path and not p.is_absolute():
@@ -129,7 +129,7 @@ def _from_dataset(ds: Any, cfg: DataConfig, name: str, what: str = "row") -> Par
 
 # ------------------------------------------------------------------------------------ formats
 def _load_text(cfg: DataConfig, prefix: str) -> ParallelText:
-    base = _resolve(cfg, prefix)
+    base = resolve_path(cfg, prefix)
     files = []
     for lang in (cfg.src_lang, cfg.tgt_lang):
         tried = [Path(f"{base}.{lang}"), Path(f"{base}.{lang}.gz")]
@@ -150,7 +150,7 @@ def _load_text(cfg: DataConfig, prefix: str) -> ParallelText:
 
 
 def _load_tsv(cfg: DataConfig, file: str) -> ParallelText:
-    path = _resolve(cfg, file)
+    path = resolve_path(cfg, file)
     src: list[str] = []
     tgt: list[str] = []
     for n, line in enumerate(read_lines(path), start=1):
@@ -180,7 +180,7 @@ def _diagnose_jsonl(path: Path) -> None:
 
 
 def _load_jsonl(cfg: DataConfig, file: str) -> ParallelText:
-    path = _resolve(cfg, file)
+    path = resolve_path(cfg, file)
     # Validate the encoding first: pyarrow's JSON reader lets invalid UTF-8 through into string
     # values (and fails later, without a line number). Cheap next to tokenization.
     check_text_file(path)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+import torch
 from torch import Tensor, nn
 
 from seq2seq.config import ModelConfig
+from seq2seq.models.context import ContextTarget
 from seq2seq.models.decoders import GRUDecoder, TransformerDecoder
 from seq2seq.models.embeddings import make_embedding
 from seq2seq.models.encoders import GRUEncoder, TransformerEncoder
@@ -13,17 +17,75 @@ from seq2seq.models.types import Decoder, Encoded, Encoder
 
 class Seq2SeqModel(nn.Module):
     """An encoder and a decoder. Training calls ``forward``; search calls ``encode`` once and
-    then ``decoder.init_state`` / ``decoder.step``."""
+    then ``decoder.init_state`` / ``decoder.step``.
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, pad_id: int = 0) -> None:
+    With a :class:`ContextTarget` the halves meet through a K-dimensional interface vector
+    (``context_head`` on the encoder side, ``context_input`` on the decoder side; see
+    ``context.py``), which staged training fits to given vectors.
+    """
+
+    # The model's two halves as lists of submodule names: what ``train.freeze`` freezes and
+    # what loading an encoder or a decoder from another checkpoint copies.
+    PARTS = {"encoder": ("encoder", "context_head"), "decoder": ("context_input", "decoder")}
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        pad_id: int = 0,
+        context_target: Optional[ContextTarget] = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.pad_id = pad_id
+        self.context_target = context_target
+        self.context_head: Optional[nn.Linear] = None
+        self.context_input: Optional[nn.Linear] = None
+        if context_target is not None:
+            self.context_head = nn.Linear(encoder.context_dim, context_target.dim)
+            self.context_input = nn.Linear(context_target.dim, encoder.context_dim)
+
+    def part(self, name: str) -> list[nn.Module]:
+        """The submodules of part ``name`` (``encoder``, ``decoder``, or any submodule's name)."""
+        names = self.PARTS.get(name, (name,))
+        modules = [m for m in (getattr(self, n, None) for n in names) if isinstance(m, nn.Module)]
+        if not modules:
+            raise KeyError(name)
+        return modules
+
+    def predict_context(self, src: Tensor, src_mask: Tensor) -> tuple[Encoded, Tensor]:
+        """The encoder side alone: -> (Encoded, raw interface outputs (B, K)).
+
+        Needs a context target; the raw outputs are what :meth:`ContextTarget.loss_sum` scores.
+        """
+        if self.context_head is None:
+            raise RuntimeError("predict_context needs a model built with a context target")
+        encoded = self.encoder(src, src_mask)
+        return encoded, self.context_head(encoded.context)  # (B, K)
 
     def encode(self, src: Tensor, src_mask: Tensor) -> Encoded:
-        """src (B, S) ids, src_mask (B, S) bool -> Encoded."""
-        return self.encoder(src, src_mask)
+        """src (B, S) ids, src_mask (B, S) bool -> Encoded (through the interface, when there is one)."""
+        if self.context_target is None:
+            return self.encoder(src, src_mask)
+        encoded, raw = self.predict_context(src, src_mask)
+        return self.encoded_from_vector(self.context_target.activate(raw), encoded)
+
+    def encoded_from_vector(self, vector: Tensor, encoded: Optional[Encoded] = None) -> Encoded:
+        """The decoder side alone: interface vectors (B, K) -> the Encoded a decoder reads.
+
+        Without ``encoded`` (a decoder trained from given context vectors) there are no
+        per-position states: the decoder must not attend (``attention: none``).
+        """
+        if self.context_input is None:
+            raise RuntimeError("encoded_from_vector needs a model built with a context target")
+        context = self.context_input(vector)  # (B, c)
+        if encoded is not None:
+            return Encoded(states=encoded.states, mask=encoded.mask, context=context)
+        b = vector.size(0)
+        states = context.new_zeros(b, 1, self.encoder.d_model)  # (B, 1, d), never attended
+        mask = torch.ones(b, 1, dtype=torch.bool, device=vector.device)
+        return Encoded(states=states, mask=mask, context=context)
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: -> logits (B, T, tgt_vocab)."""
@@ -56,7 +118,8 @@ def build_model(
     - ``share_embeddings``: one embedding table for source and target (the vocabularies must
       be the same size, i.e. joint);
     - ``tie_embeddings``: the decoder's output projection is its input embedding;
-    - ``context_dim=0`` -> d_model; ``embed_dropout<0`` -> dropout.
+    - ``context_dim=0`` -> d_model; ``embed_dropout<0`` -> dropout;
+    - ``context_target_dim>0``: an interface vector between the halves (see ``context.py``).
 
     Initialisation: embeddings N(0, d^-0.5) with a zero padding row; Xavier uniform for the
     Transformer layers' Linear weights (zero biases); PyTorch defaults for GRU modules.
@@ -112,4 +175,7 @@ def build_model(
     else:
         raise ValueError(f"unknown decoder '{cfg.decoder}' (transformer or gru)")
 
-    return Seq2SeqModel(encoder, decoder, pad_id)
+    context_target = None
+    if cfg.context_target_dim:
+        context_target = ContextTarget(cfg.context_target_dim, cfg.context_target_blocks, cfg.context_target_loss)
+    return Seq2SeqModel(encoder, decoder, pad_id, context_target)

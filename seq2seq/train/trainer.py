@@ -30,10 +30,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from seq2seq.checkpoint import load_trainer_state, load_weights, resolve_checkpoint, save_checkpoint
+from seq2seq.checkpoint import (
+    load_part,
+    load_trainer_state,
+    load_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, Example, TokenBudgetBatchSampler, collate, encode_pairs
-from seq2seq.data.loading import ParallelText, load_parallel
+from seq2seq.data.context_targets import load_context_targets
+from seq2seq.data.loading import ParallelText, load_parallel, resolve_path
 from seq2seq.data.tokenizer import PAD_ID, TokenizerPair
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
@@ -91,13 +98,31 @@ def set_seed(seed: int) -> None:
 
 
 def freeze_parts(model: Seq2SeqModel, parts: list[str]) -> None:
-    """``train.freeze``: names of submodules (``encoder``, ``decoder``, ...) to keep fixed."""
+    """``train.freeze``: parts (``encoder``, ``decoder``; see ``Seq2SeqModel.PARTS``) or other
+    submodules to keep fixed: no gradient, and they run forward-only in eval mode (no dropout)."""
     for name in parts:
-        module = getattr(model, name, None)
-        if not isinstance(module, torch.nn.Module):
-            raise ConfigError(f"train.freeze: the model has no part named '{name}' (try encoder or decoder)")
-        for p in module.parameters():
-            p.requires_grad_(False)
+        try:
+            modules = model.part(name)
+        except KeyError:
+            raise ConfigError(f"train.freeze: the model has no part named '{name}' (try encoder or decoder)") from None
+        for module in modules:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def frozen(modules: list[torch.nn.Module]) -> bool:
+    """True when none of ``modules`` has a trainable parameter."""
+    return not any(p.requires_grad for m in modules for p in m.parameters())
+
+
+def train_mode(model: Seq2SeqModel) -> None:
+    """``model.train()``, except that frozen parts stay in eval mode (forward only)."""
+    model.train()
+    for part in model.PARTS:
+        modules = model.part(part)
+        if frozen(modules):
+            for m in modules:
+                m.eval()
 
 
 class Trainer:
@@ -139,16 +164,62 @@ class Trainer:
     def _build_tokenizers(self, train: ParallelText) -> TokenizerPair:
         if self.resume:
             return TokenizerPair.load(resolve_checkpoint(self.out / "last"))
-        log.info("training SentencePiece (%s, vocab %d) on %d sentence pairs",
-                 self.cfg.tokenizer.model_type, self.cfg.tokenizer.vocab_size, len(train.src))
-        return TokenizerPair.build(self.cfg.tokenizer, train.src, train.tgt)
+        t, tok = self.cfg.train, self.cfg.tokenizer
+
+        def build(src_texts: list[str], tgt_texts: list[str]) -> TokenizerPair:
+            if not tok.model:
+                log.info("training SentencePiece (%s, vocab %d) on %d sentence pairs",
+                         tok.model_type, tok.vocab_size, len(src_texts))
+            return TokenizerPair.build(tok, src_texts, tgt_texts)
+
+        # A part loaded from another checkpoint brings its side's SentencePiece model: ids must
+        # mean the same tokens as when it was trained.
+        given = {side: TokenizerPair.load(resolve_checkpoint(path))
+                 for side, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)) if path}
+        if not given:
+            return build(train.src, train.tgt)
+        src = given["encoder"].src if "encoder" in given else None
+        tgt = given["decoder"].tgt if "decoder" in given else None
+        if tok.joint:
+            for side, pair in given.items():
+                if not pair.joint:
+                    raise ConfigError(f"train.init_{side}: that checkpoint has separate source and target "
+                                      "vocabularies; set tokenizer.joint=false")
+            if src is not None and tgt is not None and src.fingerprint != tgt.fingerprint:
+                raise ConfigError(
+                    f"train.init_encoder ({t.init_encoder}) and train.init_decoder ({t.init_decoder}) use "
+                    "different SentencePiece models, which a joint vocabulary (tokenizer.joint=true) cannot hold"
+                )
+            src = tgt = src or tgt
+        if tok.model:
+            mine = build([], [])
+            for side, theirs, own in (("encoder", src, mine.src), ("decoder", tgt, mine.tgt)):
+                if theirs is not None and theirs.fingerprint != own.fingerprint:
+                    raise ConfigError(
+                        f"train.init_{side}: the checkpoint's SentencePiece model differs from tokenizer.model "
+                        f"({tok.model}); token ids would not match. Leave tokenizer.model empty to use the "
+                        "checkpoint's."
+                    )
+            src, tgt = src or mine.src, tgt or mine.tgt
+        elif src is None or tgt is None:
+            built = build(train.src, train.tgt)
+            src, tgt = src or built.src, tgt or built.tgt
+        return TokenizerPair(src) if tok.joint else TokenizerPair(src, tgt)
 
     def _build_model(self, tokenizers: TokenizerPair) -> Seq2SeqModel:
+        t = self.cfg.train
         try:
             model = build_model(self.cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
-        freeze_parts(model, self.cfg.train.freeze)
+        if not self.resume:
+            for part, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)):
+                if path:
+                    load_part(model, path, part)
+                    log.info("%s initialised from %s", part, path)
+        # Staged training: the half that is not trained is frozen (and never run).
+        unused = {"encoder": ["decoder"], "decoder": ["encoder"]}.get(t.stage, [])
+        freeze_parts(model, [*t.freeze, *unused])
         return model.to(self.device)
 
     def _build_optimizer(self, model: Seq2SeqModel) -> torch.optim.Optimizer:
@@ -162,32 +233,70 @@ class Trainer:
             kwargs["fused"] = True
         return cls(params, **kwargs)
 
+    def _context_targets(self, name: str, split: ParallelText) -> Optional[np.ndarray]:
+        """The split's context target vectors (stages ``encoder``/``decoder``), else None."""
+        if self.cfg.train.stage == "joint":
+            return None
+        key = "context_targets" if name == "train" else "valid_context_targets"
+        path = getattr(self.cfg.data, key)
+        if not path:
+            raise ConfigError(f"train.stage={self.cfg.train.stage} needs data.{key} (one vector per line of {split.name})")
+        return load_context_targets(resolve_path(self.cfg.data, path), len(split), self.cfg.model.context_target_dim)
+
+    def _forward(self, model: Seq2SeqModel, batch: Batch, label_smoothing: float) -> tuple[Any, Any, int, Any]:
+        """The stage's loss on one batch: ``(loss_sum, nll_sum, n_terms, correct or None)``.
+
+        joint: label-smoothed NLL of the target tokens; a frozen encoder runs without autograd.
+        encoder: the context target loss of the encoder's interface output (``correct``: (B,) bool).
+        decoder: NLL of the target tokens given the context target vectors.
+        """
+        stage = self.cfg.train.stage
+        with self.autocast:
+            if stage == "encoder":
+                _, raw = model.predict_context(batch.src, batch.src_mask)
+                loss, n, correct = model.context_target.loss_sum(raw, batch.context)
+                return loss, loss.detach(), n, correct
+            if stage == "decoder":
+                encoded = model.encoded_from_vector(batch.context.to(next(model.parameters()).dtype))
+            elif frozen(model.part("encoder")):
+                with torch.no_grad():
+                    encoded = model.encode(batch.src, batch.src_mask)
+            else:
+                encoded = model.encode(batch.src, batch.src_mask)
+            logits = model.decoder(batch.tgt_in, encoded)
+        loss, nll, n = label_smoothed_nll(logits, batch.tgt_out, label_smoothing, PAD_ID)
+        return loss, nll, n, None
+
     # ------------------------------------------------------------- validation
     @torch.no_grad()
-    def _valid_loss(self, model: Seq2SeqModel, batches: list[Batch]) -> float:
+    def _valid_loss(self, model: Seq2SeqModel, batches: list[Batch]) -> dict[str, float]:
         model.eval()
-        nll_sum, n_tok = 0.0, 0
+        loss_sum, n_terms, correct, rows = 0.0, 0, 0, 0
         for batch in batches:
-            batch = batch.to(self.device)
-            with self.autocast:
-                logits = model(batch.src, batch.src_mask, batch.tgt_in)
-            _, nll, n = label_smoothed_nll(logits, batch.tgt_out, 0.0, PAD_ID)
-            nll_sum += float(nll)
-            n_tok += n
-        model.train()
-        return nll_sum / max(1, n_tok)
+            _, loss, n, hits = self._forward(model, batch.to(self.device), 0.0)
+            loss_sum += float(loss)
+            n_terms += n
+            if hits is not None:
+                correct += int(hits.sum())
+                rows += len(batch)
+        train_mode(model)
+        result = {"valid_loss": loss_sum / max(1, n_terms)}
+        if self.cfg.train.stage == "encoder":
+            result["valid_context_accuracy"] = 100.0 * correct / max(1, rows)
+        else:
+            result["valid_ppl"] = math.exp(min(result["valid_loss"], 50.0))
+        return result
 
     def _validate(
         self, model: Seq2SeqModel, tokenizers: TokenizerPair, valid: ParallelText, batches: list[Batch]
     ) -> dict[str, float]:
-        loss = self._valid_loss(model, batches)
-        result = {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
-        if self.cfg.train.valid_bleu or self.metric != "loss":
+        result = self._valid_loss(model, batches)
+        if self.cfg.train.stage == "joint" and (self.cfg.train.valid_bleu or self.metric != "loss"):
             n = self.cfg.train.valid_max_sentences or len(valid.src)
             translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions)
             with self.autocast:
                 hyps = translator.translate(valid.src[:n], beam=1)
-            model.train()
+            train_mode(model)
             refs = valid.tgt[:n]
             result["valid_bleu"] = bleu(hyps, refs).score
             result["valid_exact_match"] = exact_match(hyps, refs)
@@ -230,7 +339,6 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         self._prepare_output_dir()
         set_seed(t.seed)
-        started = time.time()
 
         train_text, valid_text = self._load_data()
         tokenizers = self._build_tokenizers(train_text)
@@ -238,6 +346,7 @@ class Trainer:
             train_text, tokenizers, cfg.data.max_src_tokens, cfg.data.max_tgt_tokens, cfg.data.min_tokens
         )
         log.info("training data %s: %s", train_text.name, stats.summary())
+        train_targets = self._context_targets("train", train_text)
         if not examples:
             raise Seq2SeqError(f"no training pairs left after filtering {train_text.name} ({stats.summary()})")
         valid_batches: list[Batch] = []
@@ -248,7 +357,8 @@ class Trainer:
             valid_examples = [e for e in valid_examples if e.src and e.tgt]
             vs = TokenBudgetBatchSampler([len(e.src) for e in valid_examples], [len(e.tgt) + 1 for e in valid_examples],
                                          max_tokens=t.max_tokens, shuffle=False)
-            valid_batches = [collate([valid_examples[i] for i in b]) for b in vs.batches(0)]
+            valid_targets = self._context_targets("valid", valid_text)
+            valid_batches = [collate([valid_examples[i] for i in b], valid_targets) for b in vs.batches(0)]
 
         model = self._build_model(tokenizers)
         optimizer = self._build_optimizer(model)
@@ -273,8 +383,8 @@ class Trainer:
         sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) + 1 for e in examples],
                                           max_tokens=t.max_tokens, max_sentences=t.max_sentences,
                                           shuffle=True, seed=t.seed)
-        stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, valid_text,
-                          valid_batches, progress, logbook, started)
+        stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, train_targets, valid_text,
+                          valid_batches, progress, logbook)
         seconds = progress["seconds"]
         logbook.write(event="end", step=progress["step"], reason=stop, best=progress["best_score"], seconds=seconds)
         log.info("done (%s) after %d updates, %.0f s; best valid %s = %s; checkpoints in %s",
@@ -303,12 +413,12 @@ class Trainer:
                  progress["epoch"], progress["batches_done"])
         return progress
 
-    def _loop(self, model, tokenizers, optimizer, schedule, sampler, examples: list[Example],
-              valid_text, valid_batches, progress, logbook: JsonlLog, started: float) -> str:
+    def _loop(self, model, tokenizers, optimizer, schedule, sampler, examples: list[Example], train_targets,
+              valid_text, valid_batches, progress, logbook: JsonlLog) -> str:
         t = self.cfg.train
         higher = HIGHER_IS_BETTER[self.metric]
         params = [p for p in model.parameters() if p.requires_grad]
-        model.train()
+        train_mode(model)
         window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": time.time()}
         accumulated_tokens = 0
         micro = 0
@@ -351,10 +461,8 @@ class Trainer:
             bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
                        unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
             for positions in batches[progress["batches_done"]:]:
-                batch = collate([examples[i] for i in positions]).to(self.device)
-                with self.autocast:
-                    logits = model(batch.src, batch.src_mask, batch.tgt_in)
-                loss, nll, n_tok = label_smoothed_nll(logits, batch.tgt_out, t.label_smoothing, PAD_ID)
+                batch = collate([examples[i] for i in positions], train_targets).to(self.device)
+                loss, nll, n_tok, _ = self._forward(model, batch, t.label_smoothing)
                 loss.backward()
                 window["loss"] += float(loss.detach())
                 window["nll"] += float(nll.detach())
