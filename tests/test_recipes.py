@@ -1,0 +1,100 @@
+"""The recipes' data generation, and small, fast versions of the digits and staged recipes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from num2words import num2words
+
+from seq2seq.data import read_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes" / "digits_to_words"))
+from number_data import balance_lengths, sample_numbers, write_splits  # noqa: E402
+
+
+def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_sample_numbers_is_deterministic_distinct_and_covers_every_length():
+    numbers = sample_numbers(5000, seed=3)
+    assert numbers == sample_numbers(5000, seed=3)
+    assert numbers != sample_numbers(5000, seed=4)
+    assert len(set(numbers)) == len(numbers)
+    assert all(0 <= n <= 999_999_999 for n in numbers)
+    lengths = {len(str(n)) for n in numbers}
+    assert lengths == set(range(1, 10))
+    nine_digit = sum(len(str(n)) == 9 for n in numbers)
+    assert nine_digit < 0.2 * len(numbers)  # not the 90% that uniform sampling would give
+    # A prefix of a longer draw is the shorter draw: sizes nest.
+    assert sample_numbers(100, seed=3) == numbers[:100]
+
+
+def test_balance_lengths_repeats_only_rare_lengths():
+    numbers = list(range(10)) + list(range(1000, 1100))
+    balanced = balance_lengths(numbers)
+    assert balanced.count(5) == 10 and balanced.count(1000) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_splits_are_disjoint_and_targets_are_num2words_verbatim(tmp_path, lang):
+    paths = write_splits(tmp_path, lang, {"train": 600, "valid": 100, "test": 300}, seed=5)
+    numbers = {}
+    for split, path in paths.items():
+        rows = [line.split("\t") for line in read_lines(path)]
+        assert all(len(r) == 2 for r in rows)
+        for digits, words in rows:
+            assert words == num2words(int(digits), lang=lang)
+            assert digits == str(int(digits))  # plain numerals, no separators
+        numbers[split] = {int(r[0]) for r in rows}
+    assert not numbers["train"] & numbers["test"]
+    assert not numbers["train"] & numbers["valid"]
+    assert not numbers["valid"] & numbers["test"]
+    assert len(numbers["test"]) == 300
+    if lang == "ko":
+        assert num2words(4021, lang="ko") == "사천이십일"
+
+
+def test_digits_recipe_small(tmp_path):
+    out = tmp_path / "run"
+    run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "300",
+               "--valid-size", "50", "--test-size", "100", "--set", "train.max_steps=40", "--set",
+               "train.max_minutes=0", "--set", "model.d_model=32", "--set", "train.progress=false")
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_numbers"] == 100 and 0.0 <= results["exact_match"] <= 100.0
+    assert sum(results["errors_by_digits"].values()) == results["errors"]
+    translated = subprocess.run([sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(out / "best")],
+                                input="4021\n\n7\n", capture_output=True, text=True, timeout=120)
+    assert translated.returncode == 0, translated.stderr
+    assert len(translated.stdout.splitlines()) == 3
+
+
+def test_staged_recipe_small(tmp_path):
+    out = tmp_path / "sweep"
+    result = run_script("recipes/staged_vs_end2end/run.py", "--output", str(out), "--sizes", "150", "300",
+                        "--seeds", "1", "2", "--updates", "12", "--valid-size", "40", "--test-size", "60",
+                        "--jobs", "1", "--threads", "1", "--set", "model.d_model=24")
+    root = out / "en"
+    rows = json.loads((root / "results.json").read_text())["rows"]
+    assert [(r["train_size"], r["regime"]) for r in rows] == [
+        (size, regime) for size in (150, 300) for regime in ("end-to-end", "staged", "staged + fine-tuning")]
+    assert all(len(r["scores"]) == 2 for r in rows)
+    table = (root / "results.md").read_text()
+    assert table.count("\n| 150 |") == 3 and "staged + fine-tuning" in result.stdout
+    png = (root / "results.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # Training sets nest: the smaller is a prefix of the larger (before balancing repeats).
+    small = {line.split("\t")[0] for line in read_lines(root / "data" / "150" / "train.tsv")}
+    large = {line.split("\t")[0] for line in read_lines(root / "data" / "300" / "train.tsv")}
+    test = {line.split("\t")[0] for line in read_lines(root / "data" / "300" / "test.tsv")}
+    assert small < large and not large & test
+    # A finished sweep is not run again: the same table comes back in about a second.
+    run_script("recipes/staged_vs_end2end/run.py", "--output", str(out), "--sizes", "150", "300",
+                       "--seeds", "1", "2", "--updates", "12", "--valid-size", "40", "--test-size", "60",
+                       "--jobs", "1", "--threads", "1", "--set", "model.d_model=24")
+    assert (root / "results.md").read_text() == table
