@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> dict:
         "train_seconds": round(result.seconds, 1),
         "updates": result.steps,
         "decode_seconds": round(decode_seconds, 1),
+        "parameters": sum(p.numel() for p in translator.model.parameters()),
         "beam": args.beam,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -365,7 +365,7 @@ class Trainer:
         schedule = LRSchedule(optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor,
                               t.plateau_patience, t.min_lr)
         progress: dict[str, Any] = {"step": 0, "epoch": 0, "batches_done": 0, "best_score": None,
-                                    "bad_validations": 0, "skipped_updates": 0, "seconds": 0.0}
+                                    "best_loss": math.inf, "bad_validations": 0, "skipped_updates": 0, "seconds": 0.0}
         if self.resume:
             progress = self._restore(model, optimizer, schedule, progress)
         else:
@@ -441,9 +441,13 @@ class Trainer:
             if result:
                 score = self._score(result)
                 best = progress["best_score"]
-                improved = best is None or (score > best if higher else score < best)
+                # A tie on the metric (e.g. 100% exact match again) goes to the lower loss.
+                improved = best is None or (score > best if higher else score < best) or (
+                    score == best and result["valid_loss"] < progress["best_loss"]
+                )
                 if improved:
                     progress["best_score"] = score
+                    progress["best_loss"] = result["valid_loss"]
                     progress["bad_validations"] = 0
                 else:
                     progress["bad_validations"] += 1
