@@ -104,7 +104,8 @@ class Translator:
         ids = self._encode_sources(lines)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         batches = list(self._batches(ids, batch_tokens or self.search.batch_tokens))
-        for positions in tqdm(batches, desc="translate", unit="batch", disable=not progress, leave=False):
+        for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
+                              disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
             src, src_mask = src.to(self.device), src_mask.to(self.device)
             hyps: list[list[Hypothesis]] = generate(
