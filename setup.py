@@ -22,7 +22,7 @@ setup(
         "numpy>=1.23",
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4"],
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5"],  # matplotlib: the recipes' plots are tested
         "plot": ["matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["seq2seq=seq2seq.cli:main"]},
