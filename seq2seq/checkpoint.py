@@ -30,7 +30,7 @@ from seq2seq import CHECKPOINT_FORMAT, __version__
 from seq2seq.config import Config, config_from_dict
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import CheckpointError, ConfigError
-from seq2seq.models import Seq2SeqModel, build_model
+from seq2seq.models import Composite, build_classifier, build_model
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -67,7 +67,7 @@ def _sha256(path: Path) -> str:
 
 def save_checkpoint(
     directory: str | Path,
-    model: Seq2SeqModel,
+    model: Composite,
     cfg: Config,
     tokenizers: TokenizerPair,
     trainer_state: Optional[dict[str, Any]] = None,
@@ -174,8 +174,12 @@ def verify_hashes(directory: Path) -> None:
 
 def load_checkpoint(
     directory: str | Path, device: str | torch.device = "cpu"
-) -> tuple[Seq2SeqModel, Config, TokenizerPair, dict[str, Any]]:
-    """Rebuild (model, config, tokenizers, metadata) from a checkpoint directory, in eval mode."""
+) -> tuple[Composite, Config, TokenizerPair, dict[str, Any]]:
+    """Rebuild (model, config, tokenizers, metadata) from a checkpoint directory, in eval mode.
+
+    The model is a :class:`Seq2SeqModel` (translation, autoencoder) or a :class:`Classifier`
+    (``task: classification``; ``metadata["labels"]`` are its label texts).
+    """
     path = resolve_checkpoint(directory)
     meta = verify_checkpoint(path)
     try:
@@ -183,13 +187,19 @@ def load_checkpoint(
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
     tokenizers = TokenizerPair.load(path)
-    model = build_model(cfg.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
+    if cfg.task == "classification":
+        labels = meta.get("labels")
+        if not isinstance(labels, list) or len(labels) < 2:
+            raise CheckpointError(f"{path / CONFIG}: a classifier checkpoint needs its 'labels' list")
+        model: Composite = build_classifier(cfg.model, meta["src_vocab_size"], len(labels))
+    else:
+        model = build_model(cfg.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
     load_weights(model, path, device)
     model.to(device).eval()
     return model, cfg, tokenizers, meta
 
 
-def load_weights(model: Seq2SeqModel, directory: Path, device: str | torch.device = "cpu") -> None:
+def load_weights(model: Composite, directory: Path, device: str | torch.device = "cpu") -> None:
     """Load ``directory/model.safetensors`` into ``model`` in place; every tensor must match."""
     try:
         missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False, device=str(device))
@@ -216,26 +226,30 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
 
 
 def load_part(
-    model: Seq2SeqModel, directory: str | Path, part: str
+    model: Composite, directory: str | Path, part: str
 ) -> tuple[Config, TokenizerPair]:
-    """Copy the ``encoder`` or ``decoder`` part (see ``Seq2SeqModel.PARTS``) of the checkpoint
-    in ``directory`` into ``model``; return that checkpoint's config and tokenizers.
+    """Copy the ``encoder`` or ``decoder`` part (see ``PARTS`` of the model classes) of the
+    checkpoint in ``directory`` into ``model``; return that checkpoint's config and tokenizers.
 
-    Every tensor of the part must have the same shape in both models. With shared source/target
-    embeddings the table belongs to both parts: the part loaded last wins.
+    The encoder of any checkpoint (translation, autoencoder, classifier) loads into any model
+    with the same encoder architecture. Every tensor of the part must have the same shape in
+    both models. With shared source/target embeddings the table belongs to both parts: the part
+    loaded last wins.
     """
-    if part not in Seq2SeqModel.PARTS:
-        raise ValueError(f"part must be one of {', '.join(Seq2SeqModel.PARTS)}, got '{part}'")
+    if part not in model.PARTS or part not in ("encoder", "decoder"):
+        raise ValueError(f"part must be one of encoder, decoder (of this model), got '{part}'")
     source, cfg, tokenizers, _ = load_checkpoint(directory)
-    for name in Seq2SeqModel.PARTS[part]:
-        target, given = getattr(model, name), getattr(source, name)
+    if part not in source.PARTS:
+        raise CheckpointError(f"cannot load a {part} from {directory}: that checkpoint ({cfg.task}) has none")
+    for name in model.PARTS[part]:
+        target, given = getattr(model, name, None), getattr(source, name, None)
         if target is None and given is None:
             continue
         if target is None or given is None:
             has, lacks = ("the checkpoint", "this model") if target is None else ("this model", "the checkpoint")
+            why = "model.bottleneck differs" if name == "bottleneck" else "model.context_target_dim differs"
             raise CheckpointError(
-                f"cannot load the {part} of {directory}: {has} has a '{name}' and {lacks} does not "
-                "(model.context_target_dim differs)"
+                f"cannot load the {part} of {directory}: {has} has a '{name}' and {lacks} does not ({why})"
             )
         try:
             target.load_state_dict(given.state_dict())

@@ -51,6 +51,10 @@ class DataConfig:
     # whitespace-separated numbers per example. Relative names are resolved against ``path``.
     context_targets: str = ""
     valid_context_targets: str = ""
+    # task autoencoder: one sentence per line (text: the file itself, or PREFIX.SRC_LANG;
+    # tsv: the first column); task classification: ``sentence<TAB>label`` (tsv) or the
+    # columns SRC_LANG (text) and TGT_LANG (label) of a jsonl/disk/hub dataset.
+    skip_header: bool = False  # tsv: the first line is a header (e.g. "sentence<TAB>label")
 
 
 @dataclass
@@ -102,6 +106,12 @@ class ModelConfig:
     context_target_dim: int = 0
     context_target_blocks: int = 1
     context_target_loss: str = "ce"  # ce | mse
+    # The context vector's form (autoencoders): plain (the encoder's vector); variational
+    # (z = mu + sigma * eps, KL to N(0, I)); binary (sigmoid code layer with Gaussian noise in
+    # training, rounded to bits at inference: semantic hashing). The size is context_dim.
+    bottleneck: str = "plain"
+    binary_noise: float = 1.0  # std of the noise added before the sigmoid while training
+    classifier_hidden: int = 0  # task classification: hidden layer of the head (0: a linear head)
 
 
 @dataclass
@@ -134,7 +144,9 @@ class TrainConfig:
     valid_every: int = 0  # steps between validations; 0: once per epoch
     valid_bleu: bool = True  # also decode the validation set (greedy) and compute BLEU
     valid_max_sentences: int = 0  # 0: the whole validation set
-    early_stop_metric: str = "bleu"  # bleu | loss | exact_match
+    # auto: bleu (translation, autoencoder: BLEU of the greedy reconstruction), accuracy
+    # (classification); or loss | exact_match
+    early_stop_metric: str = "auto"
     patience: int = 10  # validations without improvement before stopping; 0: never
     keep_last: int = 2  # step checkpoints kept besides best and last
     log_every: int = 100
@@ -150,6 +162,26 @@ class TrainConfig:
 
 
 @dataclass
+class AutoencoderConfig:
+    """Task ``autoencoder``: input noise (denoising) and the variational objective.
+
+    Noise applies to the encoder's input while training only; the target is the clean
+    sentence, and nothing is noised at validation or inference.
+    """
+
+    drop: float = 0.1  # probability of deleting each input token
+    mask: float = 0.1  # probability of replacing each input token with <unk>
+    shuffle: float = 0.0  # probability that a sentence is locally shuffled ...
+    shuffle_distance: int = 3  # ... with no token moving more than this many positions
+    # Variational (model.bottleneck=variational): loss = reconstruction + weight(step) * KL,
+    # weight rising from 0 to kl_weight over kl_anneal_steps updates (linear or logistic).
+    kl_schedule: str = "logistic"  # linear | logistic | constant
+    kl_anneal_steps: int = 10000
+    kl_weight: float = 1.0
+    word_dropout: float = 0.0  # decoder inputs replaced with <unk> (Bowman et al. 2016)
+
+
+@dataclass
 class SearchConfig:
     """Decoding defaults (the CLI's --beam etc. override them)."""
 
@@ -162,12 +194,13 @@ class SearchConfig:
 
 @dataclass
 class Config:
-    task: str = "translation"
+    task: str = "translation"  # translation | autoencoder | classification
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,8 +276,18 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
-    """Build a :class:`Config` from nested dicts, checking every key and type."""
+    """Build a :class:`Config` from nested dicts, checking every key and type.
+
+    ``auto`` values that depend on the task are resolved here, so a saved config is explicit:
+    an autoencoder's ``model.attention=auto`` is ``none`` (with attention the decoder could copy
+    the input and the context vector would learn nothing), and ``train.early_stop_metric=auto``
+    is ``accuracy`` for classification, ``bleu`` otherwise.
+    """
     cfg = _build(Config, values, "")
+    if cfg.task == "autoencoder" and cfg.model.attention == "auto":
+        cfg.model.attention = "none"
+    if cfg.train.early_stop_metric == "auto":
+        cfg.train.early_stop_metric = "accuracy" if cfg.task == "classification" else "bleu"
     validate(cfg)
     return cfg
 
@@ -318,7 +361,10 @@ _CHOICES = {
     "train.optimizer": ("adam", "adamw"),
     "train.scheduler": ("inverse_sqrt", "plateau", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
-    "train.early_stop_metric": ("bleu", "loss", "exact_match"),
+    "train.early_stop_metric": ("bleu", "loss", "exact_match", "accuracy"),
+    "task": ("translation", "autoencoder", "classification"),
+    "model.bottleneck": ("plain", "variational", "binary"),
+    "autoencoder.kl_schedule": ("linear", "logistic", "constant"),
     "train.stage": ("joint", "encoder", "decoder"),
     "model.context_target_loss": ("ce", "mse"),
 }
@@ -327,8 +373,8 @@ _CHOICES = {
 def validate(cfg: Config) -> None:
     """Check values that types alone cannot (choices, ranges, combinations)."""
     for key, choices in _CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
+        *section, name = key.split(".")
+        value = getattr(getattr(cfg, section[0]) if section else cfg, name)
         if value not in choices:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got '{value}'")
     m = cfg.model
@@ -360,8 +406,29 @@ def validate(cfg: Config) -> None:
                 "a context target (model.context_target_dim > 0) needs model.attention=none: with "
                 "attention the decoder reads the encoder's states and bypasses the context vector"
             )
+    if m.bottleneck != "plain" and m.context_target_dim:
+        raise ConfigError(f"model.bottleneck={m.bottleneck} cannot be combined with a context target")
+    if m.binary_noise < 0 or m.classifier_hidden < 0:
+        raise ConfigError("model.binary_noise and model.classifier_hidden must be >= 0")
+    a = cfg.autoencoder
+    for key in ("drop", "mask", "shuffle", "word_dropout"):
+        if not 0.0 <= getattr(a, key) < 1.0:
+            raise ConfigError(f"config key 'autoencoder.{key}' is a probability: it must be in [0, 1)")
+    if a.shuffle_distance < 1 or a.kl_anneal_steps < 1 or a.kl_weight < 0:
+        raise ConfigError("autoencoder.shuffle_distance and kl_anneal_steps must be >= 1, kl_weight >= 0")
+    if (cfg.train.early_stop_metric == "accuracy") != (cfg.task == "classification"):
+        raise ConfigError(
+            f"train.early_stop_metric={cfg.train.early_stop_metric} does not fit task={cfg.task} "
+            "(accuracy is the classification metric; use auto)"
+        )
+    if cfg.task != "translation" and not cfg.tokenizer.joint:
+        raise ConfigError(f"task={cfg.task} has one language: it needs tokenizer.joint=true")
+    if cfg.task == "classification" and m.context_target_dim:
+        raise ConfigError("task=classification does not use a context target (model.context_target_dim)")
     t = cfg.train
     if t.stage != "joint":
+        if cfg.task != "translation":
+            raise ConfigError(f"train.stage={t.stage} is for task=translation (staged training)")
         if not m.context_target_dim:
             raise ConfigError(f"train.stage={t.stage} needs a context target: set model.context_target_dim")
         if not cfg.data.context_targets:

@@ -13,7 +13,8 @@ from seq2seq.data.batching import (
     encode_pairs,
 )
 from seq2seq.data.context_targets import load_context_targets
-from seq2seq.data.loading import ParallelText, load_parallel
+from seq2seq.data.loading import ParallelText, load_labelled, load_monolingual, load_parallel
+from seq2seq.data.noise import add_noise, local_shuffle, word_dropout
 from seq2seq.data.textio import check_text_file, read_lines
 from seq2seq.data.tokenizer import (
     BOS_ID,
@@ -40,7 +41,12 @@ __all__ = [
     "collate",
     "collate_source",
     "encode_pairs",
+    "add_noise",
     "load_context_targets",
+    "load_labelled",
+    "load_monolingual",
     "load_parallel",
+    "local_shuffle",
     "read_lines",
+    "word_dropout",
 ]

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from seq2seq.data.loading import ParallelText
-from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SpmTokenizer, TokenizerPair
+from seq2seq.errors import DataError
 
 
 @dataclass
@@ -113,6 +114,36 @@ def encode_pairs(
         else:
             examples.append(Example(i, s, t))
     return examples, FilterStats(len(examples), empty, too_long, total, too_short=too_short)
+
+
+def encode_labelled(
+    text: ParallelText,
+    tokenizer: SpmTokenizer,
+    label_ids: dict[str, int],
+    max_src_tokens: int,
+    drop: bool = True,
+) -> tuple[list[Example], FilterStats]:
+    """Tokenize labelled sentences (``text.tgt`` holds the labels) into examples whose ``tgt`` is
+    ``[label id]``. Empty sentences are dropped (``drop=True``) or kept empty; longer ones are
+    dropped or truncated. A label missing from ``label_ids`` is a DataError naming it."""
+    ids = tokenizer.encode_batch(text.src)
+    examples: list[Example] = []
+    empty = too_long = truncated = 0
+    for i, (s, label) in enumerate(zip(ids, text.tgt)):
+        if label not in label_ids:
+            known = ", ".join(sorted(label_ids))
+            raise DataError(f"{text.name}: example {i + 1} has the label '{label}', unknown to the "
+                            f"training data (labels: {known})")
+        if not s and drop:
+            empty += 1
+            continue
+        if max_src_tokens > 0 and len(s) > max_src_tokens:
+            if drop:
+                too_long += 1
+                continue
+            s, truncated = s[:max_src_tokens], truncated + 1
+        examples.append(Example(i, s, [label_ids[label]]))
+    return examples, FilterStats(len(examples), empty, too_long, len(ids), truncated=truncated)
 
 
 class TokenBudgetBatchSampler:

@@ -11,6 +11,7 @@ one)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import tempfile
 from collections.abc import Iterator
@@ -296,3 +297,68 @@ def load_parallel(cfg: DataConfig, split: str) -> ParallelText:
     if not split:
         raise DataError(f"no split given for data.format={cfg.format} (empty file name/split)")
     return _LOADERS[cfg.format](cfg, split)
+
+
+# ------------------------------------------------------------------ autoencoders and classifiers
+def _tsv_rows(cfg: DataConfig, file: str, columns: int, layout: str) -> tuple[Path, list[list[str]]]:
+    """The rows of a TSV file (without the header line when ``cfg.skip_header``); every row must
+    have ``columns`` fields (``columns=0``: any number, at least one)."""
+    path = resolve_path(cfg, file)
+    lines = _strip_cr(read_lines(path))
+    start = 1 if cfg.skip_header else 0
+    rows = []
+    for n, line in enumerate(lines[start:], start=start + 1):
+        parts = line.split("\t")
+        if columns and len(parts) != columns:
+            raise DataError(f"{path}:{n}: expected '{layout}' (exactly {columns - 1} TAB), found {len(parts) - 1} TABs"
+                            + (" (is the first line a header? set data.skip_header=true)" if n == 1 else ""))
+        rows.append(parts)
+    return path, rows
+
+
+def load_monolingual(cfg: DataConfig, split: str) -> ParallelText:
+    """One split of monolingual text for an autoencoder, as pairs (sentence, the same sentence).
+
+    ``text``: ``split`` is a file (plain or .gz) or a prefix completed with ``.SRC_LANG``;
+    ``tsv``: the first column; ``jsonl``/``disk``/``hub``: the column (or translation key)
+    ``data.src_lang``. Empty lines are kept, so line ``i`` is pair ``i``.
+    """
+    if not split:
+        raise DataError(f"no split given for data.format={cfg.format} (empty file name/split)")
+    if cfg.format == "text":
+        base = resolve_path(cfg, split)
+        tried = [base, Path(f"{base}.{cfg.src_lang}"), Path(f"{base}.{cfg.src_lang}.gz")]
+        found = next((p for p in tried if p.is_file()), None)
+        if found is None:
+            raise DataError(f"data file not found: tried {', '.join(map(str, tried))} (check data.path and the split)")
+        lines = _strip_cr(read_lines(found))
+        return ParallelText(src=lines, tgt=list(lines), name=str(found))
+    if cfg.format == "tsv":
+        path, rows = _tsv_rows(cfg, split, 0, "sentence")
+        lines = [r[0] for r in rows]
+        return ParallelText(src=lines, tgt=list(lines), name=str(path))
+    one_column = dataclasses.replace(cfg, tgt_lang=cfg.src_lang)
+    text = load_parallel(one_column, split)
+    return ParallelText(src=text.src, tgt=list(text.src), name=text.name)
+
+
+def load_labelled(cfg: DataConfig, split: str) -> ParallelText:
+    """One split of labelled sentences for a classifier, as pairs (sentence, label text).
+
+    ``tsv``: ``sentence<TAB>label`` lines (``data.skip_header`` for a header line);
+    ``jsonl``/``disk``/``hub``: the columns ``data.src_lang`` (sentence) and ``data.tgt_lang``
+    (label, as text).
+    """
+    if not split:
+        raise DataError(f"no split given for data.format={cfg.format} (empty file name/split)")
+    if cfg.format == "tsv":
+        path, rows = _tsv_rows(cfg, split, 2, "sentence<TAB>label")
+        labels = [r[1].strip() for r in rows]
+        for n, label in enumerate(labels, start=2 if cfg.skip_header else 1):
+            if not label:
+                raise DataError(f"{path}:{n}: the label (second column) is empty")
+        return ParallelText(src=[r[0] for r in rows], tgt=labels, name=str(path))
+    if cfg.format == "text":
+        raise DataError("task=classification reads data.format=tsv (sentence<TAB>label) or jsonl/disk/hub columns")
+    text = load_parallel(cfg, split)
+    return ParallelText(src=text.src, tgt=[t.strip() for t in text.tgt], name=text.name)

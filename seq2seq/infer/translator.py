@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from seq2seq.config import SearchConfig
 from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, TokenizerPair
+from seq2seq.errors import CheckpointError
 from seq2seq.infer.search import Hypothesis, generate
 from seq2seq.models import Seq2SeqModel
 
@@ -61,6 +62,9 @@ class Translator:
 
         dev = resolve_device(device)
         model, cfg, tokenizers, _ = load_checkpoint(directory, dev)
+        if not isinstance(model, Seq2SeqModel):
+            raise CheckpointError(f"{directory} is a {cfg.task} checkpoint: it has no decoder to generate with "
+                                  "(use 'seq2seq classify' or 'seq2seq encode')")
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
         return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions)
 

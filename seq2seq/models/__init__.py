@@ -5,6 +5,8 @@ This package knows nothing of files, data loading, training or search.
 """
 
 from seq2seq.models.attention import BahdanauAttention, LuongAttention, MultiHeadAttention
+from seq2seq.models.bottleneck import Bottleneck
+from seq2seq.models.classifier import Classifier
 from seq2seq.models.decoders import GRUDecoder, TransformerDecoder
 from seq2seq.models.embeddings import (
     LearnedPositions,
@@ -14,11 +16,28 @@ from seq2seq.models.embeddings import (
     make_positions,
 )
 from seq2seq.models.encoders import GRUEncoder, TransformerEncoder, masked_pool
-from seq2seq.models.seq2seq import Seq2SeqModel, build_model, resolve_attention, resolve_pooling
-from seq2seq.models.types import Decoder, Encoded, Encoder, lengths_from_mask, padding_mask
+from seq2seq.models.seq2seq import (
+    Seq2SeqModel,
+    build_classifier,
+    build_encoder,
+    build_model,
+    resolve_attention,
+    resolve_pooling,
+)
+from seq2seq.models.types import (
+    Composite,
+    Decoder,
+    Encoded,
+    Encoder,
+    lengths_from_mask,
+    padding_mask,
+)
 
 __all__ = [
     "BahdanauAttention",
+    "Bottleneck",
+    "Classifier",
+    "Composite",
     "Decoder",
     "Encoded",
     "Encoder",
@@ -32,6 +51,8 @@ __all__ = [
     "TransformerDecoder",
     "TransformerEmbedding",
     "TransformerEncoder",
+    "build_classifier",
+    "build_encoder",
     "build_model",
     "lengths_from_mask",
     "make_embedding",

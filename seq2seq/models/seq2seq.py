@@ -8,25 +8,28 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.config import ModelConfig
+from seq2seq.models.bottleneck import Bottleneck
+from seq2seq.models.classifier import Classifier
 from seq2seq.models.context import ContextTarget
 from seq2seq.models.decoders import GRUDecoder, TransformerDecoder
 from seq2seq.models.embeddings import make_embedding
 from seq2seq.models.encoders import GRUEncoder, TransformerEncoder
-from seq2seq.models.types import Decoder, Encoded, Encoder
+from seq2seq.models.types import Composite, Decoder, Encoded, Encoder
 
 
-class Seq2SeqModel(nn.Module):
+class Seq2SeqModel(Composite):
     """An encoder and a decoder. Training calls ``forward``; search calls ``encode`` once and
     then ``decoder.init_state`` / ``decoder.step``.
 
     With a :class:`ContextTarget` the halves meet through a K-dimensional interface vector
     (``context_head`` on the encoder side, ``context_input`` on the decoder side; see
-    ``context.py``), which staged training fits to given vectors.
+    ``context.py``), which staged training fits to given vectors. With a :class:`Bottleneck`
+    (autoencoders) the context vector is a variational sample or a binary code.
     """
 
     # The model's two halves as lists of submodule names: what ``train.freeze`` freezes and
     # what loading an encoder or a decoder from another checkpoint copies.
-    PARTS = {"encoder": ("encoder", "context_head"), "decoder": ("context_input", "decoder")}
+    PARTS = {"encoder": ("encoder", "context_head", "bottleneck"), "decoder": ("context_input", "decoder")}
 
     def __init__(
         self,
@@ -34,25 +37,19 @@ class Seq2SeqModel(nn.Module):
         decoder: Decoder,
         pad_id: int = 0,
         context_target: Optional[ContextTarget] = None,
+        bottleneck: Optional[Bottleneck] = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.pad_id = pad_id
         self.context_target = context_target
+        self.bottleneck = bottleneck
         self.context_head: Optional[nn.Linear] = None
         self.context_input: Optional[nn.Linear] = None
         if context_target is not None:
             self.context_head = nn.Linear(encoder.context_dim, context_target.dim)
             self.context_input = nn.Linear(context_target.dim, encoder.context_dim)
-
-    def part(self, name: str) -> list[nn.Module]:
-        """The submodules of part ``name`` (``encoder``, ``decoder``, or any submodule's name)."""
-        names = self.PARTS.get(name, (name,))
-        modules = [m for m in (getattr(self, n, None) for n in names) if isinstance(m, nn.Module)]
-        if not modules:
-            raise KeyError(name)
-        return modules
 
     def predict_context(self, src: Tensor, src_mask: Tensor) -> tuple[Encoded, Tensor]:
         """The encoder side alone: -> (Encoded, raw interface outputs (B, K)).
@@ -65,11 +62,35 @@ class Seq2SeqModel(nn.Module):
         return encoded, self.context_head(encoded.context)  # (B, K)
 
     def encode(self, src: Tensor, src_mask: Tensor) -> Encoded:
-        """src (B, S) ids, src_mask (B, S) bool -> Encoded (through the interface, when there is one)."""
-        if self.context_target is None:
-            return self.encoder(src, src_mask)
-        encoded, raw = self.predict_context(src, src_mask)
-        return self.encoded_from_vector(self.context_target.activate(raw), encoded)
+        """src (B, S) ids, src_mask (B, S) bool -> Encoded (through the interface or bottleneck)."""
+        return self.encode_with_kl(src, src_mask)[0]
+
+    def encode_with_kl(self, src: Tensor, src_mask: Tensor) -> tuple[Encoded, Optional[Tensor]]:
+        """Like :meth:`encode`, plus the KL term (B,) of a variational bottleneck (else None)."""
+        if self.context_target is not None:
+            encoded, raw = self.predict_context(src, src_mask)
+            return self.encoded_from_vector(self.context_target.activate(raw), encoded), None
+        encoded = self.encoder(src, src_mask)
+        if self.bottleneck is None:
+            return encoded, None
+        z, kl = self.bottleneck(encoded.context)  # (B, c), (B,) or None
+        return Encoded(states=encoded.states, mask=encoded.mask, context=z), kl
+
+    def context_vectors(self, src: Tensor, src_mask: Tensor) -> Tensor:
+        """(B, S) ids -> (B, c) deterministic sentence vectors: the context vector (mu for a
+        variational bottleneck, code probabilities for a binary one)."""
+        if self.context_target is not None:
+            return self.encode(src, src_mask).context
+        context = self.encoder(src, src_mask).context
+        return context if self.bottleneck is None else self.bottleneck.features(context)
+
+    def decoder_input(self, context: Tensor) -> Encoded:
+        """An :class:`Encoded` holding only a context vector (B, c) (e.g. sampled from the prior),
+        for decoders without attention: the states are a single zero position, never read."""
+        b = context.size(0)
+        states = context.new_zeros(b, 1, self.encoder.d_model)  # (B, 1, d)
+        mask = torch.ones(b, 1, dtype=torch.bool, device=context.device)
+        return Encoded(states=states, mask=mask, context=context)
 
     def encoded_from_vector(self, vector: Tensor, encoded: Optional[Encoded] = None) -> Encoded:
         """The decoder side alone: interface vectors (B, K) -> the Encoded a decoder reads.
@@ -82,10 +103,7 @@ class Seq2SeqModel(nn.Module):
         context = self.context_input(vector)  # (B, c)
         if encoded is not None:
             return Encoded(states=encoded.states, mask=encoded.mask, context=context)
-        b = vector.size(0)
-        states = context.new_zeros(b, 1, self.encoder.d_model)  # (B, 1, d), never attended
-        mask = torch.ones(b, 1, dtype=torch.bool, device=vector.device)
-        return Encoded(states=states, mask=mask, context=context)
+        return self.decoder_input(context)
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: -> logits (B, T, tgt_vocab)."""
@@ -125,7 +143,6 @@ def build_model(
     Transformer layers' Linear weights (zero biases); PyTorch defaults for GRU modules.
     """
     attention = resolve_attention(cfg)
-    pooling = resolve_pooling(cfg)
     context_dim = cfg.context_dim or cfg.d_model
     embed_dropout = cfg.dropout if cfg.embed_dropout < 0 else cfg.embed_dropout
     d = cfg.d_model
@@ -141,22 +158,7 @@ def build_model(
     else:
         tgt_emb = make_embedding(tgt_vocab_size, d, pad_id)
 
-    encoder: Encoder
-    if cfg.encoder == "gru":
-        encoder = GRUEncoder(
-            src_vocab_size, d, cfg.enc_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
-            context_dim=context_dim, pooling=pooling, pad_id=pad_id, embedding=src_emb,
-            embed_dropout=embed_dropout,
-        )  # fmt: skip
-    elif cfg.encoder == "transformer":
-        encoder = TransformerEncoder(
-            src_vocab_size, d, cfg.enc_layers, cfg.heads, cfg.ffn_dim, dropout=cfg.dropout,
-            attention_dropout=cfg.attention_dropout, positions=cfg.positions,
-            max_positions=cfg.max_positions, context_dim=context_dim, pooling=pooling, pad_id=pad_id,
-            embedding=src_emb, embed_dropout=embed_dropout,
-        )  # fmt: skip
-    else:
-        raise ValueError(f"unknown encoder '{cfg.encoder}' (transformer or gru)")
+    encoder = build_encoder(cfg, src_vocab_size, pad_id, src_emb)
 
     decoder: Decoder
     if cfg.decoder == "gru":
@@ -178,4 +180,45 @@ def build_model(
     context_target = None
     if cfg.context_target_dim:
         context_target = ContextTarget(cfg.context_target_dim, cfg.context_target_blocks, cfg.context_target_loss)
-    return Seq2SeqModel(encoder, decoder, pad_id, context_target)
+    return Seq2SeqModel(encoder, decoder, pad_id, context_target, build_bottleneck(cfg))
+
+
+def build_bottleneck(cfg: ModelConfig) -> Optional[Bottleneck]:
+    """The context vector's bottleneck module (None for ``plain``)."""
+    if cfg.bottleneck == "plain":
+        return None
+    return Bottleneck(cfg.bottleneck, cfg.context_dim or cfg.d_model, cfg.binary_noise)
+
+
+def build_encoder(cfg: ModelConfig, src_vocab_size: int, pad_id: int = 0,
+                  embedding: Optional[nn.Embedding] = None) -> Encoder:
+    """The encoder ``cfg`` describes (its embedding table given, or a new one)."""
+    pooling = resolve_pooling(cfg)
+    context_dim = cfg.context_dim or cfg.d_model
+    embed_dropout = cfg.dropout if cfg.embed_dropout < 0 else cfg.embed_dropout
+    d = cfg.d_model
+    src_emb = embedding if embedding is not None else make_embedding(src_vocab_size, d, pad_id)
+    encoder: Encoder
+    if cfg.encoder == "gru":
+        encoder = GRUEncoder(
+            src_vocab_size, d, cfg.enc_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
+            context_dim=context_dim, pooling=pooling, pad_id=pad_id, embedding=src_emb,
+            embed_dropout=embed_dropout,
+        )  # fmt: skip
+    elif cfg.encoder == "transformer":
+        encoder = TransformerEncoder(
+            src_vocab_size, d, cfg.enc_layers, cfg.heads, cfg.ffn_dim, dropout=cfg.dropout,
+            attention_dropout=cfg.attention_dropout, positions=cfg.positions,
+            max_positions=cfg.max_positions, context_dim=context_dim, pooling=pooling, pad_id=pad_id,
+            embedding=src_emb, embed_dropout=embed_dropout,
+        )  # fmt: skip
+    else:
+        raise ValueError(f"unknown encoder '{cfg.encoder}' (transformer or gru)")
+    return encoder
+
+
+def build_classifier(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_id: int = 0) -> Classifier:
+    """A classifier: the encoder (and bottleneck) ``cfg`` describes, and a head with
+    ``cfg.classifier_hidden`` hidden units (0: linear) over ``num_labels`` labels."""
+    encoder = build_encoder(cfg, vocab_size, pad_id)
+    return Classifier(encoder, num_labels, build_bottleneck(cfg), cfg.classifier_hidden, cfg.dropout)

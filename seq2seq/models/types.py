@@ -90,6 +90,24 @@ class Decoder(nn.Module, ABC):
         return {k: (v if k == "static" and not static else pick(v)) for k, v in state.items()}
 
 
+class Composite(nn.Module):
+    """A model made of named parts (``PARTS``: part name -> submodule attribute names).
+
+    Parts are what ``train.freeze`` freezes and what loading an encoder or decoder from another
+    checkpoint copies; attributes that are None are skipped.
+    """
+
+    PARTS: dict[str, tuple[str, ...]] = {}
+
+    def part(self, name: str) -> list[nn.Module]:
+        """The submodules of part ``name`` (a key of ``PARTS``, or any submodule's name)."""
+        names = self.PARTS.get(name, (name,))
+        modules = [m for m in (getattr(self, n, None) for n in names) if isinstance(m, nn.Module)]
+        if not modules:
+            raise KeyError(name)
+        return modules
+
+
 def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     """(batch, len) ids -> (batch, len) bool, True at real tokens."""
     return ids.ne(pad_id)

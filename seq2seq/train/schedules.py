@@ -88,3 +88,22 @@ class LRSchedule:
         self.bad_validations = int(state["bad_validations"])
         self.lr = float(state["lr"])
         self._apply()
+
+
+def kl_weight(step: int, schedule: str, anneal_steps: int, max_weight: float = 1.0) -> float:
+    """Weight of the KL term at update ``step`` (variational autoencoders, Bowman et al. 2016).
+
+    - ``linear``: rises from 0 to ``max_weight`` over ``anneal_steps`` updates;
+    - ``logistic``: ``max_weight / (1 + exp(-k (step - anneal_steps / 2)))`` with
+      ``k = 10 / anneal_steps``: about 0.7% of the maximum at step 0, half at the midpoint,
+      99.3% at ``anneal_steps``;
+    - ``constant``: ``max_weight`` from the start (no annealing).
+    """
+    if schedule == "constant":
+        return max_weight
+    if schedule == "linear":
+        return max_weight * min(1.0, step / max(1, anneal_steps))
+    if schedule == "logistic":
+        x = 10.0 / max(1, anneal_steps) * (step - anneal_steps / 2)
+        return max_weight / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+    raise ValueError(f"unknown KL schedule '{schedule}' (linear, logistic or constant)")

@@ -38,20 +38,51 @@ from seq2seq.checkpoint import (
     save_checkpoint,
 )
 from seq2seq.config import Config
-from seq2seq.data.batching import Batch, Example, TokenBudgetBatchSampler, collate, encode_pairs
+from seq2seq.data.batching import (
+    Batch,
+    Example,
+    TokenBudgetBatchSampler,
+    collate,
+    encode_labelled,
+    encode_pairs,
+)
 from seq2seq.data.context_targets import load_context_targets
-from seq2seq.data.loading import ParallelText, load_parallel, resolve_path
-from seq2seq.data.tokenizer import PAD_ID, TokenizerPair
+from seq2seq.data.loading import (
+    ParallelText,
+    load_labelled,
+    load_monolingual,
+    load_parallel,
+    resolve_path,
+)
+from seq2seq.data.noise import add_noise, word_dropout
+from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
 from seq2seq.metrics import bleu, exact_match
-from seq2seq.models import Seq2SeqModel, build_model
+from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
 from seq2seq.train.losses import label_smoothed_nll
-from seq2seq.train.schedules import LRSchedule
+from seq2seq.train.schedules import LRSchedule, kl_weight
 
 log = logging.getLogger("seq2seq.train")
 
-HIGHER_IS_BETTER = {"bleu": True, "exact_match": True, "loss": False}
+HIGHER_IS_BETTER = {"bleu": True, "exact_match": True, "accuracy": True, "loss": False}
+
+ATTENTION_WARNING = (
+    "model.attention=%s in an autoencoder: the decoder can copy the input through attention, so "
+    "the context vector need not learn anything. Set model.attention=none (the default for "
+    "task=autoencoder) unless that is what you want."
+)
+
+
+@dataclass
+class StepLoss:
+    """What one forward pass gives the loop; every sum runs over ``n`` terms."""
+
+    loss: torch.Tensor  # the objective (sum)
+    nll: torch.Tensor  # its plain negative log-likelihood part (sum)
+    n: int  # target tokens (or sentences for a classifier, context blocks for stage=encoder)
+    correct: Optional[torch.Tensor] = None  # (B,) bool per sentence (classifier, stage=encoder)
+    kl: Optional[torch.Tensor] = None  # KL sum of a variational bottleneck (nats, over sentences)
 
 
 @dataclass
@@ -97,7 +128,7 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def freeze_parts(model: Seq2SeqModel, parts: list[str]) -> None:
+def freeze_parts(model: Composite, parts: list[str]) -> None:
     """``train.freeze``: parts (``encoder``, ``decoder``; see ``Seq2SeqModel.PARTS``) or other
     submodules to keep fixed: no gradient, and they run forward-only in eval mode (no dropout)."""
     for name in parts:
@@ -115,7 +146,7 @@ def frozen(modules: list[torch.nn.Module]) -> bool:
     return not any(p.requires_grad for m in modules for p in m.parameters())
 
 
-def train_mode(model: Seq2SeqModel) -> None:
+def train_mode(model: Composite) -> None:
     """``model.train()``, except that frozen parts stay in eval mode (forward only)."""
     model.train()
     for part in model.PARTS:
@@ -130,7 +161,9 @@ class Trainer:
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
         self.cfg = cfg
+        self.task = cfg.task
         self.resume = resume
+        self.labels: list[str] = []  # classification: label texts, index = class id
         self.out = Path(cfg.train.output_dir)
         self.device = resolve_device(cfg.train.device)
         self.metric = cfg.train.early_stop_metric
@@ -157,9 +190,28 @@ class Trainer:
 
     def _load_data(self) -> tuple[ParallelText, Optional[ParallelText]]:
         d = self.cfg.data
-        train = load_parallel(d, d.train)
-        valid = load_parallel(d, d.valid) if d.valid else None
+        load = {"translation": load_parallel, "autoencoder": load_monolingual, "classification": load_labelled}[self.task]
+        train = load(d, d.train)
+        valid = load(d, d.valid) if d.valid else None
         return train, valid
+
+    def _label_set(self, train: ParallelText) -> list[str]:
+        """Classification: the labels (sorted; numerically when all are integers)."""
+        if self.resume:
+            meta = json.loads((resolve_checkpoint(self.out / "last") / "config.json").read_text(encoding="utf-8"))
+            return list(meta["labels"])
+        labels = sorted(set(train.tgt), key=lambda x: (0, int(x), x) if x.lstrip("-").isdigit() else (1, 0, x))
+        if len(labels) < 2:
+            raise Seq2SeqError(f"{train.name}: a classifier needs at least two labels, found {labels}")
+        return labels
+
+    def _encode(self, text: ParallelText, tokenizers: TokenizerPair, drop: bool):
+        d = self.cfg.data
+        if self.task == "classification":
+            label_ids = {label: i for i, label in enumerate(self.labels)}
+            return encode_labelled(text, tokenizers.src, label_ids, d.max_src_tokens, drop=drop)
+        return encode_pairs(text, tokenizers, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens if drop else 0,
+                            drop=drop)
 
     def _build_tokenizers(self, train: ParallelText) -> TokenizerPair:
         if self.resume:
@@ -176,8 +228,10 @@ class Trainer:
         # mean the same tokens as when it was trained.
         given = {side: TokenizerPair.load(resolve_checkpoint(path))
                  for side, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)) if path}
+        # Autoencoders and classifiers have one language: train on the sentences only.
+        tgt_texts = train.tgt if self.task == "translation" else []
         if not given:
-            return build(train.src, train.tgt)
+            return build(train.src, tgt_texts)
         src = given["encoder"].src if "encoder" in given else None
         tgt = given["decoder"].tgt if "decoder" in given else None
         if tok.joint:
@@ -202,16 +256,23 @@ class Trainer:
                     )
             src, tgt = src or mine.src, tgt or mine.tgt
         elif src is None or tgt is None:
-            built = build(train.src, train.tgt)
+            built = build(train.src, tgt_texts)
             src, tgt = src or built.src, tgt or built.tgt
         return TokenizerPair(src) if tok.joint else TokenizerPair(src, tgt)
 
-    def _build_model(self, tokenizers: TokenizerPair) -> Seq2SeqModel:
-        t = self.cfg.train
+    def _build_model(self, tokenizers: TokenizerPair) -> Composite:
+        t, m = self.cfg.train, self.cfg.model
+        if self.task == "autoencoder" and m.attention != "none":
+            log.warning(ATTENTION_WARNING, m.attention)
         try:
-            model = build_model(self.cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
+            if self.task == "classification":
+                model: Composite = build_classifier(m, tokenizers.src.vocab_size, len(self.labels), PAD_ID)
+            else:
+                model = build_model(m, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
+        if self.task == "classification" and t.init_decoder:
+            raise ConfigError("train.init_decoder: a classifier has no decoder (use train.init_encoder)")
         if not self.resume:
             for part, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)):
                 if path:
@@ -243,55 +304,89 @@ class Trainer:
             raise ConfigError(f"train.stage={self.cfg.train.stage} needs data.{key} (one vector per line of {split.name})")
         return load_context_targets(resolve_path(self.cfg.data, path), len(split), self.cfg.model.context_target_dim)
 
-    def _forward(self, model: Seq2SeqModel, batch: Batch, label_smoothing: float) -> tuple[Any, Any, int, Any]:
-        """The stage's loss on one batch: ``(loss_sum, nll_sum, n_terms, correct or None)``.
+    def _forward(self, model: Composite, batch: Batch, label_smoothing: float, step: int = 0) -> StepLoss:
+        """The task's (and stage's) loss on one batch; see :class:`StepLoss`.
 
-        joint: label-smoothed NLL of the target tokens; a frozen encoder runs without autograd.
-        encoder: the context target loss of the encoder's interface output (``correct``: (B,) bool).
+        joint: label-smoothed NLL of the target tokens (an autoencoder's variational bottleneck
+        adds the annealed KL term, and its decoder inputs get word dropout while training);
+        a frozen encoder runs without autograd.
+        encoder: the context target loss of the encoder's interface output.
         decoder: NLL of the target tokens given the context target vectors.
+        classification: cross-entropy of the labels (``batch.tgt_out[:, 0]``).
         """
         stage = self.cfg.train.stage
+        encoder_frozen = frozen(model.part("encoder"))
         with self.autocast:
+            if self.task == "classification":
+                with torch.no_grad() if encoder_frozen else nullcontext():
+                    features = model.context_vectors(batch.src, batch.src_mask)
+                logits = model.head(features).unsqueeze(1)  # (B, 1, labels)
+                labels = batch.tgt_out[:, :1]  # (B, 1)
+                loss, nll, n = label_smoothed_nll(logits, labels, label_smoothing, -1)
+                return StepLoss(loss, nll, n, correct=logits[:, 0].argmax(-1).eq(labels[:, 0]))
             if stage == "encoder":
                 _, raw = model.predict_context(batch.src, batch.src_mask)
                 loss, n, correct = model.context_target.loss_sum(raw, batch.context)
-                return loss, loss.detach(), n, correct
+                return StepLoss(loss, loss.detach(), n, correct=correct)
+            kl = None
+            tgt_in = batch.tgt_in
             if stage == "decoder":
                 encoded = model.encoded_from_vector(batch.context.to(next(model.parameters()).dtype))
-            elif frozen(model.part("encoder")):
-                with torch.no_grad():
-                    encoded = model.encode(batch.src, batch.src_mask)
             else:
-                encoded = model.encode(batch.src, batch.src_mask)
-            logits = model.decoder(batch.tgt_in, encoded)
+                with torch.no_grad() if encoder_frozen else nullcontext():
+                    encoded, kl = model.encode_with_kl(batch.src, batch.src_mask)
+                if self.task == "autoencoder" and model.training:
+                    tgt_in = word_dropout(tgt_in, self.cfg.autoencoder.word_dropout, UNK_ID, (PAD_ID, BOS_ID))
+            logits = model.decoder(tgt_in, encoded)
         loss, nll, n = label_smoothed_nll(logits, batch.tgt_out, label_smoothing, PAD_ID)
-        return loss, nll, n, None
+        if kl is not None:
+            kl = kl.sum()
+            a = self.cfg.autoencoder
+            loss = loss + kl_weight(step, a.kl_schedule, a.kl_anneal_steps, a.kl_weight) * kl
+        return StepLoss(loss, nll, n, kl=kl)
+
+    def _noised(self, examples: list[Example], epoch: int, batch_number: int) -> list[Example]:
+        """Autoencoders: the examples with noisy sources (clean targets). The noise depends only
+        on (seed, epoch, batch), so a resumed run sees the same noise."""
+        a = self.cfg.autoencoder
+        if self.task != "autoencoder" or not (a.drop or a.mask or a.shuffle):
+            return examples
+        rng = np.random.default_rng([self.cfg.train.seed, epoch, batch_number])
+        return [Example(e.index, add_noise(e.src, rng, a.drop, a.mask, a.shuffle, a.shuffle_distance, UNK_ID), e.tgt)
+                for e in examples]
 
     # ------------------------------------------------------------- validation
     @torch.no_grad()
-    def _valid_loss(self, model: Seq2SeqModel, batches: list[Batch]) -> dict[str, float]:
+    def _valid_loss(self, model: Composite, batches: list[Batch]) -> dict[str, float]:
         model.eval()
-        loss_sum, n_terms, correct, rows = 0.0, 0, 0, 0
+        loss_sum, n_terms, correct, rows, kl_sum = 0.0, 0, 0, 0, 0.0
         for batch in batches:
-            _, loss, n, hits = self._forward(model, batch.to(self.device), 0.0)
-            loss_sum += float(loss)
-            n_terms += n
-            if hits is not None:
-                correct += int(hits.sum())
-                rows += len(batch)
+            out = self._forward(model, batch.to(self.device), 0.0)
+            loss_sum += float(out.nll)
+            n_terms += out.n
+            rows += len(batch)
+            if out.correct is not None:
+                correct += int(out.correct.sum())
+            if out.kl is not None:
+                kl_sum += float(out.kl)
         train_mode(model)
         result = {"valid_loss": loss_sum / max(1, n_terms)}
-        if self.cfg.train.stage == "encoder":
+        if self.task == "classification":
+            result["valid_accuracy"] = 100.0 * correct / max(1, rows)
+        elif self.cfg.train.stage == "encoder":
             result["valid_context_accuracy"] = 100.0 * correct / max(1, rows)
         else:
             result["valid_ppl"] = math.exp(min(result["valid_loss"], 50.0))
+        if self.cfg.model.bottleneck == "variational" and self.task == "autoencoder":
+            result["valid_kl"] = kl_sum / max(1, rows)  # nats per sentence
         return result
 
     def _validate(
         self, model: Seq2SeqModel, tokenizers: TokenizerPair, valid: ParallelText, batches: list[Batch]
     ) -> dict[str, float]:
         result = self._valid_loss(model, batches)
-        if self.cfg.train.stage == "joint" and (self.cfg.train.valid_bleu or self.metric != "loss"):
+        if (self.task != "classification" and self.cfg.train.stage == "joint"
+                and (self.cfg.train.valid_bleu or self.metric != "loss")):
             n = self.cfg.train.valid_max_sentences or len(valid.src)
             translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions)
             with self.autocast:
@@ -304,7 +399,7 @@ class Trainer:
 
     def _score(self, result: dict[str, float]) -> float:
         return {"bleu": result.get("valid_bleu"), "exact_match": result.get("valid_exact_match"),
-                "loss": result["valid_loss"]}[self.metric]
+                "accuracy": result.get("valid_accuracy"), "loss": result["valid_loss"]}[self.metric]
 
     # ------------------------------------------------------------ checkpoints
     def _trainer_state(self, optimizer, schedule, progress: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +417,9 @@ class Trainer:
 
     def _save(self, model, tokenizers, optimizer, schedule, progress, improved: bool) -> None:
         state = self._trainer_state(optimizer, schedule, progress)
-        extra = {"step": progress["step"], "epoch": progress["epoch"]}
+        extra: dict[str, Any] = {"step": progress["step"], "epoch": progress["epoch"]}
+        if self.task == "classification":
+            extra["labels"] = self.labels
         last = save_checkpoint(self.out / "last", model, self.cfg, tokenizers, state, extra)
         if improved:
             save_checkpoint(self.out / "best", model, self.cfg, tokenizers, None, extra)
@@ -341,19 +438,17 @@ class Trainer:
         set_seed(t.seed)
 
         train_text, valid_text = self._load_data()
+        if self.task == "classification":
+            self.labels = self._label_set(train_text)
         tokenizers = self._build_tokenizers(train_text)
-        examples, stats = encode_pairs(
-            train_text, tokenizers, cfg.data.max_src_tokens, cfg.data.max_tgt_tokens, cfg.data.min_tokens
-        )
+        examples, stats = self._encode(train_text, tokenizers, drop=True)
         log.info("training data %s: %s", train_text.name, stats.summary())
         train_targets = self._context_targets("train", train_text)
         if not examples:
             raise Seq2SeqError(f"no training pairs left after filtering {train_text.name} ({stats.summary()})")
         valid_batches: list[Batch] = []
         if valid_text is not None:
-            valid_examples, _ = encode_pairs(
-                valid_text, tokenizers, cfg.data.max_src_tokens, cfg.data.max_tgt_tokens, 0, drop=False
-            )
+            valid_examples, _ = self._encode(valid_text, tokenizers, drop=False)
             valid_examples = [e for e in valid_examples if e.src and e.tgt]
             vs = TokenBudgetBatchSampler([len(e.src) for e in valid_examples], [len(e.tgt) + 1 for e in valid_examples],
                                          max_tokens=t.max_tokens, shuffle=False)
@@ -373,8 +468,11 @@ class Trainer:
             (self.out / "config.yaml").write_text(cfg.to_json(), encoding="utf-8")
 
         n_params = sum(p.numel() for p in model.parameters())
-        log.info("model: %s encoder + %s decoder (attention %s), %.2fM parameters, device %s, %s",
-                 cfg.model.encoder, cfg.model.decoder, cfg.model.attention, n_params / 1e6, self.device,
+        what = (f"{cfg.model.encoder} encoder + classifier head ({len(self.labels)} labels)"
+                if isinstance(model, Classifier) else
+                f"{cfg.model.encoder} encoder + {cfg.model.decoder} decoder (attention {cfg.model.attention})")
+        log.info("task %s: %s, %.2fM parameters (%.2fM trainable), device %s, %s", self.task, what, n_params / 1e6,
+                 sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, self.device,
                  "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
         logbook = JsonlLog(self.out / "train_log.jsonl")
         logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
@@ -419,7 +517,7 @@ class Trainer:
         higher = HIGHER_IS_BETTER[self.metric]
         params = [p for p in model.parameters() if p.requires_grad]
         train_mode(model)
-        window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": time.time()}
+        window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": time.time()}
         accumulated_tokens = 0
         micro = 0
         seconds_before = progress["seconds"]
@@ -465,11 +563,15 @@ class Trainer:
             bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
                        unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
             for positions in batches[progress["batches_done"]:]:
-                batch = collate([examples[i] for i in positions], train_targets).to(self.device)
-                loss, nll, n_tok, _ = self._forward(model, batch, t.label_smoothing)
-                loss.backward()
-                window["loss"] += float(loss.detach())
-                window["nll"] += float(nll.detach())
+                chosen = self._noised([examples[i] for i in positions], progress["epoch"], progress["batches_done"])
+                batch = collate(chosen, train_targets).to(self.device)
+                out = self._forward(model, batch, t.label_smoothing, progress["step"])
+                out.loss.backward()
+                n_tok = out.n
+                window["loss"] += float(out.loss.detach())
+                window["nll"] += float(out.nll.detach())
+                window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
+                window["sentences"] += len(batch)
                 window["tokens"] += n_tok
                 accumulated_tokens += n_tok
                 micro += 1
@@ -495,12 +597,18 @@ class Trainer:
                     now = time.time()
                     tok = max(1, window["tokens"])
                     rate = window["tokens"] / max(1e-9, now - window["time"])
+                    extra: dict[str, float] = {}
+                    if self.cfg.model.bottleneck == "variational" and self.task == "autoencoder":
+                        a = self.cfg.autoencoder
+                        extra = {"kl": window["kl"] / max(1, window["sentences"]),  # nats per sentence
+                                 "kl_weight": kl_weight(progress["step"], a.kl_schedule, a.kl_anneal_steps, a.kl_weight)}
                     logbook.write(event="train", step=progress["step"], epoch=progress["epoch"],
                                   loss=window["loss"] / tok, nll=window["nll"] / tok,
-                                  ppl=math.exp(min(window["nll"] / tok, 50.0)), lr=schedule.lr,
+                                  ppl=math.exp(min(window["nll"] / tok, 50.0)), **extra, lr=schedule.lr,
                                   tokens_per_s=rate, grad_norm=float(norm), seconds=elapsed())
-                    bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", lr=f"{schedule.lr:.2e}", tok_s=f"{rate:.0f}")
-                    window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "time": now}
+                    bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", lr=f"{schedule.lr:.2e}", tok_s=f"{rate:.0f}",
+                                    **{k: f"{v:.3g}" for k, v in extra.items()})
+                    window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": now}
                 if t.valid_every and progress["step"] % t.valid_every == 0:
                     if validate_and_save("interval"):
                         bar.close()
