@@ -164,6 +164,14 @@ def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> d
     return meta
 
 
+def weights_hash(directory: str | Path) -> str:
+    """The sha256 of a checkpoint's weights (from its manifest): identifies the model."""
+    path = resolve_checkpoint(directory)
+    verify_checkpoint(path)
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    return str(manifest[WEIGHTS]["sha256"])
+
+
 def verify_hashes(directory: Path) -> None:
     """Full integrity check (sha256 of every file) — slower than the size check in verify_checkpoint."""
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))

@@ -67,7 +67,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
     from seq2seq.train.trainer import Trainer
 
-    cfg = load_config(args.config, args.set)
+    task = getattr(args, "task", None)  # pretrain / classify-train: the task they are for
+    cfg = load_config(args.config, args.set, default_task=task)
+    if task and cfg.task != task:
+        raise Seq2SeqError(f"{args.config} says task: {cfg.task}; 'seq2seq {args.command}' trains task {task} "
+                           f"(use 'seq2seq train' for any task)")
     result = Trainer(cfg, resume=args.resume).fit()
     print(f"best valid {result.metric}: {result.best_score}  ({result.steps} updates, {result.seconds:.0f} s)")
     print(f"checkpoints: {result.output_dir / 'best'} and {result.output_dir / 'last'}")
@@ -147,6 +151,163 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _autoencoder(args: argparse.Namespace):
+    from seq2seq.infer.autoencoder import Autoencoder
+
+    return Autoencoder.from_checkpoint(args.checkpoint, device=args.device)
+
+
+def _write_npy(path: str, array) -> None:
+    """Save a .npy file atomically (temporary name, then rename)."""
+    import numpy as np
+
+    target = Path(path)
+    if target.is_dir():
+        raise Seq2SeqError(f"--output {target} is a directory; give a file name")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npy")
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise Seq2SeqError(f"cannot write {target}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    ae = _autoencoder(args)
+    lines = _read_input_lines(args.input)
+    outputs = ae.reconstruct(lines, beam=args.beam, progress=not args.quiet)
+    with _atomic_output(args.output) as out:
+        out.writelines(_clean_line(text) + "\n" for text in outputs)
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    if not args.output:
+        raise Seq2SeqError("--output FILE.npy is required (where to write the vectors)")
+    ae = _autoencoder(args)
+    lines = _read_input_lines(args.input)
+    if args.bits:
+        array = ae.codes(lines, progress=not args.quiet).astype("uint8")
+    else:
+        array = ae.encode(lines, progress=not args.quiet)
+    _write_npy(args.output, array)
+    print(f"wrote {array.shape[0]:,} x {array.shape[1]} {'bits' if args.bits else 'vectors'} to {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    if args.threshold is not None and args.percentile is not None:
+        raise Seq2SeqError("give --threshold or --percentile, not both")
+    if args.percentile is not None and not 0 < args.percentile < 100:
+        raise Seq2SeqError("--percentile must be between 0 and 100 (e.g. 95 flags the top 5%)")
+    ae = _autoencoder(args)
+    lines = _read_input_lines(args.input)
+    scores = ae.score(lines, progress=not args.quiet)  # (N, 3): total, tokens, per token
+    per_token = scores[:, 2]
+    threshold = args.threshold
+    if args.percentile is not None and np.isfinite(per_token).any():
+        threshold = float(np.nanpercentile(per_token, args.percentile))
+    with _atomic_output(args.output) as out:
+        if threshold is not None:
+            out.write("per_token\ttotal\ttokens\tflag\n")
+        else:
+            out.write("per_token\ttotal\ttokens\n")
+        for total, tokens, mean in scores:
+            row = f"{mean:.4f}\t{total:.4f}\t{int(tokens) if np.isfinite(tokens) else 0}"
+            if threshold is not None:
+                row += "\t" + ("1" if np.isfinite(mean) and mean > threshold else "0")
+            out.write(row + "\n")
+    if threshold is not None:
+        flagged = int(np.sum(per_token > threshold))
+        print(f"threshold {threshold:.4f} nats/token: {flagged:,} of {len(lines):,} lines flagged", file=sys.stderr)
+    return 0
+
+
+def _weights_hash(checkpoint: str) -> str:
+    from seq2seq.checkpoint import weights_hash
+
+    return weights_hash(checkpoint)
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    from seq2seq.infer.hashing import CodeIndex
+
+    if not args.output:
+        raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
+    ae = _autoencoder(args)
+    lines = _read_input_lines(args.input)
+    fingerprint = _weights_hash(args.checkpoint)
+    if args.real:
+        index = CodeIndex.from_vectors(ae.encode(lines, progress=not args.quiet), lines, fingerprint)
+    else:
+        index = CodeIndex.from_codes(ae.codes(lines, progress=not args.quiet), lines, fingerprint)
+    index.save(args.output)
+    what = "context vectors (cosine)" if args.real else f"{index.bits}-bit codes"
+    print(f"indexed {len(index):,} lines as {what} in {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from seq2seq.infer.hashing import CodeIndex
+
+    if args.top is not None and args.top < 1:
+        raise Seq2SeqError("--top must be at least 1")
+    if args.radius is not None and args.radius < 0:
+        raise Seq2SeqError("--radius must be >= 0")
+    index = CodeIndex.load(args.index)
+    if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
+        raise Seq2SeqError(f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
+                           "query with the checkpoint that built it (or rebuild the index)")
+    ae = _autoencoder(args)
+    queries = _read_input_lines(args.input)
+    if index.kind == "real":
+        if args.radius is not None:
+            raise Seq2SeqError("--radius is for binary-code indexes; this one holds real vectors (use --top)")
+        vectors = ae.encode(queries)
+        results = [[(i, f"{sim:.4f}") for i, sim in index.nearest(v, args.top or 10)] for v in vectors]
+    else:
+        codes = ae.codes(queries)
+        if args.top is not None:
+            results = [[(i, str(d)) for i, d in index.rank(c, args.top)] for c in codes]
+        else:
+            radius = 2 if args.radius is None else args.radius
+            results = [[(i, str(d)) for i, d in index.lookup(c, radius)] for c in codes]
+    with _atomic_output(args.output) as out:
+        # One line per match: QUERY<TAB>DISTANCE_OR_SIMILARITY<TAB>CORPUS_LINE<TAB>TEXT (lines from 1).
+        for q, matches in enumerate(results, start=1):
+            for i, dist in matches:
+                out.write(f"{q}\t{dist}\t{i + 1}\t{_clean_line(index.lines[i])}\n")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    ae = _autoencoder(args)
+    if args.interpolate:
+        lines = ae.interpolate(args.interpolate[0], args.interpolate[1], steps=args.steps, max_len=args.max_len)
+    else:
+        if args.n < 1:
+            raise Seq2SeqError("-n must be at least 1")
+        lines = ae.sample(args.n, seed=args.seed, max_len=args.max_len)
+    with _atomic_output(args.output) as out:
+        out.writelines(_clean_line(text) + "\n" for text in lines)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    ae = _autoencoder(args)
+    lines = _read_input_lines(args.input)
+    labels, probs = ae.classify(lines, progress=not args.quiet)
+    with _atomic_output(args.output) as out:
+        for label, p in zip(labels, probs):
+            out.write(f"{label}\t{p.max():.4f}\n" if args.probability else f"{label}\n")
+    return 0
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     from seq2seq.checkpoint import join_checkpoints
 
@@ -172,25 +333,45 @@ def _add_decoding_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_encoder_flags(p: argparse.ArgumentParser, output_help: str = "output file (default: stdout)") -> None:
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint directory (e.g. runs/NAME/best)")
+    p.add_argument("--input", "-i", default=None, metavar="FILE", help="input lines (default: stdin)")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help=output_help)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_train_parser(sub, name: str, task: Optional[str], help: str, description: str) -> None:
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("config", help="YAML config file (see recipes/*/ for examples)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.lr=5e-4 (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in train.output_dir from its last checkpoint")
+    p.set_defaults(func=cmd_train, task=task)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq",
-        description="Encoder-decoder sequence models: train, translate, evaluate, join.",
+        description="Encoder-decoder sequence models: translation, sequence autoencoders, classifiers.",
         epilog="Run 'seq2seq COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"seq2seq {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model from a YAML config",
-                       description="Train a model described by a YAML config. Checkpoints go to "
-                                   "train.output_dir (best/, last/), with a JSON-lines log.")
-    p.add_argument("config", help="YAML config file (see recipes/*/ for examples)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set train.lr=5e-4 (repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in train.output_dir from its last checkpoint")
-    p.set_defaults(func=cmd_train)
+    _add_train_parser(sub, "train", None, "train a model from a YAML config (any task)",
+                      "Train a model described by a YAML config. Checkpoints go to train.output_dir "
+                      "(best/, last/), with a JSON-lines log.")
+    _add_train_parser(sub, "pretrain", "autoencoder", "train a sequence autoencoder on monolingual text",
+                      "Train a (denoising / variational / binary-code) sequence autoencoder: task "
+                      "autoencoder, the default for this command. Attention is off unless the config "
+                      "turns it on. See recipes/autoencoder/.")
+    _add_train_parser(sub, "classify-train", "classification", "train a sentence classifier (sentence<TAB>label)",
+                      "Train a classifier head on an encoder (task classification, the default for this "
+                      "command); start from a pretrained encoder with train.init_encoder and keep it fixed "
+                      "with train.freeze: [encoder].")
 
     p = sub.add_parser("translate", help="translate raw text lines with a checkpoint",
                        description="Read raw text lines (stdin or --input) and write one detokenized "
@@ -221,6 +402,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", required=True, metavar="DIR", help="checkpoint whose decoder (and target tokenizer) to take")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="directory of the joined checkpoint")
     p.set_defaults(func=cmd_join)
+
+    p = sub.add_parser("reconstruct", help="autoencoder: input lines -> reconstructed lines",
+                       description="Pass each line through the autoencoder's bottleneck and decode it.")
+    _add_decoding_flags(p)
+    p.add_argument("--input", "-i", default=None, metavar="FILE", help="input file (default: stdin)")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help="output file (default: stdout)")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("encode", help="one context vector per input line, to a .npy file",
+                       description="Write the encoder's context vector for every input line as a (lines, dim) "
+                                   "float32 .npy array, in input order (any checkpoint: autoencoder, "
+                                   "translation, classifier). Empty lines give zero vectors.")
+    _add_encoder_flags(p, "the .npy file to write (required)")
+    p.add_argument("--bits", action="store_true", help="binary codes (uint8 0/1) instead of real vectors")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("score", help="autoencoder: per-line reconstruction loss (anomaly scores)",
+                       description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line: the clean "
+                                   "line's reconstruction loss. High per-token loss = unlike the training "
+                                   "text. --threshold or --percentile adds a 0/1 flag column.")
+    _add_encoder_flags(p)
+    p.add_argument("--threshold", type=float, default=None, metavar="NATS",
+                   help="flag lines whose per-token loss is above NATS")
+    p.add_argument("--percentile", type=float, default=None, metavar="P",
+                   help="flag lines above the P-th percentile of this input's per-token losses")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("hash", help="index a corpus by binary codes (or context vectors)",
+                       description="Encode every corpus line to a binary code (model.bottleneck: binary) "
+                                   "or, with --real, to its context vector, and write an index file for "
+                                   "'seq2seq search'.")
+    _add_encoder_flags(p, "index file to write (.npz)")
+    p.add_argument("--real", action="store_true", help="index real-valued context vectors (cosine search)")
+    p.set_defaults(func=cmd_hash)
+
+    p = sub.add_parser("search", help="query an index: lines within a Hamming radius, or nearest neighbours",
+                       description="For each query line print 'QUERY<TAB>DISTANCE<TAB>LINE<TAB>TEXT' for its "
+                                   "matches (query and corpus lines numbered from 1). Binary index: the "
+                                   "lines within --radius bits (hash lookups; default 2), or the --top K "
+                                   "nearest by Hamming distance. Real index: the --top K (default 10) by "
+                                   "cosine similarity.")
+    _add_encoder_flags(p)
+    p.add_argument("--index", required=True, metavar="FILE", help="index written by 'seq2seq hash'")
+    p.add_argument("--radius", type=int, default=None, metavar="R", help="Hamming radius (binary index)")
+    p.add_argument("--top", type=int, default=None, metavar="K", help="the K nearest lines")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("sample", help="variational autoencoder: sentences from the prior, or interpolation",
+                       description="Decode sentences from z ~ N(0, I), or along the line between two "
+                                   "sentences' codes (--interpolate A B).")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint directory")
+    p.add_argument("-n", type=int, default=10, help="number of samples (default 10)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--interpolate", nargs=2, metavar=("FIRST", "SECOND"), help="two sentences")
+    p.add_argument("--steps", type=int, default=5, help="interpolation points, ends included (default 5)")
+    p.add_argument("--max-len", type=int, default=60, help="maximum output tokens")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help="output file (default: stdout)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("classify", help="classifier: one label per input line",
+                       description="Write the predicted label of every input line (classifier checkpoints).")
+    _add_encoder_flags(p)
+    p.add_argument("--probability", action="store_true", help="write 'LABEL<TAB>PROBABILITY'")
+    p.set_defaults(func=cmd_classify)
     return parser
 
 

@@ -327,8 +327,15 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
-def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[list[str]] = None) -> Config:
-    """Read a YAML config file (or start from defaults when ``path`` is None) and apply overrides."""
+def load_config(
+    path: Optional[Union[str, Path]] = None,
+    overrides: Optional[list[str]] = None,
+    default_task: Optional[str] = None,
+) -> Config:
+    """Read a YAML config file (or start from defaults when ``path`` is None) and apply overrides.
+
+    ``default_task``: the task when neither the file nor an override names one.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -341,6 +348,8 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[lis
         if not isinstance(values, dict):
             raise ConfigError(f"{p}: a config must be a mapping of sections, got {type(values).__name__}")
     apply_overrides(values, overrides or [])
+    if default_task:
+        values.setdefault("task", default_task)
     try:
         return config_from_dict(values)
     except ConfigError as e:

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from seq2seq.config import SearchConfig
 from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
-from seq2seq.data.tokenizer import BOS_ID, EOS_ID, TokenizerPair
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, SpmTokenizer, TokenizerPair
 from seq2seq.errors import CheckpointError
 from seq2seq.infer.search import Hypothesis, generate
 from seq2seq.models import Seq2SeqModel
@@ -23,6 +23,32 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def encode_sources(tokenizer: SpmTokenizer, lines: list[str], max_tokens: int) -> list[list[int]]:
+    """Token ids of each line, cut to ``max_tokens`` (with one warning counting the cut lines)."""
+    ids = tokenizer.encode_batch(lines)
+    truncated = 0
+    for i, seq in enumerate(ids):
+        if len(seq) > max_tokens:
+            ids[i] = seq[:max_tokens]
+            truncated += 1
+    if truncated:
+        warnings.warn(
+            f"{truncated} input line(s) longer than {max_tokens} subword tokens were "
+            "truncated to the model's limit",
+            stacklevel=3,
+        )
+    return ids
+
+
+def length_batches(ids: list[list[int]], batch_tokens: int) -> Iterator[list[int]]:
+    """Positions of the non-empty sequences, sorted by length and packed by token budget."""
+    nonempty = [i for i, seq in enumerate(ids) if seq]
+    lengths = [len(ids[i]) for i in nonempty]
+    sampler = TokenBudgetBatchSampler(lengths, lengths, max_tokens=batch_tokens, shuffle=False)
+    for batch in sampler.batches(0):
+        yield [nonempty[j] for j in batch]
 
 
 class Translator:
@@ -68,29 +94,6 @@ class Translator:
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
         return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions)
 
-    def _encode_sources(self, lines: list[str]) -> list[list[int]]:
-        ids = self.tokenizers.src.encode_batch(lines)
-        truncated = 0
-        for i, seq in enumerate(ids):
-            if len(seq) > self.max_src_tokens:
-                ids[i] = seq[: self.max_src_tokens]
-                truncated += 1
-        if truncated:
-            warnings.warn(
-                f"{truncated} input line(s) longer than {self.max_src_tokens} subword tokens were "
-                "truncated to the model's limit",
-                stacklevel=3,
-            )
-        return ids
-
-    def _batches(self, ids: list[list[int]], batch_tokens: int) -> Iterator[list[int]]:
-        """Positions of the non-empty inputs, sorted by length and packed by token budget."""
-        nonempty = [i for i, seq in enumerate(ids) if seq]
-        lengths = [len(ids[i]) for i in nonempty]
-        sampler = TokenBudgetBatchSampler(lengths, lengths, max_tokens=batch_tokens, shuffle=False)
-        for batch in sampler.batches(0):
-            yield [nonempty[j] for j in batch]
-
     @torch.inference_mode()
     def translate_hypotheses(
         self,
@@ -105,9 +108,9 @@ class Translator:
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         self.model.eval()
-        ids = self._encode_sources(lines)
+        ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
-        batches = list(self._batches(ids, batch_tokens or self.search.batch_tokens))
+        batches = list(length_batches(ids, batch_tokens or self.search.batch_tokens))
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
