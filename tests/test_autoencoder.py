@@ -417,3 +417,49 @@ def test_config_rules_for_the_new_tasks(corpus, tmp_path):
     assert load_config(None, [], default_task="autoencoder").model.attention == "none"
     assert load_config(None, ["task=autoencoder", "model.decoder=gru"]).model.attention == "none"
     assert math.isfinite(kl_weight(10**9, "logistic", 10))
+
+
+def test_monolingual_and_labelled_loading(tmp_path):
+    import gzip
+
+    from seq2seq.config import DataConfig
+    from seq2seq.data import load_labelled, load_monolingual
+    from seq2seq.errors import DataError
+
+    with gzip.open(tmp_path / "mono.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("one two\r\n\nthree\n")
+    cfg = DataConfig(format="text", path=str(tmp_path), src_lang="en")
+    text = load_monolingual(cfg, "mono.txt.gz")
+    assert text.src == text.tgt == ["one two", "", "three"]
+    (tmp_path / "train.en").write_text("a b\nc\n")
+    assert load_monolingual(cfg, "train").src == ["a b", "c"]  # PREFIX.SRC_LANG
+    (tmp_path / "x.tsv").write_text("sentence\tlabel\nfine film\tpos\nbad\tneg\n")
+    tsv = DataConfig(format="tsv", path=str(tmp_path), skip_header=True)
+    assert load_monolingual(tsv, "x.tsv").src == ["fine film", "bad"]
+    labelled = load_labelled(tsv, "x.tsv")
+    assert labelled.src == ["fine film", "bad"] and labelled.tgt == ["pos", "neg"]
+    (tmp_path / "bad.tsv").write_text("one\ttwo\tthree\n")
+    with pytest.raises(DataError, match=r"bad.tsv:1: expected 'sentence<TAB>label'.*header"):
+        load_labelled(DataConfig(format="tsv", path=str(tmp_path)), "bad.tsv")
+    (tmp_path / "nolabel.tsv").write_text("good\t\n")
+    with pytest.raises(DataError, match="nolabel.tsv:1: the label"):
+        load_labelled(DataConfig(format="tsv", path=str(tmp_path)), "nolabel.tsv")
+    (tmp_path / "c.jsonl").write_text('{"text": "hello there"}\n{"text": "bye"}\n')
+    js = DataConfig(format="jsonl", path=str(tmp_path), src_lang="text")
+    assert load_monolingual(js, "c.jsonl").src == ["hello there", "bye"]
+    with pytest.raises(DataError, match="not found"):
+        load_monolingual(cfg, "missing.txt")
+
+
+@pytest.mark.parametrize("bottleneck", ["plain", "variational"])
+def test_transformer_autoencoder_trains_and_reconstructs_shapes(corpus, tmp_path, bottleneck):
+    out = tmp_path / "tr"
+    cfg = load_config(None, ae_overrides(corpus, out, "model.encoder=transformer", "model.decoder=transformer",
+                                         "model.heads=4", "model.ffn_dim=64", f"model.bottleneck={bottleneck}",
+                                         "train.max_steps=4", "train.valid_every=4", "autoencoder.drop=0.2"),
+                      default_task="autoencoder")
+    assert cfg.model.attention == "none"
+    Trainer(cfg).fit()
+    ae = Autoencoder.from_checkpoint(out / "best", device="cpu")
+    assert len(ae.reconstruct(["alpha bravo", "", "golf"])) == 3
+    assert ae.encode(["alpha bravo"]).shape == (1, 48)
