@@ -98,3 +98,69 @@ def test_staged_recipe_small(tmp_path):
                        "--seeds", "1", "2", "--updates", "12", "--valid-size", "40", "--test-size", "60",
                        "--jobs", "1", "--threads", "1", "--set", "model.d_model=24")
     assert (root / "results.md").read_text() == table
+
+
+# ------------------------------------------------------------------------ autoencoder recipe
+def fake_sst2(directory: Path, n: int = 400) -> Path:
+    import gzip
+    import random
+
+    rng = random.Random(0)
+    words = ["good", "bad", "film", "plot", "dull", "fun", "story", "acting"]
+    rows = [(" ".join(rng.choice(words) for _ in range(rng.randint(2, 6))) + " ", rng.randint(0, 1)) for _ in range(n)]
+    directory.mkdir(parents=True, exist_ok=True)
+    with gzip.open(directory / "train.tsv.gz", "wt", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+    (directory / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows[:40]))
+    (directory / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{s}\n" for i, (s, _) in enumerate(rows[:30])))
+    return directory
+
+
+def test_autoencoder_prepare_makes_nested_disjoint_subsets(tmp_path):
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    from prepare import prepare
+
+    counts = prepare(fake_sst2(tmp_path / "sst2"), tmp_path / "out", held_out=50)
+    assert counts["pretrain.txt"] == 430 and counts["select.tsv"] == 50 and counts["train_100.tsv"] == 350
+    assert counts["train_10.tsv"] == 35 and counts["train_1.tsv"] == 3
+    full = read_lines(tmp_path / "out" / "train_100.tsv")
+    ten, one = read_lines(tmp_path / "out" / "train_10.tsv"), read_lines(tmp_path / "out" / "train_1.tsv")
+    assert set(one) <= set(ten) <= set(full)
+    assert all(line.count("\t") == 1 and not line.split("\t")[0].endswith(" ") for line in full)
+    assert read_lines(tmp_path / "out" / "pretrain_valid.txt") == [r.split("\t")[0] for r in
+                                                                   read_lines(tmp_path / "out" / "select.tsv")]
+
+
+def test_autoencoder_recipe_metrics():
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    import numpy as np
+    from anomaly import roc_auc
+    from common import reconstruction_metrics
+
+    assert roc_auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert roc_auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 0.0
+    assert roc_auc(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5
+    m = reconstruction_metrics(["a b c", "a x", "q"], ["a b c", "a b c", "q"])
+    assert m["exact_match"] == pytest.approx(200 / 3) and m["token_accuracy"] == pytest.approx(100 * 5 / 7)
+
+
+def test_label_fractions_small_run(tmp_path):
+    """prepare -> a tiny autoencoder -> the three regimes at one fraction, one seed."""
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    from prepare import prepare
+
+    prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50)
+    small = ["model.d_model=32", "model.context_dim=32", "train.max_tokens=512", "train.precision=fp32"]
+    ae = tmp_path / "ae"
+    run_script("-m", "seq2seq", "pretrain", "recipes/autoencoder/sst2_dae.yaml", "--set", f"data.path={tmp_path / 'data'}",
+               "--set", f"train.output_dir={ae}", "--set", "train.max_steps=20", "--set", "train.valid_every=20",
+               "--set", "tokenizer.vocab_size=40", "--set", "tokenizer.model_type=word", "--set", "train.progress=false",
+               *[x for s in small for x in ("--set", s)])
+    extra = [x for s in small for x in ("--set", s)]
+    result = run_script("recipes/autoencoder/label_fractions.py", "--autoencoder", str(ae / "best"), "--data",
+                        str(tmp_path / "data"), "--output", str(tmp_path / "cls"), "--percents", "10", "--updates", "10",
+                        "--seeds", "1", *extra)
+    rows = json.loads((tmp_path / "cls" / "label_fractions.json").read_text())
+    assert {r["regime"] for r in rows} == {"scratch", "frozen", "fine-tuned"}
+    assert all(0 <= r["dev_accuracy"] <= 100 for r in rows)
+    assert "| 10% |" in result.stdout
