@@ -112,6 +112,9 @@ class ModelConfig:
     bottleneck: str = "plain"
     binary_noise: float = 1.0  # std of the noise added before the sigmoid while training
     classifier_hidden: int = 0  # task classification: hidden layer of the head (0: a linear head)
+    # What the head reads: the context vector, or the context vector concatenated with the
+    # masked max / mean of the encoder's per-position states.
+    classifier_features: str = "context"  # context | context+max | context+mean
 
 
 @dataclass
@@ -373,6 +376,7 @@ _CHOICES = {
     "train.early_stop_metric": ("bleu", "loss", "exact_match", "accuracy"),
     "task": ("translation", "autoencoder", "classification"),
     "model.bottleneck": ("plain", "variational", "binary"),
+    "model.classifier_features": ("context", "context+max", "context+mean"),
     "autoencoder.kl_schedule": ("linear", "logistic", "constant"),
     "train.stage": ("joint", "encoder", "decoder"),
     "model.context_target_loss": ("ce", "mse"),

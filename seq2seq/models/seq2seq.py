@@ -221,4 +221,5 @@ def build_classifier(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_id:
     """A classifier: the encoder (and bottleneck) ``cfg`` describes, and a head with
     ``cfg.classifier_hidden`` hidden units (0: linear) over ``num_labels`` labels."""
     encoder = build_encoder(cfg, vocab_size, pad_id)
-    return Classifier(encoder, num_labels, build_bottleneck(cfg), cfg.classifier_hidden, cfg.dropout)
+    return Classifier(encoder, num_labels, build_bottleneck(cfg), cfg.classifier_hidden, cfg.dropout,
+                      cfg.classifier_features)

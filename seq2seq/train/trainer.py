@@ -319,7 +319,7 @@ class Trainer:
         with self.autocast:
             if self.task == "classification":
                 with torch.no_grad() if encoder_frozen else nullcontext():
-                    features = model.context_vectors(batch.src, batch.src_mask)
+                    features = model.head_input(batch.src, batch.src_mask)
                 logits = model.head(features).unsqueeze(1)  # (B, 1, labels)
                 labels = batch.tgt_out[:, :1]  # (B, 1)
                 loss, nll, n = label_smoothed_nll(logits, labels, label_smoothing, -1)
