@@ -278,7 +278,11 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     """
     model, cfg, enc_tokenizers, _ = load_checkpoint(encoder_dir)
     enc_model = cfg.to_dict()["model"]
-    dec_model = verify_checkpoint(resolve_checkpoint(decoder_dir)).get("config", {}).get("model", {})
+    dec_meta = verify_checkpoint(resolve_checkpoint(decoder_dir))
+    try:  # through config_from_dict: fields added since it was saved take their defaults
+        dec_model = config_from_dict(dec_meta["config"]).to_dict()["model"]
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"{decoder_dir}: incompatible config ({e})") from None
     differ = sorted(k for k in enc_model if enc_model[k] != dec_model.get(k))
     if differ:
         raise CheckpointError(

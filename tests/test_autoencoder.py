@@ -463,3 +463,24 @@ def test_transformer_autoencoder_trains_and_reconstructs_shapes(corpus, tmp_path
     ae = Autoencoder.from_checkpoint(out / "best", device="cpu")
     assert len(ae.reconstruct(["alpha bravo", "", "golf"])) == 3
     assert ae.encode(["alpha bravo"]).shape == (1, 48)
+
+
+def test_resume_accepts_a_checkpoint_written_before_new_model_fields(corpus, tmp_path):
+    """A run saved by an older version (without fields added since) still resumes."""
+    import hashlib
+
+    out = tmp_path / "old"
+    base = ae_overrides(corpus, out, "train.max_steps=2", "train.valid_every=2")
+    Trainer(load_config(None, base, default_task="autoencoder")).fit()
+    last = out / "last"
+    meta = json.loads((last / "config.json").read_text())
+    for key in ("classifier_features", "bottleneck", "binary_noise"):
+        del meta["config"]["model"][key]
+    del meta["config"]["autoencoder"]
+    (last / "config.json").write_text(json.dumps(meta))
+    manifest = json.loads((last / "manifest.json").read_text())
+    data = (last / "config.json").read_bytes()
+    manifest["config.json"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (last / "manifest.json").write_text(json.dumps(manifest))
+    result = Trainer(load_config(None, [*base, "train.max_steps=4"], default_task="autoencoder"), resume=True).fit()
+    assert result.steps == 4

@@ -13,7 +13,6 @@ position inside the epoch's batch order (which depends only on the seed and the 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -37,7 +36,7 @@ from seq2seq.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from seq2seq.config import Config
+from seq2seq.config import Config, config_from_dict
 from seq2seq.data.batching import (
     Batch,
     Example,
@@ -492,8 +491,9 @@ class Trainer:
     def _restore(self, model, optimizer, schedule, progress: dict[str, Any]) -> dict[str, Any]:
         last = resolve_checkpoint(self.out / "last")
         state = load_trainer_state(last)  # verifies the checkpoint's files first
-        saved_model_cfg = json.loads((last / "config.json").read_text(encoding="utf-8"))["config"]["model"]
-        if saved_model_cfg != dataclasses.asdict(self.cfg.model):
+        # Through config_from_dict, so fields added since the run started take their defaults.
+        saved = config_from_dict(json.loads((last / "config.json").read_text(encoding="utf-8"))["config"])
+        if saved.model != self.cfg.model:
             raise ConfigError(f"--resume: the model section differs from the one in {last}/config.json")
         load_weights(model, last, self.device)
         optimizer.load_state_dict(state["optimizer"])
