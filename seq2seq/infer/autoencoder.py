@@ -94,8 +94,8 @@ class Autoencoder:
                 "variational": "a variational bottleneck (model.bottleneck: variational)",
                 "classifier": "a classifier head (task: classification)",
             }[what]
-            raise Seq2SeqError(f"this needs a checkpoint with {need}; this one is a {self.cfg.task} model "
-                               f"with model.bottleneck={self.cfg.model.bottleneck}")
+            raise Seq2SeqError(f"this needs a checkpoint with {need}; this one has task={self.cfg.task}, "
+                               f"model.bottleneck={self.cfg.model.bottleneck}")
 
     def _batched(self, lines: list[str], batch_tokens: Optional[int], progress: bool, desc: str):
         """(positions, src, src_mask, ids) for token-budget batches of the non-empty lines."""
