@@ -34,27 +34,32 @@ def _read_input_lines(path: Optional[str]) -> list[str]:
 
 
 @contextmanager
+def _atomic_path(path: str, suffix: str = "") -> Iterator[Path]:
+    """A temporary path that is renamed to ``path`` only when the block completes."""
+    target = Path(path)
+    if target.is_dir():
+        raise Seq2SeqError(f"--output {target} is a directory; give a file name")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as e:
+        raise Seq2SeqError(f"cannot write {target}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
 def _atomic_output(path: Optional[str]) -> Iterator[IO[str]]:
     """A text stream that becomes ``path`` only when the block completes (stdout when None)."""
     if not path or path == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = Path(path)
-    if target.is_dir():
-        raise Seq2SeqError(f"--output {target} is a directory; give a file name")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as e:
-        raise Seq2SeqError(f"cannot write {target}: {e.strerror}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _clean_line(text: str) -> str:
@@ -161,17 +166,8 @@ def _write_npy(path: str, array) -> None:
     """Save a .npy file atomically (temporary name, then rename)."""
     import numpy as np
 
-    target = Path(path)
-    if target.is_dir():
-        raise Seq2SeqError(f"--output {target} is a directory; give a file name")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npy")
-    try:
+    with _atomic_path(path, ".npy") as tmp:
         np.save(tmp, array)
-        os.replace(tmp, target)
-    except OSError as e:
-        raise Seq2SeqError(f"cannot write {target}: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -228,20 +224,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights_hash(checkpoint: str) -> str:
-    from seq2seq.checkpoint import weights_hash
-
-    return weights_hash(checkpoint)
-
-
 def cmd_hash(args: argparse.Namespace) -> int:
+    from seq2seq.checkpoint import weights_hash
     from seq2seq.infer.hashing import CodeIndex
 
     if not args.output:
         raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
     ae = _autoencoder(args)
     lines = _read_input_lines(args.input)
-    fingerprint = _weights_hash(args.checkpoint)
+    fingerprint = weights_hash(args.checkpoint)
     if args.real:
         index = CodeIndex.from_vectors(ae.encode(lines, progress=not args.quiet), lines, fingerprint)
     else:
@@ -253,6 +244,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from seq2seq.checkpoint import weights_hash
     from seq2seq.infer.hashing import CodeIndex
 
     if args.top is not None and args.top < 1:
@@ -260,7 +252,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.radius is not None and args.radius < 0:
         raise Seq2SeqError("--radius must be >= 0")
     index = CodeIndex.load(args.index)
-    if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
+    if index.model_hash and index.model_hash != weights_hash(args.checkpoint):
         raise Seq2SeqError(f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
                            "query with the checkpoint that built it (or rebuild the index)")
     ae = _autoencoder(args)

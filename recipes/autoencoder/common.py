@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from seq2seq.config import load_config
@@ -14,8 +15,6 @@ def train_or_reuse(config: Path, output_dir: Path, overrides: list[str]) -> floa
     log = output_dir / "train_log.jsonl"
     if not (output_dir / "best").is_dir() or not log.is_file() or '"event": "end"' not in log.read_text():
         if output_dir.exists():
-            import shutil
-
             shutil.rmtree(output_dir)  # an unfinished run: start again
         cfg = load_config(config, [*overrides, f"train.output_dir={output_dir}", "train.progress=false"])
         Trainer(cfg).fit()

@@ -80,20 +80,14 @@ class Autoencoder:
         return self.model.encoder.context_dim
 
     def _require(self, what: str) -> None:
-        m = self.model
-        ok = {
-            "decoder": isinstance(m, Seq2SeqModel),
-            "binary": getattr(getattr(m, "bottleneck", None), "kind", None) == "binary",
-            "variational": getattr(getattr(m, "bottleneck", None), "kind", None) == "variational",
-            "classifier": isinstance(m, Classifier),
+        kind = getattr(getattr(self.model, "bottleneck", None), "kind", None)
+        ok, need = {
+            "decoder": (isinstance(self.model, Seq2SeqModel), "a decoder (an autoencoder or translation checkpoint)"),
+            "binary": (kind == "binary", "a binary code layer (model.bottleneck: binary)"),
+            "variational": (kind == "variational", "a variational bottleneck (model.bottleneck: variational)"),
+            "classifier": (isinstance(self.model, Classifier), "a classifier head (task: classification)"),
         }[what]
         if not ok:
-            need = {
-                "decoder": "a decoder (an autoencoder or translation checkpoint)",
-                "binary": "a binary code layer (model.bottleneck: binary)",
-                "variational": "a variational bottleneck (model.bottleneck: variational)",
-                "classifier": "a classifier head (task: classification)",
-            }[what]
             raise Seq2SeqError(f"this needs a checkpoint with {need}; this one has task={self.cfg.task}, "
                                f"model.bottleneck={self.cfg.model.bottleneck}")
 

@@ -52,15 +52,17 @@ class Classifier(Composite):
         layers.append(nn.Linear(hidden or c, num_labels))
         self.head = nn.Sequential(*layers)
 
+    def _features(self, context: Tensor) -> Tensor:
+        return context if self.bottleneck is None else self.bottleneck.features(context)
+
     def context_vectors(self, src: Tensor, src_mask: Tensor) -> Tensor:
         """(B, S) ids -> (B, c) the encoder's context vectors (deterministic)."""
-        context = self.encoder(src, src_mask).context
-        return context if self.bottleneck is None else self.bottleneck.features(context)
+        return self._features(self.encoder(src, src_mask).context)
 
     def head_input(self, src: Tensor, src_mask: Tensor) -> Tensor:
         """(B, S) ids -> (B, c [+ d]) what the head reads (see ``features``)."""
         encoded = self.encoder(src, src_mask)
-        context = encoded.context if self.bottleneck is None else self.bottleneck.features(encoded.context)
+        context = self._features(encoded.context)
         if self.features == "context":
             return context
         pooled = masked_pool(encoded.states, encoded.mask, self.features.split("+")[1])  # (B, d)

@@ -35,6 +35,7 @@ from seq2seq.checkpoint import (
     load_weights,
     resolve_checkpoint,
     save_checkpoint,
+    verify_checkpoint,
 )
 from seq2seq.config import Config, config_from_dict
 from seq2seq.data.batching import (
@@ -197,8 +198,7 @@ class Trainer:
     def _label_set(self, train: ParallelText) -> list[str]:
         """Classification: the labels (sorted; numerically when all are integers)."""
         if self.resume:
-            meta = json.loads((resolve_checkpoint(self.out / "last") / "config.json").read_text(encoding="utf-8"))
-            return list(meta["labels"])
+            return list(verify_checkpoint(resolve_checkpoint(self.out / "last"))["labels"])
         labels = sorted(set(train.tgt), key=lambda x: (0, int(x), x) if x.lstrip("-").isdigit() else (1, 0, x))
         if len(labels) < 2:
             raise Seq2SeqError(f"{train.name}: a classifier needs at least two labels, found {labels}")
