@@ -5,9 +5,12 @@ Layout of a checkpoint directory::
     config.json          the full Config, plus format version and vocabulary sizes
     model.safetensors    weights (no pickle)
     spm.model            the SentencePiece model (or src.spm.model + tgt.spm.model)
-    trainer_state.pt     optimizer/scheduler/RNG state for --resume (tensors and plain
-                         containers only; loaded with torch.load(weights_only=True))
-    manifest.json        size and sha256 of every file above
+    trainer_state.json   optimizer/scheduler/RNG state and progress for --resume: the
+    trainer_state.safetensors  structure as JSON, its tensors in safetensors (no pickle)
+    manifest.json        size and sha256 of every file above, checked at every load
+
+Nothing is ever unpickled: a ``trainer_state.pt`` of older versions is read with
+``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers.
 
 Every file is written under a temporary directory, flushed and fsynced; the directory is
 then renamed into place. Replacing an existing checkpoint renames the old one aside first,
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from seq2seq import CHECKPOINT_FORMAT, __version__
 from seq2seq.config import Config, config_from_dict
@@ -34,7 +37,9 @@ from seq2seq.models import Composite, build_classifier, build_model
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
-TRAINER_STATE = "trainer_state.pt"
+TRAINER_STATE = "trainer_state.json"
+TRAINER_TENSORS = "trainer_state.safetensors"
+LEGACY_TRAINER_STATE = "trainer_state.pt"  # written by seq2seq 0.1 (pickle; loaded weights_only)
 MANIFEST = "manifest.json"
 
 
@@ -73,14 +78,51 @@ def save_checkpoint(
     trainer_state: Optional[dict[str, Any]] = None,
     extra: Optional[dict[str, Any]] = None,
 ) -> Path:
-    """Write a complete checkpoint to ``directory`` atomically (see the module docstring)."""
+    """Write a complete checkpoint to ``directory`` atomically (see the module docstring).
+
+    Raises:
+        CheckpointError: the files could not be written (disk full, permissions, ...). The
+            temporary directory is removed and the previous checkpoint, if any, is left intact.
+    """
     final = Path(directory)
     tmp = final.with_name(final.name + ".tmp")
     old = final.with_name(final.name + ".old")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        _recover(final)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        _write_files(tmp, model, cfg, tokenizers, trainer_state, extra)
+    except Exception as e:  # OSError, and the errors torch/safetensors/sentencepiece wrap it in
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = f"the previous checkpoint in {final} is intact" if final.is_dir() else "no checkpoint was written"
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0][:200] or type(e).__name__
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {reason}; {kept}. Free disk space or fix the "
+            "permissions of the output directory, then continue with --resume"
+        ) from None
 
+    # The swap: at every instant either `final` or `old` is a complete checkpoint.
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return final
+
+
+def _write_files(
+    tmp: Path,
+    model: Composite,
+    cfg: Config,
+    tokenizers: TokenizerPair,
+    trainer_state: Optional[dict[str, Any]],
+    extra: Optional[dict[str, Any]],
+) -> None:
+    """Every file of a checkpoint into the (new, empty) directory ``tmp``, fsynced, manifest last."""
     meta = {
         "format": CHECKPOINT_FORMAT,
         "seq2seq_version": __version__,
@@ -94,7 +136,10 @@ def save_checkpoint(
     save_model(model, str(tmp / WEIGHTS))
     tokenizers.save(tmp)
     if trainer_state is not None:
-        torch.save(trainer_state, tmp / TRAINER_STATE)
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = _flatten(trainer_state, tensors)
+        save_file(tensors, str(tmp / TRAINER_TENSORS))
+        (tmp / TRAINER_STATE).write_text(json.dumps(skeleton) + "\n", encoding="utf-8")
 
     files = sorted(p for p in tmp.iterdir() if p.is_file())
     for p in files:
@@ -104,14 +149,72 @@ def save_checkpoint(
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
 
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
+
+def _flatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON for ``value`` (nested dicts, lists, tuples, numbers, strings, tensors); tensors go to
+    ``tensors`` under a fresh name and are referenced as ``{"tensor": name}``."""
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().cpu().contiguous().clone()
+        return {"tensor": name}
+    if isinstance(value, dict):  # keys may be ints (optimizer state): keep their type
+        return {"dict": [[k, _flatten(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {"list" if isinstance(value, list) else "tuple": [_flatten(v, tensors) for v in value]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    raise TypeError(f"trainer state holds a {type(value).__name__}, which a checkpoint cannot store")
+
+
+def _unflatten(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of :func:`_flatten`; raises ValueError on anything it did not write."""
+    if not isinstance(node, dict) or len(node) != 1:
+        raise ValueError(f"unexpected node {str(node)[:80]}")
+    (kind, body), = node.items()
+    if kind == "tensor":
+        return tensors[body]
+    if kind == "dict":
+        return {k: _unflatten(v, tensors) for k, v in body}
+    if kind in ("list", "tuple"):
+        items = [_unflatten(v, tensors) for v in body]
+        return items if kind == "list" else tuple(items)
+    if kind == "value" and (body is None or isinstance(body, (bool, int, float, str))):
+        return body
+    raise ValueError(f"unexpected node {str(node)[:80]}")
+
+
+def _recover(final: Path) -> None:
+    """After a crash between the two renames of a save, only ``final.old`` is complete: move it
+    back before anything else touches ``.old``."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.is_dir() and (old / MANIFEST).is_file():
+        os.replace(old, final)
+        _fsync_dir(final.parent)
+
+
+def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
+    """An atomic copy of a complete checkpoint (hard links where the file system allows them:
+    checkpoint files are never modified in place, only replaced)."""
+    src, final = Path(source), Path(directory)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def link_or_copy(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    try:
+        shutil.copytree(src, tmp, copy_function=link_or_copy)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"cannot copy checkpoint {src} to {final}: {e.strerror or e}") from None
     _fsync_dir(final.parent)
-    if old.exists():
-        shutil.rmtree(old)
     return final
 
 
@@ -129,10 +232,11 @@ def resolve_checkpoint(directory: str | Path) -> Path:
 
 
 def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> dict[str, Any]:
-    """Check that the files are all there and match the manifest; return the parsed config.json."""
+    """Check that the files are all there and match the manifest (size and sha256); return the
+    parsed config.json. Raises :class:`CheckpointError` naming the first bad file."""
     missing = [name for name in (CONFIG, WEIGHTS, MANIFEST) if not (directory / name).is_file()]
-    if need_trainer_state and not (directory / TRAINER_STATE).is_file():
-        missing.append(TRAINER_STATE)
+    if need_trainer_state:
+        missing += [name for name in (TRAINER_STATE, TRAINER_TENSORS) if not (directory / name).is_file()]
     if missing:
         raise CheckpointError(
             f"checkpoint {directory} is incomplete: missing {', '.join(missing)} "
@@ -142,14 +246,24 @@ def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> d
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise CheckpointError(f"{directory / MANIFEST} is corrupted (not valid JSON)") from None
+    if not isinstance(manifest, dict) or not all(isinstance(e, dict) for e in manifest.values()):
+        raise CheckpointError(f"{directory / MANIFEST} is corrupted (not a manifest of files)")
     for name, entry in manifest.items():
+        if Path(name).name != name or name.startswith("."):
+            raise CheckpointError(f"{directory / MANIFEST} is corrupted (bad file name {name!r})")
         path = directory / name
         if not path.is_file():
             raise CheckpointError(f"checkpoint {directory} is incomplete: missing {name}")
         size = path.stat().st_size
         if size != entry.get("bytes"):
             raise CheckpointError(
-                f"{path} is truncated or corrupted ({size} bytes, the manifest says {entry.get('bytes')})"
+                f"{path} is truncated or corrupted ({size} bytes, the manifest says {entry.get('bytes')}); "
+                "use another checkpoint (e.g. a step-N/ directory of the run) or re-download it"
+            )
+        if _sha256(path) != entry.get("sha256"):
+            raise CheckpointError(
+                f"{path} is corrupted (its sha256 does not match {directory / MANIFEST}); "
+                "use another checkpoint (e.g. a step-N/ directory of the run) or re-download it"
             )
     try:
         meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
@@ -170,14 +284,6 @@ def weights_hash(directory: str | Path) -> str:
     verify_checkpoint(path)
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     return str(manifest[WEIGHTS]["sha256"])
-
-
-def verify_hashes(directory: Path) -> None:
-    """Full integrity check (sha256 of every file) — slower than the size check in verify_checkpoint."""
-    manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
-    for name, entry in manifest.items():
-        if _sha256(directory / name) != entry["sha256"]:
-            raise CheckpointError(f"{directory / name} is corrupted (sha256 does not match the manifest)")
 
 
 def load_checkpoint(
@@ -221,15 +327,26 @@ def load_weights(model: Composite, directory: Path, device: str | torch.device =
 
 
 def load_trainer_state(directory: str | Path) -> dict[str, Any]:
-    """The resume state, loaded without unpickling arbitrary objects."""
+    """The resume state. Nothing is unpickled: JSON plus safetensors (or, for a checkpoint of
+    seq2seq 0.1, ``torch.load(weights_only=True)``, which refuses anything but tensors)."""
     path = resolve_checkpoint(directory)
+    if not (path / TRAINER_STATE).is_file() and (path / LEGACY_TRAINER_STATE).is_file():
+        verify_checkpoint(path)
+        try:
+            return torch.load(path / LEGACY_TRAINER_STATE, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CheckpointError(
+                f"{path / LEGACY_TRAINER_STATE} was refused: it is corrupted or holds objects other than "
+                f"tensors and plain containers ({str(e).splitlines()[0][:200]})"
+            ) from None
     verify_checkpoint(path, need_trainer_state=True)
     try:
-        return torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
-    except Exception as e:
+        tensors = load_file(str(path / TRAINER_TENSORS))
+        return _unflatten(json.loads((path / TRAINER_STATE).read_text(encoding="utf-8")), tensors)
+    except Exception as e:  # JSON, UTF-8, safetensors and structure errors alike
         raise CheckpointError(
-            f"{path / TRAINER_STATE} was refused: it is corrupted or holds objects other than "
-            f"tensors and plain containers ({str(e).splitlines()[0][:200]})"
+            f"{path / TRAINER_STATE} could not be read ({str(e).splitlines()[0][:200]}); "
+            "resume from another checkpoint (a step-N/ directory) or start a new run"
         ) from None
 
 

@@ -486,6 +486,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:  # the last net: a file the library did not expect to fail (disk full, ...)
+        if args.verbose:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"seq2seq: error: {where}{e.strerror or e} (check free disk space and permissions)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -152,6 +152,8 @@ class TrainConfig:
     early_stop_metric: str = "auto"
     patience: int = 10  # validations without improvement before stopping; 0: never
     keep_last: int = 2  # step checkpoints kept besides best and last
+    save_every: int = 0  # updates between saves of last/ (besides each validation's); 0: at validations only
+    max_bad_updates: int = 10  # stop after this many updates in a row with a non-finite loss or gradient
     log_every: int = 100
     progress: bool = True
     freeze: list[str] = field(default_factory=list)  # parts kept fixed: encoder, decoder (forward only)
@@ -450,11 +452,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(
                 f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss"
             )
-    for key in ("max_tokens", "accumulate"):
+    for key in ("max_tokens", "accumulate", "max_bad_updates"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be at least 1")
     if t.lr <= 0:
         raise ConfigError("config key 'train.lr' must be positive")
+    for key in ("keep_last", "save_every", "valid_every", "max_steps", "patience"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"config key 'train.{key}' must be >= 0")
     if len(t.betas) != 2:
         raise ConfigError("config key 'train.betas' must be a list of two numbers")
     if cfg.search.beam < 1:

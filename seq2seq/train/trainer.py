@@ -2,13 +2,16 @@
 
 One run lives in ``train.output_dir``::
 
-    train_log.jsonl   one JSON record per log interval and per validation
+    train_log.jsonl   one JSON record per log interval, validation and skipped update
     last/             the latest checkpoint (with trainer state, for --resume)
     best/             the best checkpoint by ``train.early_stop_metric``
     step-N/           the last ``train.keep_last`` validation checkpoints
 
 Resuming (``--resume``) restores the model, optimizer, schedule, RNG streams, and the
-position inside the epoch's batch order (which depends only on the seed and the epoch).
+position inside the epoch's batch order (which depends only on the seed and the epoch), so
+a run killed at any moment and resumed ends with the same parameters, bit for bit on CPU, as
+one that was never interrupted. Ctrl-C (SIGINT) or SIGTERM finish the current update, save
+``last/`` and stop; a second Ctrl-C aborts at once (``last/`` is still the previous save).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import math
 import os
 import random
 import shutil
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seq2seq.checkpoint import (
+    copy_checkpoint,
     load_part,
     load_trainer_state,
     load_weights,
@@ -103,6 +109,26 @@ class JsonlLog:
     def write(self, **record: Any) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop the records of updates after ``step`` (the resumed run writes them
+        again) and a last line cut short by a crash; the file is replaced atomically."""
+        if not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -414,19 +440,23 @@ class Trainer:
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
 
-    def _save(self, model, tokenizers, optimizer, schedule, progress, improved: bool) -> None:
+    def _save(self, model, tokenizers, optimizer, schedule, progress, improved: bool, validated: bool = True) -> None:
+        """Write ``best/`` (when improved), then ``last/``, then a ``step-N/`` copy (validations only).
+
+        ``best/`` goes first: a crash between the two leaves ``last/`` at the previous save, and
+        the resumed run repeats this validation and writes ``best/`` again.
+        """
         state = self._trainer_state(optimizer, schedule, progress)
         extra: dict[str, Any] = {"step": progress["step"], "epoch": progress["epoch"]}
         if self.task == "classification":
             extra["labels"] = self.labels
-        last = save_checkpoint(self.out / "last", model, self.cfg, tokenizers, state, extra)
         if improved:
             save_checkpoint(self.out / "best", model, self.cfg, tokenizers, None, extra)
-        if self.cfg.train.keep_last > 0:
-            step_dir = self.out / f"step-{progress['step']}"
-            if not step_dir.exists():
-                shutil.copytree(last, step_dir, copy_function=os.link)
-            kept = sorted(self.out.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+        last = save_checkpoint(self.out / "last", model, self.cfg, tokenizers, state, extra)
+        if validated and self.cfg.train.keep_last > 0:
+            copy_checkpoint(last, self.out / f"step-{progress['step']}")
+            kept = sorted((p for p in self.out.glob("step-*") if p.name.split("-")[1].isdigit()),
+                          key=lambda p: int(p.name.split("-")[1]))
             for old in kept[: -self.cfg.train.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
 
@@ -474,6 +504,8 @@ class Trainer:
                  sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, self.device,
                  "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
         logbook = JsonlLog(self.out / "train_log.jsonl")
+        if self.resume:
+            logbook.truncate_after(progress["step"])
         logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
                       train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device))
 
@@ -518,15 +550,16 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         train_mode(model)
         window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": time.time()}
-        accumulated_tokens = 0
-        micro = 0
+        accumulated_tokens, micro = 0, 0
+        bad_loss, bad_in_a_row = False, 0  # non-finite loss in this update; skipped updates in a row
         seconds_before = progress["seconds"]
         t0 = time.time()
 
         def elapsed() -> float:
             return seconds_before + time.time() - t0
 
-        last_validated = [-1]
+        last_validated = [-1]  # the update of the last validation ...
+        last_saved = [-1]  # ... and of the last save of last/
 
         def validate_and_save(reason: str) -> bool:
             """Returns True when training should stop (early stopping)."""
@@ -556,76 +589,147 @@ class Trainer:
                            + " ".join(f"{k}={v:.4g}" for k, v in result.items())
                            + (" (best)" if improved else f" (best {progress['best_score']:.4g})"))
             self._save(model, tokenizers, optimizer, schedule, progress, improved)
+            last_saved[0] = progress["step"]
             return bool(t.patience and progress["bad_validations"] >= t.patience)
 
-        while progress["epoch"] < t.max_epochs:
-            batches = sampler.batches(progress["epoch"])
-            bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
-                       unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
-            for positions in batches[progress["batches_done"]:]:
-                chosen = self._noised([examples[i] for i in positions], progress["epoch"], progress["batches_done"])
-                batch = collate(chosen, train_targets).to(self.device)
-                out = self._forward(model, batch, t.label_smoothing, progress["step"])
-                out.loss.backward()
-                n_tok = out.n
-                window["loss"] += float(out.loss.detach())
-                window["nll"] += float(out.nll.detach())
-                window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
-                window["sentences"] += len(batch)
-                window["tokens"] += n_tok
-                accumulated_tokens += n_tok
-                micro += 1
-                progress["batches_done"] += 1
-                bar.update(1)
-                if micro < t.accumulate:
-                    continue
-                # One update: gradients were summed over tokens; make them a per-token mean.
-                grads = [p.grad for p in params if p.grad is not None]
-                torch._foreach_mul_(grads, 1.0 / max(1, accumulated_tokens))
-                norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
-                if torch.isfinite(norm):
-                    optimizer.step()
-                else:
-                    progress["skipped_updates"] += 1
-                    log.warning("non-finite gradient at update %d: update skipped", progress["step"] + 1)
-                optimizer.zero_grad(set_to_none=True)
-                micro, accumulated_tokens = 0, 0
-                progress["step"] += 1
-                schedule.step_update(progress["step"])
+        def save_last() -> None:
+            """``last/`` only (save_every, interruption): no validation, no step-N copy."""
+            if last_saved[0] != progress["step"]:
+                progress["seconds"] = elapsed()
+                self._save(model, tokenizers, optimizer, schedule, progress, improved=False, validated=False)
+                last_saved[0] = progress["step"]
 
-                if progress["step"] % t.log_every == 0:
-                    now = time.time()
-                    tok = max(1, window["tokens"])
-                    rate = window["tokens"] / max(1e-9, now - window["time"])
-                    extra: dict[str, float] = {}
-                    if self.cfg.model.bottleneck == "variational" and self.task == "autoencoder":
-                        a = self.cfg.autoencoder
-                        extra = {"kl": window["kl"] / max(1, window["sentences"]),  # nats per sentence
-                                 "kl_weight": kl_weight(progress["step"], a.kl_schedule, a.kl_anneal_steps, a.kl_weight)}
-                    logbook.write(event="train", step=progress["step"], epoch=progress["epoch"],
-                                  loss=window["loss"] / tok, nll=window["nll"] / tok,
-                                  ppl=math.exp(min(window["nll"] / tok, 50.0)), **extra, lr=schedule.lr,
-                                  tokens_per_s=rate, grad_norm=float(norm), seconds=elapsed())
-                    bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", lr=f"{schedule.lr:.2e}", tok_s=f"{rate:.0f}",
-                                    **{k: f"{v:.3g}" for k, v in extra.items()})
-                    window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": now}
-                if t.valid_every and progress["step"] % t.valid_every == 0:
-                    if validate_and_save("interval"):
+        with StopRequests() as stop_requested:
+            while progress["epoch"] < t.max_epochs:
+                batches = sampler.batches(progress["epoch"])
+                bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
+                           unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+                for positions in batches[progress["batches_done"]:]:
+                    chosen = self._noised([examples[i] for i in positions], progress["epoch"], progress["batches_done"])
+                    batch = collate(chosen, train_targets).to(self.device)
+                    out = self._forward(model, batch, t.label_smoothing, progress["step"])
+                    loss_value = float(out.loss.detach())
+                    if math.isfinite(loss_value):
+                        out.loss.backward()
+                        window["loss"] += loss_value
+                        window["nll"] += float(out.nll.detach())
+                        window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
+                        window["sentences"] += len(batch)
+                        window["tokens"] += out.n
+                    else:
+                        bad_loss = True  # no backward: the update is skipped below
+                    accumulated_tokens += out.n
+                    micro += 1
+                    progress["batches_done"] += 1
+                    bar.update(1)
+                    if micro < t.accumulate:
+                        continue
+                    # One update: gradients were summed over tokens; make them a per-token mean.
+                    grads = [p.grad for p in params if p.grad is not None]
+                    if grads:
+                        torch._foreach_mul_(grads, 1.0 / max(1, accumulated_tokens))
+                    norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+                    if not bad_loss and torch.isfinite(norm):
+                        optimizer.step()
+                        bad_in_a_row = 0
+                    else:
+                        bad_in_a_row += 1
+                        self._skip_update(progress, logbook, "loss" if bad_loss else "gradient", bad_in_a_row)
+                    optimizer.zero_grad(set_to_none=True)
+                    micro, accumulated_tokens, bad_loss = 0, 0, False
+                    progress["step"] += 1
+                    schedule.step_update(progress["step"])
+
+                    if progress["step"] % t.log_every == 0:
+                        now = time.time()
+                        tok = max(1, window["tokens"])
+                        rate = window["tokens"] / max(1e-9, now - window["time"])
+                        extra: dict[str, float] = {}
+                        if self.cfg.model.bottleneck == "variational" and self.task == "autoencoder":
+                            a = self.cfg.autoencoder
+                            extra = {"kl": window["kl"] / max(1, window["sentences"]),  # nats per sentence
+                                     "kl_weight": kl_weight(progress["step"], a.kl_schedule, a.kl_anneal_steps,
+                                                            a.kl_weight)}
+                        logbook.write(event="train", step=progress["step"], epoch=progress["epoch"],
+                                      loss=window["loss"] / tok, nll=window["nll"] / tok,
+                                      ppl=math.exp(min(window["nll"] / tok, 50.0)), **extra, lr=schedule.lr,
+                                      tokens_per_s=rate, grad_norm=float(norm), seconds=elapsed())
+                        bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", lr=f"{schedule.lr:.2e}",
+                                        tok_s=f"{rate:.0f}", **{k: f"{v:.3g}" for k, v in extra.items()})
+                        window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": now}
+                    if t.valid_every and progress["step"] % t.valid_every == 0:
+                        if validate_and_save("interval"):
+                            bar.close()
+                            return "early stopping"
+                    if t.max_steps and progress["step"] >= t.max_steps:
                         bar.close()
-                        return "early stopping"
-                if t.max_steps and progress["step"] >= t.max_steps:
-                    bar.close()
-                    validate_and_save("max_steps")
-                    return "max_steps"
-                if t.max_minutes and elapsed() >= 60 * t.max_minutes:
-                    bar.close()
-                    validate_and_save("max_minutes")
-                    return "max_minutes"
-            bar.close()
-            progress["epoch"] += 1
-            progress["batches_done"] = 0
-            if not t.valid_every and validate_and_save("epoch"):
-                return "early stopping"
+                        validate_and_save("max_steps")
+                        return "max_steps"
+                    if t.max_minutes and elapsed() >= 60 * t.max_minutes:
+                        bar.close()
+                        validate_and_save("max_minutes")
+                        return "max_minutes"
+                    if t.save_every and progress["step"] % t.save_every == 0:
+                        save_last()
+                    if stop_requested():
+                        bar.close()
+                        save_last()
+                        logbook.write(event="interrupted", step=progress["step"], seconds=progress["seconds"])
+                        log.warning("interrupted at update %d: saved %s; continue with --resume",
+                                    progress["step"], self.out / "last")
+                        raise KeyboardInterrupt
+                bar.close()
+                progress["epoch"] += 1
+                progress["batches_done"] = 0
+                if not t.valid_every and validate_and_save("epoch"):
+                    return "early stopping"
         if t.valid_every:
             validate_and_save("end")
         return "max_epochs"
+
+    def _skip_update(self, progress: dict[str, Any], logbook: JsonlLog, what: str, in_a_row: int) -> None:
+        """Count and log an update skipped for a non-finite loss or gradient; stop after
+        ``train.max_bad_updates`` in a row (the parameters never saw the bad values)."""
+        progress["skipped_updates"] += 1
+        step = progress["step"] + 1
+        logbook.write(event="skipped", step=step, reason=f"non-finite {what}", in_a_row=in_a_row,
+                      skipped_updates=progress["skipped_updates"])
+        log.warning("non-finite %s at update %d: update skipped (%d in a row, %d in all)", what, step, in_a_row,
+                    progress["skipped_updates"])
+        limit = self.cfg.train.max_bad_updates
+        if in_a_row >= limit:
+            raise Seq2SeqError(
+                f"training diverged: {in_a_row} updates in a row had a non-finite {what} (train.max_bad_updates="
+                f"{limit}, last at update {step}). The last good checkpoint is {self.out / 'last'}. Lower "
+                "train.lr or raise train.warmup_steps, check the data, or use train.precision=fp32; then "
+                "--resume or start again"
+            )
+
+
+class StopRequests:
+    """Turns SIGINT/SIGTERM into a request the loop honours at the next update boundary.
+
+    Used as ``with StopRequests() as requested: ... if requested(): ...``. A second SIGINT
+    raises KeyboardInterrupt at once. Outside the main thread it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("%s: stopping after this update and saving last/ (Ctrl-C again to abort without saving)",
+                    signal.Signals(signum).name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return lambda: self.requested
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
