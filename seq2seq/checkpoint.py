@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file
 
 from seq2seq import CHECKPOINT_FORMAT, __version__
 from seq2seq.config import Config, config_from_dict
@@ -133,7 +133,7 @@ def _write_files(
         "config": cfg.to_dict(),
     }
     (tmp / CONFIG).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    save_model(model, str(tmp / WEIGHTS))
+    save_weights(model, str(tmp / WEIGHTS))
     tokenizers.save(tmp)
     if trainer_state is not None:
         tensors: dict[str, torch.Tensor] = {}
@@ -148,6 +148,24 @@ def _write_files(
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _fsync_file(tmp / MANIFEST)
     _fsync_dir(tmp)
+
+
+def save_weights(model: torch.nn.Module, path: str) -> None:
+    """The model's state dict as safetensors, each shared (tied) tensor once, in identical bytes
+    for identical weights (safetensors' ``save_model`` writes its notes on shared names in a
+    random order, so the same weights could hash differently)."""
+    state = model.state_dict()
+    kept: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    shared: dict[str, str] = {}
+    for name in sorted(state):
+        tensor = state[name]
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in kept:
+            shared[name] = kept[key]
+        else:
+            kept[key] = name
+    tensors = {name: t.contiguous() for name, t in state.items() if name not in shared}
+    save_file(tensors, path, metadata={"shared": json.dumps(shared, sort_keys=True)} if shared else None)
 
 
 def _flatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:

@@ -105,12 +105,12 @@ def pause(marker):
         time.sleep(600)
 
 if phase == "weights":
-    real_save = c.save_model
+    real_save = c.save_weights
     def save_model(model, path):
         real_save(model, path)
         if "last.tmp" in path:
             pause("weights")
-    c.save_model = save_model
+    c.save_weights = save_model
 elif phase == "swap":
     real_replace = os.replace
     def replace(a, b):
@@ -235,6 +235,10 @@ def test_checkpoint_round_trip(tmp_path, tiny_checkpoint_parts):
     assert load_trainer_state(tmp_path / "last")["step"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
     assert not any(p.suffix == ".pt" for p in (tmp_path / "last").iterdir())  # no pickle written
+    # identical weights, identical bytes (tied embeddings included): the weights hash names a model
+    assert cfg.model.share_embeddings
+    hashes = {fingerprint_best(save_checkpoint(tmp_path / f"copy{i}", model, cfg, tok)) for i in range(4)}
+    assert len(hashes) == 1
 
 
 def test_crash_between_renames_falls_back_to_old_and_recovers(tmp_path, tiny_checkpoint_parts):
@@ -245,18 +249,18 @@ def test_crash_between_renames_falls_back_to_old_and_recovers(tmp_path, tiny_che
     (tmp_path / "last.tmp" / "model.safetensors").write_bytes(b"half")
     assert load_trainer_state(tmp_path / "last")["step"] == 1
     # the next save first moves last.old back: a crash during it can never lose both
-    real = checkpoint.save_model
+    real = checkpoint.save_weights
 
     def failing(model, path):
         assert (tmp_path / "last").is_dir() and not (tmp_path / "last.old").exists()
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    checkpoint.save_model = failing
+    checkpoint.save_weights = failing
     try:
         with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint"):
             save_checkpoint(tmp_path / "last", model, cfg, tok, {"step": 2})
     finally:
-        checkpoint.save_model = real
+        checkpoint.save_weights = real
     assert load_trainer_state(tmp_path / "last")["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
 
@@ -358,7 +362,7 @@ def test_malicious_trainer_state_refused_by_resume(tmp_path, capsys):
 def test_disk_full_while_saving_stops_with_previous_checkpoint_intact(tmp_path, monkeypatch, capsys):
     make_data(tmp_path, n_train=60, n_valid=4)
     config = run_config(tmp_path, "run", max_steps=10, valid_every=100, save_every=2, keep_last=0)
-    real, calls = checkpoint.save_model, []
+    real, calls = checkpoint.save_weights, []
 
     def save_model(model, path):
         calls.append(path)
@@ -366,14 +370,14 @@ def test_disk_full_while_saving_stops_with_previous_checkpoint_intact(tmp_path, 
             raise OSError(errno.ENOSPC, "No space left on device")
         real(model, path)
 
-    monkeypatch.setattr(checkpoint, "save_model", save_model)
+    monkeypatch.setattr(checkpoint, "save_weights", save_model)
     assert main(["train", str(config)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "No space left on device" in err and "previous checkpoint" in err and "--resume" in err
     last = tmp_path / "run" / "last"
     assert load_trainer_state(last)["step"] == 6
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["last"]
-    monkeypatch.setattr(checkpoint, "save_model", real)
+    monkeypatch.setattr(checkpoint, "save_weights", real)
     assert main(["train", str(config), "--resume"]) == 0  # space freed: continue
     assert load_trainer_state(last)["step"] == 10
 
@@ -478,8 +482,19 @@ def task_overrides(tmp_path: Path, task: str, out: str) -> list[str]:
 
 
 @pytest.mark.parametrize("task", ["variational", "binary", "classification"])
-def test_stopped_and_resumed_run_is_bit_identical_for_every_task(tmp_path, task):
+def test_stopped_and_resumed_run_is_bit_identical_for_every_task(tmp_path, task, caplog):
     Trainer(load_config(None, [*task_overrides(tmp_path, task, "ref"), "train.max_steps=16"])).fit()
     Trainer(load_config(None, [*task_overrides(tmp_path, task, "run"), "train.max_steps=7"])).fit()
     Trainer(load_config(None, [*task_overrides(tmp_path, task, "run"), "train.max_steps=16"]), resume=True).fit()
     assert fingerprint(tmp_path / "run" / "last") == fingerprint(tmp_path / "ref" / "last")
+    assert "changed settings" not in caplog.text  # max_steps may change freely
+
+
+def test_resume_with_changed_trajectory_settings_warns(tmp_path, caplog):
+    Trainer(load_config(None, [*task_overrides(tmp_path, "binary", "run"), "train.max_steps=3"])).fit()
+    (tmp_path / "run" / "step-99.tmp").mkdir()  # a copy cut short by a crash
+    overrides = [*task_overrides(tmp_path, "binary", "run"), "train.max_steps=4", "train.lr=0.01",
+                 "autoencoder.drop=0.5"]
+    Trainer(load_config(None, overrides), resume=True).fit()
+    assert "changed settings (train.lr, autoencoder.drop)" in caplog.text
+    assert not (tmp_path / "run" / "step-99.tmp").exists()

@@ -148,6 +148,27 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+# Settings that may change on --resume without changing where the run goes.
+FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
+                                         "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
+                                         "save_every", "max_bad_updates", "log_every", "progress")} | {"search"}
+
+
+def trajectory_changes(saved: Config, new: Config) -> list[str]:
+    """The config keys, other than :data:`FREE_ON_RESUME`, that differ between two runs."""
+    a, b = saved.to_dict(), new.to_dict()
+    changed = []
+    for section, values in a.items():
+        if section in FREE_ON_RESUME:
+            continue
+        if not isinstance(values, dict):
+            changed += [section] if values != b.get(section) else []
+            continue
+        changed += [f"{section}.{k}" for k, v in values.items()
+                    if f"{section}.{k}" not in FREE_ON_RESUME and v != b.get(section, {}).get(k)]
+    return changed
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -207,6 +228,9 @@ class Trainer:
         last = self.out / "last"
         if self.resume:
             resolve_checkpoint(last)  # clear error when there is nothing to resume
+            for stale in self.out.glob("*.tmp"):  # a copy or save cut short by a crash
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
         elif last.exists() or last.with_name("last.old").exists():
             raise Seq2SeqError(
                 f"{self.out} already holds a run (found {last}); resume it with --resume, "
@@ -527,6 +551,10 @@ class Trainer:
         saved = config_from_dict(json.loads((last / "config.json").read_text(encoding="utf-8"))["config"])
         if saved.model != self.cfg.model:
             raise ConfigError(f"--resume: the model section differs from the one in {last}/config.json")
+        changed = trajectory_changes(saved, self.cfg)
+        if changed:
+            log.warning("--resume with changed settings (%s): the run goes on, but will not end where the "
+                        "original run would have", ", ".join(changed))
         load_weights(model, last, self.device)
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
