@@ -62,6 +62,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The permissions a new file gets from the umask (0644 with the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -142,7 +149,9 @@ def _write_files(
         (tmp / TRAINER_STATE).write_text(json.dumps(skeleton) + "\n", encoding="utf-8")
 
     files = sorted(p for p in tmp.iterdir() if p.is_file())
+    mode = _file_mode()
     for p in files:
+        os.chmod(p, mode)  # safetensors and tempfile create 0600 files: share like any other file
         _fsync_file(p)
     manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

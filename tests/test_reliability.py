@@ -235,6 +235,9 @@ def test_checkpoint_round_trip(tmp_path, tiny_checkpoint_parts):
     assert load_trainer_state(tmp_path / "last")["step"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
     assert not any(p.suffix == ".pt" for p in (tmp_path / "last").iterdir())  # no pickle written
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "last").iterdir()} == {0o666 & ~umask}
     # identical weights, identical bytes (tied embeddings included): the weights hash names a model
     assert cfg.model.share_embeddings
     hashes = {fingerprint_best(save_checkpoint(tmp_path / f"copy{i}", model, cfg, tok)) for i in range(4)}
