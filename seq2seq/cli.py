@@ -1,8 +1,11 @@
 """The ``seq2seq`` command. Thin: it parses flags, reads/writes files and calls the library.
 
-User errors (bad files, configs, checkpoints) print one line, ``seq2seq: error: ...``, and
-exit with status 2; Ctrl-C exits with 130. Output files are written to a temporary name and
-renamed when complete, so an interrupted run never leaves a half-written output.
+User errors (bad files, configs, checkpoints, option values) print one line,
+``seq2seq: error: ...``, and exit with status 2; an unexpected exception (a bug) prints one line
+too and exits with 1 (``-v`` shows the traceback); Ctrl-C exits with 130. Output files are
+written to a temporary name and renamed when complete, so a failed or interrupted run never
+leaves a half-written output. Per-line commands (translate, reconstruct, encode, score,
+classify) give exactly one output line (or row) per input line, in order.
 """
 
 from __future__ import annotations
@@ -30,7 +33,26 @@ def _read_input_lines(path: Optional[str]) -> list[str]:
 
     if path and path != "-":
         return read_lines(path)
+    if sys.stdin is None:  # started with stdin closed
+        raise Seq2SeqError("no input: stdin is closed; give --input FILE")
     return decode_lines(sys.stdin.buffer.read(), "<stdin>")
+
+
+@contextmanager
+def _checkpoint_errors(directory: str, action: str = "") -> Iterator[None]:
+    """Turn the exceptions of a checkpoint whose files do not fit this version (hand-edited,
+    or written by another one) into one CheckpointError naming the directory."""
+    from seq2seq.errors import CheckpointError
+
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise CheckpointError(
+            f"cannot {action or 'load checkpoint ' + directory}: {type(e).__name__}"
+            f"{': ' + reason if reason else ''}; its files do not fit this seq2seq ({__version__}): "
+            "use the version that wrote it, or another checkpoint"
+        ) from None
 
 
 @contextmanager
@@ -62,9 +84,30 @@ def _atomic_output(path: Optional[str]) -> Iterator[IO[str]]:
         os.fsync(f.fileno())
 
 
+# Everything str.splitlines() breaks at: none may appear inside an output line.
+_LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def _clean_line(text: str) -> str:
-    """Translations go one per line: never let a newline inside one break the alignment."""
-    return text.replace("\r", " ").replace("\n", " ")
+    """Outputs go one per line: never let a line break inside one (``\\n``, ``\\r``, or any
+    other character ``str.splitlines`` splits at) break the alignment with the input."""
+    return text.translate(_LINE_BREAKS)
+
+
+def _check_decoding_flags(args: argparse.Namespace) -> None:
+    """Refuse option values that would crash or never finish, naming the option."""
+    import math
+
+    if getattr(args, "beam", None) is not None and args.beam < 1:
+        raise Seq2SeqError(f"--beam must be at least 1 (1 = greedy), got {args.beam}")
+    if getattr(args, "batch_tokens", None) is not None and args.batch_tokens < 1:
+        raise Seq2SeqError(f"--batch-tokens must be at least 1, got {args.batch_tokens}")
+    for flag in ("max_len_a", "length_penalty"):
+        value = getattr(args, flag, None)
+        if value is not None and not math.isfinite(value):
+            raise Seq2SeqError(f"--{flag.replace('_', '-')} must be a finite number, got {value}")
+    if getattr(args, "max_len_a", None) is not None and args.max_len_a < 0:
+        raise Seq2SeqError(f"--max-len-a must be >= 0, got {args.max_len_a}")
 
 
 # --------------------------------------------------------------- commands
@@ -86,7 +129,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load_translator(args: argparse.Namespace):
     from seq2seq.infer.translator import Translator
 
-    translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
+    _check_decoding_flags(args)
+    with _checkpoint_errors(args.checkpoint):
+        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
     if args.max_len_a is not None:
         translator.search.max_len_a = args.max_len_a
     if args.max_len_b is not None:
@@ -104,17 +149,24 @@ def _interactive(translator, args: argparse.Namespace) -> int:
         except EOFError:
             print(file=sys.stderr)
             return 0
+        except UnicodeDecodeError:
+            print("seq2seq: warning: that line is not valid UTF-8; skipped", file=sys.stderr)
+            continue
         for text, score in translator.translate_hypotheses([line], beam=args.beam, nbest=args.nbest)[0]:
             print(f"{_clean_line(text)}\t{score:.4f}" if args.nbest > 1 else _clean_line(text), flush=True)
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    _check_decoding_flags(args)
     if args.nbest < 1:
         raise Seq2SeqError("--nbest must be at least 1")
     if args.beam is not None and args.nbest > args.beam:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed --beam ({args.beam})")
     translator = _load_translator(args)
-    if args.input is None and sys.stdin.isatty():
+    if args.nbest > translator.search.beam and args.beam is None:
+        raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed the checkpoint's beam "
+                           f"({translator.search.beam}); give --beam too")
+    if args.input is None and sys.stdin is not None and sys.stdin.isatty():
         return _interactive(translator, args)
     lines = _read_input_lines(args.input)
     results = translator.translate_hypotheses(
@@ -137,6 +189,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     sources = read_lines(args.src)
     references = read_lines(args.ref)
+    if not sources:
+        raise Seq2SeqError(f"{args.src} has no lines: nothing to evaluate")
     if len(sources) != len(references):
         raise Seq2SeqError(
             f"{args.src} has {len(sources)} lines but {args.ref} has {len(references)}; "
@@ -159,7 +213,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _autoencoder(args: argparse.Namespace):
     from seq2seq.infer.autoencoder import Autoencoder
 
-    return Autoencoder.from_checkpoint(args.checkpoint, device=args.device)
+    _check_decoding_flags(args)
+    with _checkpoint_errors(args.checkpoint):
+        return Autoencoder.from_checkpoint(args.checkpoint, device=args.device)
+
+
+def _weights_hash(directory: str) -> str:
+    from seq2seq.checkpoint import weights_hash
+
+    with _checkpoint_errors(directory):
+        return weights_hash(directory)
 
 
 def _write_npy(path: str, array) -> None:
@@ -195,24 +258,30 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import math
+
     import numpy as np
 
     if args.threshold is not None and args.percentile is not None:
         raise Seq2SeqError("give --threshold or --percentile, not both")
     if args.percentile is not None and not 0 < args.percentile < 100:
         raise Seq2SeqError("--percentile must be between 0 and 100 (e.g. 95 flags the top 5%)")
+    if args.threshold is not None and not np.isfinite(args.threshold):
+        raise Seq2SeqError(f"--threshold must be a finite number of nats, got {args.threshold}")
     ae = _autoencoder(args)
     lines = _read_input_lines(args.input)
     scores = ae.score(lines, progress=not args.quiet)  # (N, 3): total, tokens, per token
     per_token = scores[:, 2]
     threshold = args.threshold
-    if args.percentile is not None and np.isfinite(per_token).any():
-        threshold = float(np.nanpercentile(per_token, args.percentile))
+    if args.percentile is not None:
+        if np.isfinite(per_token).any():
+            threshold = float(np.nanpercentile(per_token, args.percentile))
+        else:  # keep the flag column: nothing to flag
+            threshold = math.inf
+            warnings.warn("no input line has a score (all are empty): none is flagged", stacklevel=1)
     with _atomic_output(args.output) as out:
-        if threshold is not None:
-            out.write("per_token\ttotal\ttokens\tflag\n")
-        else:
-            out.write("per_token\ttotal\ttokens\n")
+        if args.header:
+            out.write("per_token\ttotal\ttokens" + ("\tflag" if threshold is not None else "") + "\n")
         for total, tokens, mean in scores:
             row = f"{mean:.4f}\t{total:.4f}\t{int(tokens) if np.isfinite(tokens) else 0}"
             if threshold is not None:
@@ -225,14 +294,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    from seq2seq.checkpoint import weights_hash
     from seq2seq.infer.hashing import CodeIndex
 
     if not args.output:
         raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
     ae = _autoencoder(args)
     lines = _read_input_lines(args.input)
-    fingerprint = weights_hash(args.checkpoint)
+    fingerprint = _weights_hash(args.checkpoint)
     if args.real:
         index = CodeIndex.from_vectors(ae.encode(lines, progress=not args.quiet), lines, fingerprint)
     else:
@@ -244,7 +312,6 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from seq2seq.checkpoint import weights_hash
     from seq2seq.infer.hashing import CodeIndex
 
     if args.top is not None and args.top < 1:
@@ -252,11 +319,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.radius is not None and args.radius < 0:
         raise Seq2SeqError("--radius must be >= 0")
     index = CodeIndex.load(args.index)
-    if index.model_hash and index.model_hash != weights_hash(args.checkpoint):
+    if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
         raise Seq2SeqError(f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
                            "query with the checkpoint that built it (or rebuild the index)")
     ae = _autoencoder(args)
     queries = _read_input_lines(args.input)
+    if not len(index):
+        warnings.warn(f"{args.index} holds no lines: no query can match", stacklevel=1)
     if index.kind == "real":
         if args.radius is not None:
             raise Seq2SeqError("--radius is for binary-code indexes; this one holds real vectors (use --top)")
@@ -269,6 +338,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             radius = 2 if args.radius is None else args.radius
             results = [[(i, str(d)) for i, d in index.lookup(c, radius)] for c in codes]
+    # A query without tokens has a zero vector / code, not a meaning: it matches nothing.
+    results = [r if ok else [] for r, ok in zip(results, ae.has_tokens(queries))]
     with _atomic_output(args.output) as out:
         # One line per match: QUERY<TAB>DISTANCE_OR_SIMILARITY<TAB>CORPUS_LINE<TAB>TEXT (lines from 1).
         for q, matches in enumerate(results, start=1):
@@ -278,6 +349,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    if args.max_len < 1:
+        raise Seq2SeqError(f"--max-len must be at least 1, got {args.max_len}")
     ae = _autoencoder(args)
     if args.interpolate:
         lines = ae.interpolate(args.interpolate[0], args.interpolate[1], steps=args.steps, max_len=args.max_len)
@@ -296,14 +369,32 @@ def cmd_classify(args: argparse.Namespace) -> int:
     labels, probs = ae.classify(lines, progress=not args.quiet)
     with _atomic_output(args.output) as out:
         for label, p in zip(labels, probs):
+            label = _clean_line(label)
             out.write(f"{label}\t{p.max():.4f}\n" if args.probability else f"{label}\n")
     return 0
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from seq2seq.checkpoint import join_checkpoints
+    from seq2seq.checkpoint import join_checkpoints, resolve_checkpoint, verify_checkpoint
 
-    out = join_checkpoints(args.encoder, args.decoder, args.output)
+    target = Path(args.output)
+    if target.exists() and not target.is_dir():
+        raise Seq2SeqError(f"--output {target} exists and is not a directory; give a new directory name")
+    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file():
+        raise Seq2SeqError(f"--output {target} is a directory that is not a checkpoint, and it would be "
+                           "replaced; give a new directory name")
+    for flag, directory in (("--encoder", args.encoder), ("--decoder", args.decoder)):
+        with _checkpoint_errors(directory):
+            meta = verify_checkpoint(resolve_checkpoint(directory))
+            sizes = (meta["src_vocab_size"], meta["tgt_vocab_size"])
+            if not isinstance(meta["config"], dict) or not all(type(n) is int for n in sizes):
+                raise TypeError("config.json needs a 'config' object and integer vocabulary sizes")
+        if flag == "--encoder" and meta["config"].get("task") == "classification":
+            raise Seq2SeqError(f"--encoder {directory} is a classifier checkpoint: the joined model takes its "
+                               "architecture from --encoder and needs a decoder. To reuse a classifier's "
+                               "encoder, train with train.init_encoder instead")
+    with _checkpoint_errors(args.encoder, f"join {args.encoder} and {args.decoder}"):
+        out = join_checkpoints(args.encoder, args.decoder, args.output)
     print(f"joined the encoder of {args.encoder} and the decoder of {args.decoder} into {out}")
     return 0
 
@@ -411,10 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("score", help="autoencoder: per-line reconstruction loss (anomaly scores)",
-                       description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line: the clean "
-                                   "line's reconstruction loss. High per-token loss = unlike the training "
-                                   "text. --threshold or --percentile adds a 0/1 flag column.")
+                       description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line, one output "
+                                   "line per input line: the clean line's reconstruction loss. High per-token "
+                                   "loss = unlike the training text; empty lines give 'nan<TAB>nan<TAB>0'. "
+                                   "--threshold or --percentile adds a 0/1 flag column; --header a first "
+                                   "line naming the columns.")
     _add_encoder_flags(p)
+    p.add_argument("--header", action="store_true",
+                   help="write a header line 'per_token<TAB>total<TAB>tokens[<TAB>flag]' first")
     p.add_argument("--threshold", type=float, default=None, metavar="NATS",
                    help="flag lines whose per-token loss is above NATS")
     p.add_argument("--percentile", type=float, default=None, metavar="P",
@@ -492,6 +587,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"seq2seq: error: {where}{e.strerror or e} (check free disk space and permissions)", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not a user error: still one line; -v shows the traceback
+        if args.verbose:
+            raise
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        print(f"seq2seq: error: unexpected {type(e).__name__}{': ' + detail if detail else ''} "
+              "(a bug in seq2seq: rerun with -v for the traceback and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

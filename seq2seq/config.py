@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -214,6 +217,9 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -246,7 +252,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return int(value)
         raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
     if tp is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 5e-4 (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
     if tp is str:
@@ -262,7 +272,7 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        where = f"section '{prefix}'" if prefix else "the config"
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the config"
         raise ConfigError(f"{where} must be a mapping of keys to values, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -332,6 +342,71 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     return values
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable):
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice in one section", key_node.start_mark
+                )
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def read_yaml(path: Union[str, Path]) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (empty file: ``{}``).
+
+    Raises:
+        ConfigError: the file is missing, a directory or unreadable; not UTF-8; not valid YAML
+            (the message names the line); a key is repeated; or the top level is not a mapping.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config {p} is a directory; give a YAML file (see recipes/*/ for examples)")
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror or e} (check its permissions)") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{p}:{line}: not valid UTF-8; save the config as UTF-8") from None
+    try:
+        values = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds no Python objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        if mark is not None:
+            where = f"{p}:{mark.line + 1}"
+        elif isinstance(e, yaml.reader.ReaderError):  # a control character: it has a position only
+            where = f"{p}:{text.count(chr(10), 0, e.position) + 1}"
+        else:
+            where = str(p)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{p}: a config must be a mapping of sections (e.g. 'train: {{lr: 5.0e-4}}'), "
+            f"got a {type(values).__name__}"
+        )
+    return values
+
+
 def load_config(
     path: Optional[Union[str, Path]] = None,
     overrides: Optional[list[str]] = None,
@@ -343,21 +418,20 @@ def load_config(
     """
     values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{p}: a config must be a mapping of sections, got {type(values).__name__}")
+        values = read_yaml(path)
     apply_overrides(values, overrides or [])
     if default_task:
         values.setdefault("task", default_task)
     try:
         return config_from_dict(values)
     except ConfigError as e:
+        # Name where the bad value came from: a --set override (its key, a key inside it, or a
+        # section it wrongly goes into), else the file.
+        for text in reversed(overrides or []):
+            parts = text.split("=", 1)[0].strip().split(".")
+            keys = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+            if any(f"'{k}'" in str(e) for k in keys) or f"'{keys[0]}." in str(e) or f"'{keys[0]}[" in str(e):
+                raise ConfigError(f"--set {text}: {e}") from None
         if path is not None:
             raise ConfigError(f"{path}: {e}") from None
         raise
@@ -397,11 +471,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.attention=multihead needs model.decoder=transformer (GRU: none, bahdanau, luong)")
     if m.decoder == "transformer" and m.attention in ("bahdanau", "luong"):
         raise ConfigError(f"model.attention={m.attention} needs model.decoder=gru (Transformer: multihead or none)")
-    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder):
-        raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads})")
     for key in ("d_model", "enc_layers", "dec_layers", "heads", "ffn_dim", "max_positions"):
         if getattr(m, key) < 1:
             raise ConfigError(f"config key 'model.{key}' must be at least 1")
+    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder):
+        raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads})")
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError("config key 'model.dropout' must be in [0, 1)")
     if m.share_embeddings and not cfg.tokenizer.joint:

@@ -214,9 +214,9 @@ def test_cli_tools_on_the_autoencoder(trained_ae, corpus, tmp_path, capsys):
     assert v.shape == (3, 48) and v.dtype == np.float32 and not v[1].any() and v[0].any()
     scores = tmp_path / "s.tsv"
     assert main(["score", "--checkpoint", ckpt, "-i", str(queries), "-o", str(scores), "--threshold", "1.0",
-                 "--quiet"]) == 0
+                 "--header", "--quiet"]) == 0
     rows = [line.split("\t") for line in scores.read_text().splitlines()]
-    assert rows[0] == ["per_token", "total", "tokens", "flag"] and len(rows) == 4
+    assert rows[0] == ["per_token", "total", "tokens", "flag"] and len(rows) == 4  # --header: 1 + 3 lines
     assert rows[1][2] == "4" and float(rows[1][0]) < 1.0 and rows[1][3] == "0" and rows[2][0] == "nan"
     # hash needs a binary code layer; --real indexes vectors for cosine search
     assert main(["hash", "--checkpoint", ckpt, "-i", str(corpus / "valid.txt"), "-o", str(tmp_path / "i.npz")]) == 2

@@ -45,9 +45,31 @@ class ParallelText:
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _require_examples(text: ParallelText) -> ParallelText:
+    """``text`` itself; a DataError when it has no example with a non-blank source."""
+    if not any(s.strip() for s in text.src):
+        what = "no lines" if not len(text) else f"only empty or blank lines ({len(text)})"
+        raise DataError(
+            f"{text.name}: {what}, so nothing to train or validate on; check the file and "
+            "data.train/data.valid"
+        )
+    return text
+
+
 def _strip_cr(lines: list[str]) -> list[str]:
     """Remove one trailing ``\\r`` per line (CRLF leftovers); other text is kept verbatim."""
     return [s[:-1] if s.endswith("\r") else s for s in lines]
+
+
+def _first_file(tried: list[Path]) -> Path | None:
+    """The first of ``tried`` that is a file; None when there is none (a DataError when there is
+    none but one of them is a directory)."""
+    found = next((p for p in tried if p.is_file()), None)
+    if found is None:
+        for p in tried:
+            if p.is_dir():
+                raise DataError(f"{p} is a directory, expected a text file (check data.path and the split)")
+    return found
 
 
 def resolve_path(cfg: DataConfig, name: str) -> Path:
@@ -134,7 +156,7 @@ def _load_text(cfg: DataConfig, prefix: str) -> ParallelText:
     files = []
     for lang in (cfg.src_lang, cfg.tgt_lang):
         tried = [Path(f"{base}.{lang}"), Path(f"{base}.{lang}.gz")]
-        found = next((p for p in tried if p.is_file()), None)
+        found = _first_file(tried)
         if found is None:
             raise DataError(
                 f"data file not found for language '{lang}': tried {', '.join(map(str, tried))} "
@@ -290,13 +312,14 @@ def load_parallel(cfg: DataConfig, split: str) -> ParallelText:
 
     Raises:
         DataError: missing files (listing the paths tried), unequal line counts (naming both files
-            and counts), malformed lines/records (naming file and line), missing language keys.
+            and counts), malformed lines/records (naming file and line), missing language keys,
+            no line with a non-blank source (an empty file).
     """
     if cfg.format not in _LOADERS:
         raise DataError(f"unknown data.format '{cfg.format}' (use one of {', '.join(FORMATS)})")
     if not split:
         raise DataError(f"no split given for data.format={cfg.format} (empty file name/split)")
-    return _LOADERS[cfg.format](cfg, split)
+    return _require_examples(_LOADERS[cfg.format](cfg, split))
 
 
 # ------------------------------------------------------------------ autoencoders and classifiers
@@ -328,15 +351,15 @@ def load_monolingual(cfg: DataConfig, split: str) -> ParallelText:
     if cfg.format == "text":
         base = resolve_path(cfg, split)
         tried = [base, Path(f"{base}.{cfg.src_lang}"), Path(f"{base}.{cfg.src_lang}.gz")]
-        found = next((p for p in tried if p.is_file()), None)
+        found = _first_file(tried)
         if found is None:
             raise DataError(f"data file not found: tried {', '.join(map(str, tried))} (check data.path and the split)")
         lines = _strip_cr(read_lines(found))
-        return ParallelText(src=lines, tgt=list(lines), name=str(found))
+        return _require_examples(ParallelText(src=lines, tgt=list(lines), name=str(found)))
     if cfg.format == "tsv":
         path, rows = _tsv_rows(cfg, split, 0, "sentence")
         lines = [r[0] for r in rows]
-        return ParallelText(src=lines, tgt=list(lines), name=str(path))
+        return _require_examples(ParallelText(src=lines, tgt=list(lines), name=str(path)))
     one_column = dataclasses.replace(cfg, tgt_lang=cfg.src_lang)
     text = load_parallel(one_column, split)
     return ParallelText(src=text.src, tgt=list(text.src), name=text.name)
@@ -357,7 +380,7 @@ def load_labelled(cfg: DataConfig, split: str) -> ParallelText:
         for n, label in enumerate(labels, start=2 if cfg.skip_header else 1):
             if not label:
                 raise DataError(f"{path}:{n}: the label (second column) is empty")
-        return ParallelText(src=[r[0] for r in rows], tgt=labels, name=str(path))
+        return _require_examples(ParallelText(src=[r[0] for r in rows], tgt=labels, name=str(path)))
     if cfg.format == "text":
         raise DataError("task=classification reads data.format=tsv (sentence<TAB>label) or jsonl/disk/hub columns")
     text = load_parallel(cfg, split)

@@ -103,6 +103,11 @@ class Autoencoder:
             src, src_mask = collate_source([ids[i] for i in positions])
             yield positions, src.to(self.device), src_mask.to(self.device), ids
 
+    def has_tokens(self, lines: list[str]) -> np.ndarray:
+        """(N,) bool: whether each line has any token (empty and whitespace-only lines have none:
+        their vectors are zeros, which match nothing meaningful in a search)."""
+        return np.array([bool(ids) for ids in self.tokenizers.src.encode_batch(lines)], dtype=bool)
+
     # ------------------------------------------------------------------ methods
     @torch.inference_mode()
     def encode(self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False) -> np.ndarray:
@@ -160,7 +165,8 @@ class Autoencoder:
 
     @torch.inference_mode()
     def decode_contexts(self, contexts: torch.Tensor, max_len: int = 60) -> list[str]:
-        """Greedy decoding from given context vectors (B, c) (autoencoders without attention)."""
+        """Greedy decoding from given context vectors (B, c) (autoencoders without attention);
+        at most ``max_len`` tokens, and never more than ``model.max_positions - 1``."""
         self._require("decoder")
         if self.cfg.model.attention != "none":
             raise Seq2SeqError("decoding from a context vector alone needs a model without attention")
@@ -169,7 +175,7 @@ class Autoencoder:
         src = torch.full((b, 1), EOS_ID, dtype=torch.long, device=self.device)  # unused by _FixedContext
         mask = torch.ones(b, 1, dtype=torch.bool, device=self.device)
         hyps = generate(_FixedContext(self.model, contexts), src, mask, beam=1, max_len_a=0.0, max_len_b=max_len,
-                        bos_id=BOS_ID, eos_id=EOS_ID)
+                        bos_id=BOS_ID, eos_id=EOS_ID, max_output_len=self.max_src_tokens - 1)
         return [self.tokenizers.tgt.decode(h[0].tokens) for h in hyps]
 
     def sample(self, n: int, seed: int = 1, max_len: int = 60) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Union
 
@@ -90,18 +91,31 @@ class CodeIndex:
     def load(cls, path: Union[str, Path]) -> CodeIndex:
         """Read an index written by :meth:`save` (no pickle)."""
         p = Path(path)
+        if p.is_dir():
+            raise Seq2SeqError(f"index {p} is a directory; give the .npz file written by 'seq2seq hash'")
         if not p.is_file():
             raise Seq2SeqError(f"index file not found: {p} (write one with 'seq2seq hash')")
         try:
+            with open(p, "rb") as f:
+                magic = f.read(4)
+        except OSError as e:
+            raise Seq2SeqError(f"cannot read index {p}: {e.strerror or e}") from None
+        if magic != b"PK\x03\x04":  # every .npz is a zip archive
+            raise Seq2SeqError(f"{p} is not a seq2seq index (not an .npz file); write one with 'seq2seq hash'")
+        try:
             with np.load(p, allow_pickle=False) as f:
                 if int(f["format"]) != FORMAT:
-                    raise Seq2SeqError(f"{p}: index format {int(f['format'])}, expected {FORMAT}")
+                    raise Seq2SeqError(f"{p}: index format {int(f['format'])}, expected {FORMAT}; "
+                                       "rebuild it with this version's 'seq2seq hash'")
                 kind, values, bits = str(f["kind"]), f["values"], int(f["bits"])
                 text, offsets, model_hash = f["text"].tobytes(), f["offsets"], str(f["model_hash"])
-        except (OSError, ValueError, KeyError) as e:
-            raise Seq2SeqError(f"{p} is not a seq2seq index or is corrupted ({e})") from None
-        lines = [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
-        return cls(kind, values, lines, model_hash, bits)
+            lines = [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
+            return cls(kind, values, lines, model_hash, bits)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as e:
+            # UnicodeDecodeError is a ValueError
+            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise Seq2SeqError(f"{p} is not a seq2seq index or is corrupted ({reason}); "
+                               "rebuild it with 'seq2seq hash'") from None
 
     # ---------------------------------------------------------------------- search
     def _require(self, kind: str) -> None:

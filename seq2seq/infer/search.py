@@ -6,7 +6,9 @@ position costs one ``decoder.step`` over the rows still being decoded.
 Conventions shared by both:
 
 * A sentence's maximum output length is ``int(max_len_a * src_len + max_len_b)`` tokens (EOS not
-  counted), where ``src_len`` is *its own* number of real source tokens (from ``src_mask``).
+  counted), where ``src_len`` is *its own* number of real source tokens (from ``src_mask``),
+  and never more than ``max_output_len`` when that is given (a decoder with a position table
+  cannot go past it, and a hard cap keeps a huge ``max_len_a`` from decoding for ever).
   At that length EOS is forced: the hypothesis ends there and its log-probability includes the
   forced EOS, so truncated and naturally finished hypotheses are scored alike.
 * ``min_len`` forbids EOS while fewer than ``min_len`` tokens have been produced (the maximum
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 import torch
 from torch import Tensor
@@ -53,10 +55,13 @@ class Hypothesis:
     log_prob: float  # sum of the token log-probabilities, EOS included
 
 
-def _max_lengths(src_mask: Tensor, max_len_a: float, max_len_b: float) -> Tensor:
+def _max_lengths(
+    src_mask: Tensor, max_len_a: float, max_len_b: float, max_output_len: Optional[int] = None
+) -> Tensor:
     """(batch, src_len) bool -> (batch,) int64: each sentence's maximum output length."""
     lengths = lengths_from_mask(src_mask).tolist()
-    max_lens = [max(0, int(max_len_a * n + max_len_b)) for n in lengths]
+    cap = math.inf if max_output_len is None else max(0, max_output_len)
+    max_lens = [int(max(0, min(cap, max_len_a * n + max_len_b))) for n in lengths]
     return torch.tensor(max_lens, dtype=torch.long, device=src_mask.device)
 
 
@@ -102,6 +107,7 @@ def _greedy(
     bos_id: int,
     eos_id: int,
     min_len: int,
+    max_output_len: Optional[int] = None,
 ) -> tuple[list[list[int]], list[float]]:
     """Greedy decoding -> (tokens per sentence (no BOS/EOS), summed log-probability per sentence)."""
     decoder = model.decoder
@@ -109,7 +115,7 @@ def _greedy(
     device = src.device
     encoded = model.encode(src, src_mask)
     state = decoder.init_state(encoded)
-    max_len = _max_lengths(src_mask, max_len_a, max_len_b)  # (n,) for the n active sentences
+    max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,) for the n active sentences
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
     prev = torch.full((batch,), bos_id, dtype=torch.long, device=device)  # (n,)
     tokens = torch.empty((batch, 0), dtype=torch.long, device=device)  # (n, step)
@@ -155,13 +161,14 @@ def greedy_search(
     bos_id: int = 2,
     eos_id: int = 3,
     min_len: int = 0,
+    max_output_len: Optional[int] = None,
 ) -> list[list[int]]:
     """Greedy decoding of a batch: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
     Returns the output ids (no BOS, no EOS) of each sentence. A sentence stops at EOS or at
     its own maximum length ``int(max_len_a * src_len + max_len_b)``.
     """
-    tokens, _ = _greedy(model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len)
+    tokens, _ = _greedy(model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len, max_output_len)
     return tokens
 
 
@@ -179,6 +186,7 @@ def beam_search(
     bos_id: int = 2,
     eos_id: int = 3,
     min_len: int = 0,
+    max_output_len: Optional[int] = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
@@ -203,7 +211,7 @@ def beam_search(
     encoded = encoded.select(torch.arange(batch, device=device).repeat_interleave(beam))
     state = decoder.init_state(encoded)
 
-    max_len = _max_lengths(src_mask, max_len_a, max_len_b)  # (n,)
+    max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
     beam_range = torch.arange(beam, device=device)  # (beam,)
     # Running log-probs of the live beams. At step 0 only the first row of each sentence is
@@ -300,16 +308,18 @@ def generate(
     bos_id: int = 2,
     eos_id: int = 3,
     min_len: int = 0,
+    max_output_len: Optional[int] = None,
 ) -> list[list[Hypothesis]]:
     """Greedy search when ``beam == nbest == 1``, else beam search; hypotheses either way.
 
     Greedy hypotheses carry their log-probability and the same length-normalised score as
-    beam search would give them.
+    beam search would give them. ``max_output_len`` caps every sentence's maximum length
+    (e.g. at the decoder's ``max_positions - 1``: BOS takes position 0).
     """
     if beam == 1 and nbest == 1:
         with torch.inference_mode():
             tokens, log_probs = _greedy(
-                model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len
+                model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len, max_output_len
             )
         return [
             [Hypothesis(toks, _normalise(lp, len(toks) + 1, length_penalty), lp)]
@@ -327,4 +337,5 @@ def generate(
         bos_id=bos_id,
         eos_id=eos_id,
         min_len=min_len,
+        max_output_len=max_output_len,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +14,30 @@ from tqdm.auto import tqdm
 from seq2seq.config import SearchConfig
 from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, SpmTokenizer, TokenizerPair
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, Seq2SeqError
 from seq2seq.infer.search import Hypothesis, generate
 from seq2seq.models import Seq2SeqModel
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> the first CUDA device when there is one, else the CPU."""
+    """``auto`` -> the first CUDA device when there is one, else the CPU.
+
+    Raises:
+        Seq2SeqError: ``name`` is not a device, or a CUDA device this machine does not have.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise Seq2SeqError(f"unknown device '{name}' (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise Seq2SeqError(f"device '{name}': CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= count:
+            raise Seq2SeqError(f"device '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def encode_sources(tokenizer: SpmTokenizer, lines: list[str], max_tokens: int) -> list[list[int]]:
@@ -62,6 +77,11 @@ class Translator:
     whitespace-only lines give empty outputs; lines longer than the model's limit are
     truncated (with a warning). Lines are sorted by length into token-budget batches, so
     little compute goes to padding; the result of a line does not depend on its batch.
+
+    ``max_src_tokens`` is the model's ``max_positions``; outputs are capped at
+    ``max_output_tokens`` tokens (default ``max_src_tokens - 1``: the decoder's positions,
+    BOS included), whatever ``max_len_a``/``max_len_b`` allow, so a long input or a large
+    ``max_len_a`` can neither overrun a position table nor decode for ever.
     """
 
     def __init__(
@@ -71,12 +91,14 @@ class Translator:
         search: Optional[SearchConfig] = None,
         device: Union[str, torch.device] = "cpu",
         max_src_tokens: int = 1024,
+        max_output_tokens: Optional[int] = None,
     ) -> None:
         self.model = model
         self.tokenizers = tokenizers
         self.search = search or SearchConfig()
         self.device = torch.device(device)
         self.max_src_tokens = max_src_tokens
+        self.max_output_tokens = max_src_tokens - 1 if max_output_tokens is None else max_output_tokens
 
     @classmethod
     def from_checkpoint(
@@ -111,6 +133,7 @@ class Translator:
         ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         batches = list(length_batches(ids, batch_tokens or self.search.batch_tokens))
+        capped = 0  # outputs stopped by max_output_tokens rather than by EOS or max_len_a/b
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
@@ -126,9 +149,22 @@ class Translator:
                 max_len_b=self.search.max_len_b,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
+                max_output_len=self.max_output_tokens,
             )
             for pos, sentence_hyps in zip(positions, hyps):
-                results[pos] = [(self.tokenizers.tgt.decode(h.tokens), h.score) for h in sentence_hyps]
+                # (no hypothesis at all only if the model gives every continuation probability 0)
+                results[pos] = [(self.tokenizers.tgt.decode(h.tokens), h.score) for h in sentence_hyps] or [
+                    ("", -math.inf)
+                ]
+                longest = max((len(h.tokens) for h in sentence_hyps), default=0)
+                wanted = self.search.max_len_a * len(ids[pos]) + self.search.max_len_b
+                capped += wanted > self.max_output_tokens and longest >= self.max_output_tokens
+        if capped:
+            warnings.warn(
+                f"{capped} output(s) stopped at the model's maximum output length "
+                f"({self.max_output_tokens} tokens: model.max_positions - 1)",
+                stacklevel=2,
+            )
         return results
 
     def translate(
