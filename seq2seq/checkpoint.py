@@ -94,6 +94,8 @@ def save_checkpoint(
     final = Path(directory)
     tmp = final.with_name(final.name + ".tmp")
     old = final.with_name(final.name + ".old")
+    if final.exists() and not (final.is_dir() and ((final / MANIFEST).is_file() or not any(final.iterdir()))):
+        raise CheckpointError(f"{final} exists and is not a checkpoint; it would be replaced: choose another path")
     try:
         _recover(final)
         if tmp.exists():
@@ -296,6 +298,8 @@ def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> d
         meta = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise CheckpointError(f"{directory / CONFIG} is corrupted (not valid JSON)") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{directory / CONFIG} is not a seq2seq checkpoint config (not a JSON object)")
     fmt = meta.get("format")
     if fmt != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -323,18 +327,27 @@ def load_checkpoint(
     """
     path = resolve_checkpoint(directory)
     meta = verify_checkpoint(path)
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train")
     try:
         cfg = config_from_dict(meta["config"])
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
+    sizes = [meta.get("src_vocab_size"), meta.get("tgt_vocab_size")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        raise CheckpointError(f"{path / CONFIG}: src_vocab_size and tgt_vocab_size must be positive integers, "
+                              f"got {sizes}")
     tokenizers = TokenizerPair.load(path)
-    if cfg.task == "classification":
-        labels = meta.get("labels")
-        if not isinstance(labels, list) or len(labels) < 2:
-            raise CheckpointError(f"{path / CONFIG}: a classifier checkpoint needs its 'labels' list")
-        model: Composite = build_classifier(cfg.model, meta["src_vocab_size"], len(labels))
-    else:
-        model = build_model(cfg.model, meta["src_vocab_size"], meta["tgt_vocab_size"])
+    try:
+        if cfg.task == "classification":
+            labels = meta.get("labels")
+            if not isinstance(labels, list) or len(labels) < 2:
+                raise CheckpointError(f"{path / CONFIG}: a classifier checkpoint needs its 'labels' list")
+            model: Composite = build_classifier(cfg.model, sizes[0], len(labels))
+        else:
+            model = build_model(cfg.model, sizes[0], sizes[1])
+    except ValueError as e:
+        raise CheckpointError(f"{path / CONFIG}: the model it describes cannot be built ({e})") from None
     load_weights(model, path, device)
     model.to(device).eval()
     return model, cfg, tokenizers, meta
@@ -345,7 +358,9 @@ def load_weights(model: Composite, directory: Path, device: str | torch.device =
     try:
         missing, unexpected = load_model(model, str(directory / WEIGHTS), strict=False, device=str(device))
     except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{directory / WEIGHTS} could not be read ({str(e).splitlines()[0]})") from None
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = next((line for line in lines if "size mismatch" in line), lines[0] if lines else type(e).__name__)
+        raise CheckpointError(f"{directory / WEIGHTS} could not be read ({detail[:300]})") from None
     if missing or unexpected:
         raise CheckpointError(
             f"{directory / WEIGHTS} does not match the model in {directory / CONFIG} "
@@ -421,6 +436,9 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     staged regime's join: no training happens here.
     """
     model, cfg, enc_tokenizers, _ = load_checkpoint(encoder_dir)
+    if "decoder" not in model.PARTS:
+        raise CheckpointError(f"cannot join: {encoder_dir} is a {cfg.task} checkpoint without a decoder; the "
+                              "joined model takes its architecture from the encoder's checkpoint")
     enc_model = cfg.to_dict()["model"]
     dec_meta = verify_checkpoint(resolve_checkpoint(decoder_dir))
     try:  # through config_from_dict: fields added since it was saved take their defaults

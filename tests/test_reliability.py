@@ -501,3 +501,36 @@ def test_resume_with_changed_trajectory_settings_warns(tmp_path, caplog):
     Trainer(load_config(None, overrides), resume=True).fit()
     assert "changed settings (train.lr, autoencoder.drop)" in caplog.text
     assert not (tmp_path / "run" / "step-99.tmp").exists()
+
+
+def test_checkpoint_metadata_that_does_not_fit_is_a_clear_error(tmp_path, tiny_checkpoint_parts):
+    cfg, tok, model = tiny_checkpoint_parts
+    ckpt = save_checkpoint(tmp_path / "best", model, cfg, tok)
+    meta = json.loads((ckpt / "config.json").read_text())
+    cases = [([1, 2], "not a JSON object"), ({**meta, "src_vocab_size": -3}, "positive integers"),
+             ({**meta, "config": "x"}, "no 'config' object"),
+             ({**meta, "config": {**meta["config"], "model": {**meta["config"]["model"], "d_model": 48}}},
+              "size mismatch")]
+    for bad, message in cases:
+        rewrite(ckpt, "config.json", json.dumps(bad).encode())
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(ckpt)
+
+
+def test_save_checkpoint_never_replaces_a_directory_that_is_not_a_checkpoint(tmp_path, tiny_checkpoint_parts):
+    cfg, tok, model = tiny_checkpoint_parts
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        save_checkpoint(tmp_path / "mine", model, cfg, tok)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    save_checkpoint(tmp_path / "empty", model, cfg, tok)  # a new or empty directory is fine
+
+
+def test_bad_training_data_leaves_no_run_directory(tmp_path, capsys):
+    make_data(tmp_path, n_train=20, n_valid=4)
+    (tmp_path / "train.tsv").write_bytes(b"ein\tone\n\xff\xfe\tbad\n")
+    config = run_config(tmp_path, "run", max_steps=2)
+    assert main(["train", str(config)]) == 2
+    assert "train.tsv:2: not valid UTF-8" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

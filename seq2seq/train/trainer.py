@@ -236,7 +236,6 @@ class Trainer:
                 f"{self.out} already holds a run (found {last}); resume it with --resume, "
                 "or choose another train.output_dir"
             )
-        self.out.mkdir(parents=True, exist_ok=True)
 
     def _load_data(self) -> tuple[ParallelText, Optional[ParallelText]]:
         d = self.cfg.data
@@ -491,6 +490,7 @@ class Trainer:
         set_seed(t.seed)
 
         train_text, valid_text = self._load_data()
+        self.out.mkdir(parents=True, exist_ok=True)  # after the data: bad data leaves no empty run behind
         if self.task == "classification":
             self.labels = self._label_set(train_text)
         tokenizers = self._build_tokenizers(train_text)
