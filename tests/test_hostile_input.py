@@ -496,7 +496,7 @@ def _future_key(ckpt: Path) -> None:
 BAD_CHECKPOINTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "format-999": (_format, "checkpoint format 999"),
     "unknown-config-key": (_future_key, "model.future_option"),
-    "config-json-a-list": (_config_list, "cannot load checkpoint"),
+    "config-json-a-list": (_config_list, "not a JSON object"),
     "no-vocab-size": (_no_vocab_size, "src_vocab_size"),
     "missing-weights": (lambda c: (c / "model.safetensors").unlink(), "missing model.safetensors"),
     "missing-config": (lambda c: (c / "config.json").unlink(), "missing config.json"),
