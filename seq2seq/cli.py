@@ -108,6 +108,8 @@ def _check_decoding_flags(args: argparse.Namespace) -> None:
             raise Seq2SeqError(f"--{flag.replace('_', '-')} must be a finite number, got {value}")
     if getattr(args, "max_len_a", None) is not None and args.max_len_a < 0:
         raise Seq2SeqError(f"--max-len-a must be >= 0, got {args.max_len_a}")
+    if getattr(args, "min_len", None) is not None and args.min_len < 0:
+        raise Seq2SeqError(f"--min-len must be >= 0, got {args.min_len}")
 
 
 # --------------------------------------------------------------- commands
@@ -131,14 +133,19 @@ def _load_translator(args: argparse.Namespace):
 
     _check_decoding_flags(args)
     with _checkpoint_errors(args.checkpoint):
-        translator = Translator.from_checkpoint(args.checkpoint, device=args.device)
-    if args.max_len_a is not None:
-        translator.search.max_len_a = args.max_len_a
-    if args.max_len_b is not None:
-        translator.search.max_len_b = args.max_len_b
-    if args.length_penalty is not None:
-        translator.search.length_penalty = args.length_penalty
+        try:
+            translator = Translator.from_checkpoint(args.checkpoint, device=args.device, quantize=args.quantize)
+        except ValueError as e:
+            raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
+    _apply_search_flags(translator.search, args)
     return translator
+
+
+def _apply_search_flags(search, args: argparse.Namespace) -> None:
+    """--min-len, --max-len-a/b, --length-penalty, --batch-tokens over the checkpoint's search settings."""
+    for flag in ("min_len", "max_len_a", "max_len_b", "length_penalty", "batch_tokens"):
+        if getattr(args, flag, None) is not None:
+            setattr(search, flag, getattr(args, flag))
 
 
 def _interactive(translator, args: argparse.Namespace) -> int:
@@ -235,6 +242,7 @@ def _write_npy(path: str, array) -> None:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     ae = _autoencoder(args)
+    _apply_search_flags(ae.cfg.search, args)
     lines = _read_input_lines(args.input)
     outputs = ae.reconstruct(lines, beam=args.beam, progress=not args.quiet)
     with _atomic_output(args.output) as out:
@@ -400,7 +408,7 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
-def _add_decoding_flags(p: argparse.ArgumentParser) -> None:
+def _add_decoding_flags(p: argparse.ArgumentParser, quantize: bool = True) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR",
                    help="checkpoint directory written by 'seq2seq train' (e.g. runs/NAME/best)")
     p.add_argument("--beam", type=int, default=None, metavar="N",
@@ -412,6 +420,12 @@ def _add_decoding_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-len-a", type=float, default=None, metavar="A",
                    help="maximum output length = A * source length + B")
     p.add_argument("--max-len-b", type=int, default=None, metavar="B", help="see --max-len-a")
+    p.add_argument("--min-len", type=int, default=None, metavar="N",
+                   help="no end of sentence before N output tokens (default: the checkpoint's search.min_len)")
+    if quantize:
+        p.add_argument("--quantize", choices=["int8"], default=None,
+                       help="int8 dynamic quantization of the linear and GRU layers (CPU decoding: faster, "
+                            "smaller; check the BLEU on your data)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -488,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reconstruct", help="autoencoder: input lines -> reconstructed lines",
                        description="Pass each line through the autoencoder's bottleneck and decode it.")
-    _add_decoding_flags(p)
+    _add_decoding_flags(p, quantize=False)
     p.add_argument("--input", "-i", default=None, metavar="FILE", help="input file (default: stdin)")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="output file (default: stdout)")
     p.set_defaults(func=cmd_reconstruct)

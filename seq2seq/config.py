@@ -197,6 +197,7 @@ class SearchConfig:
     length_penalty: float = 1.0  # score / length**alpha
     max_len_a: float = 1.5  # max output length = a * source length + b
     max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many output tokens
     batch_tokens: int = 8000  # source-token budget per decoding batch
 
 

@@ -112,6 +112,23 @@ def test_cli_translate_files_and_nbest(trained, tmp_path):
     assert [int(r.split("\t")[0]) for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
+def test_cli_translate_forced_length_and_int8(trained, tmp_path):
+    sources, references = read_test(trained)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(sources[:40]) + "\n", encoding="utf-8")
+    ckpt = str(trained / "run" / "best")
+    forced = tmp_path / "forced.txt"
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(forced), "--beam", "3",
+                 "--min-len", "9", "--max-len-a", "0", "--max-len-b", "9", "--quiet"]) == 0
+    assert [len(line.split()) for line in forced.read_text().splitlines()] == [9] * 40  # word model: 1 token = 1 word
+    int8 = tmp_path / "int8.txt"
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(int8), "--beam", "3",
+                 "--quantize", "int8", "--device", "cpu", "--quiet"]) == 0
+    outputs = int8.read_text().splitlines()
+    assert len(outputs) == 40
+    assert sum(o == r for o, r in zip(outputs, references)) >= 36  # int8 keeps (nearly) every answer
+
+
 def test_cli_evaluate_prints_signatures(trained, capsys):
     sources, references = read_test(trained)
     (trained / "t.src").write_text("\n".join(sources) + "\n")

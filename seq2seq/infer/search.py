@@ -20,7 +20,7 @@ Conventions shared by both:
   sentence, so a sentence's output does not depend on the other sentences in its batch (up to
   float rounding in the model itself). Exact ties are broken towards the lower beam row, then
   the lower token id (``argmax``'s first-index rule in greedy search).
-* BOS is never produced (its probability is set to 0); scores are the model's own
+* BOS and PAD (id 0) are never produced (their probability is set to 0); scores are the model's own
   log-probabilities of the chosen tokens (the softmax is taken before any masking).
 """
 
@@ -80,15 +80,18 @@ def _step_log_probs(
     min_len: int,
     bos_id: int,
     eos_id: int,
+    pad_id: int = 0,
 ) -> tuple[Tensor, dict[str, Any]]:
     """One decoder step -> (float32 log-probabilities (rows, vocab) with constraints, state).
 
-    BOS is never an output. ``forced``: (rows,) bool, rows at their maximum length: only EOS
+    BOS and PAD are never outputs. ``forced``: (rows,) bool, rows at their maximum length: only EOS
     is allowed there. Before ``min_len`` tokens EOS is forbidden (except where forced).
     """
     logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
     lprobs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
     lprobs[:, bos_id] = -math.inf
+    if 0 <= pad_id < lprobs.size(1):
+        lprobs[:, pad_id] = -math.inf
     eos_lp = lprobs[:, eos_id].clone()  # (rows,)
     if step < min_len:
         lprobs[:, eos_id] = -math.inf

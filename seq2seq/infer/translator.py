@@ -102,17 +102,30 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, directory: Union[str, Path], device: str = "auto", search: Optional[SearchConfig] = None
+        cls,
+        directory: Union[str, Path],
+        device: str = "auto",
+        search: Optional[SearchConfig] = None,
+        quantize: Optional[str] = None,
     ) -> Translator:
+        """Load a checkpoint for decoding; ``quantize="int8"``: dynamic int8 weights (CPU only)."""
         from seq2seq.checkpoint import (
             load_checkpoint,  # checkpoint imports the data and model packages
         )
 
         dev = resolve_device(device)
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if quantize and dev.type != "cpu":
+            raise ValueError(f"int8 quantization is for CPU decoding, not {dev}")
         model, cfg, tokenizers, _ = load_checkpoint(directory, dev)
         if not isinstance(model, Seq2SeqModel):
             raise CheckpointError(f"{directory} is a {cfg.task} checkpoint: it has no decoder to generate with "
                                   "(use 'seq2seq classify' or 'seq2seq encode')")
+        if quantize:
+            from seq2seq.infer.quantize import quantize_int8
+
+            model = quantize_int8(model)
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
         return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions)
 
@@ -147,6 +160,7 @@ class Translator:
                 length_penalty=self.search.length_penalty,
                 max_len_a=self.search.max_len_a,
                 max_len_b=self.search.max_len_b,
+                min_len=self.search.min_len,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
                 max_output_len=self.max_output_tokens,
