@@ -80,7 +80,8 @@ def encode_pairs(
     ``min_tokens`` tokens, or is too long: ``len(src) > max_src_tokens`` or
     ``len(tgt) + 1 > max_tgt_tokens`` (the target counts its EOS). With ``drop=False`` (validation
     and test sets) every pair is kept, in order, cut to ``max_src_tokens`` / ``max_tgt_tokens - 1``
-    ids. A maximum ``<= 0`` means no limit. ``Example.index`` is the pair's position in ``text``.
+    ids. A maximum ``<= 0`` means no limit; ``max_tgt_tokens=1`` acts as 2 (one token and its EOS).
+    ``Example.index`` is the pair's position in ``text``.
     """
     total = len(text.src)
     src_ids = tokenizers.src.encode_batch(text.src)

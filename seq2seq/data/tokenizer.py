@@ -54,6 +54,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _check_encodable(texts: Sequence[str]) -> None:
+    """Raise ValueError naming the first text that UTF-8 cannot encode (a lone surrogate, e.g.
+    from ``errors="surrogateescape"``): SentencePiece's binding reports only a cast error."""
+    for k, text in enumerate(texts):
+        if not isinstance(text, str):
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            where = f"text {k + 1}" if len(texts) > 1 else "text"
+            raise ValueError(
+                f"{where} is not valid Unicode: the lone surrogate U+{ord(text[e.start]):04X} at "
+                f"position {e.start} has no UTF-8 encoding"
+            ) from None
+
+
 class SpmTokenizer:
     """A SentencePiece model: text <-> ids (ids never include BOS/EOS unless added by the caller)."""
 
@@ -173,14 +189,28 @@ class SpmTokenizer:
         return self.vocab_size
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no BOS/EOS)."""
-        return self._sp.encode(text, out_type=int)
+        """Token ids of ``text`` (no BOS/EOS).
+
+        Raises ValueError for a string that is not valid Unicode (a lone surrogate).
+        """
+        try:
+            return self._sp.encode(text, out_type=int)
+        except RuntimeError:  # pybind11 cannot pass the string to C++
+            _check_encodable([text])
+            raise
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (no BOS/EOS), encoded in parallel by SentencePiece."""
+        """Token ids of each text (no BOS/EOS), encoded in parallel by SentencePiece.
+
+        Raises ValueError naming the first text that is not valid Unicode (a lone surrogate).
+        """
         if not texts:
             return []
-        return self._sp.encode(list(texts), out_type=int)
+        try:
+            return self._sp.encode(list(texts), out_type=int)
+        except (RuntimeError, TypeError):  # TypeError: "List elements must be str or bytes"
+            _check_encodable(texts)
+            raise
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; PAD/BOS/EOS are skipped wherever they are (no truncation at EOS)."""
