@@ -97,7 +97,7 @@ def save_checkpoint(
     if final.exists() and not (final.is_dir() and ((final / MANIFEST).is_file() or not any(final.iterdir()))):
         raise CheckpointError(f"{final} exists and is not a checkpoint; it would be replaced: choose another path")
     try:
-        _recover(final)
+        recover_checkpoint(final)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -212,7 +212,7 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
     raise ValueError(f"unexpected node {str(node)[:80]}")
 
 
-def _recover(final: Path) -> None:
+def recover_checkpoint(final: Path) -> None:
     """After a crash between the two renames of a save, only ``final.old`` is complete: move it
     back before anything else touches ``.old``."""
     old = final.with_name(final.name + ".old")
@@ -223,10 +223,11 @@ def _recover(final: Path) -> None:
 
 def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
     """An atomic copy of a complete checkpoint (hard links where the file system allows them:
-    checkpoint files are never modified in place, only replaced)."""
+    checkpoint files are never modified in place, only replaced). An existing ``directory`` is
+    replaced with the same swap as :func:`save_checkpoint`, so a crash never loses both."""
     src, final = Path(source), Path(directory)
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    old = final.with_name(final.name + ".old")
 
     def link_or_copy(a: str, b: str) -> None:
         try:
@@ -235,15 +236,19 @@ def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
             shutil.copy2(a, b)
 
     try:
+        recover_checkpoint(final)
+        shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(src, tmp, copy_function=link_or_copy)
         _fsync_dir(tmp)
+        shutil.rmtree(old, ignore_errors=True)
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"cannot copy checkpoint {src} to {final}: {e.strerror or e}") from None
-    _fsync_dir(final.parent)
     return final
 
 

@@ -275,6 +275,12 @@ def test_copy_checkpoint_is_complete_and_independent(tmp_path, tiny_checkpoint_p
     save_checkpoint(tmp_path / "last", model, cfg, tok, {"step": 4})  # replaces files, never edits them
     assert load_trainer_state(tmp_path / "step-3")["step"] == 3
     verify_checkpoint(tmp_path / "step-3", need_trainer_state=True)
+    # replacing a copy swaps it like a save: a crash between the renames leaves step-3.old,
+    # which the next copy (or a resumed run) moves back first
+    os.replace(tmp_path / "step-3", tmp_path / "step-3.old")
+    copy_checkpoint(tmp_path / "last", tmp_path / "step-3")
+    assert load_trainer_state(tmp_path / "step-3")["step"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "step-3"]
 
 
 def test_truncated_corrupted_and_missing_files_are_named(tmp_path, tiny_checkpoint_parts):

@@ -39,6 +39,7 @@ from seq2seq.checkpoint import (
     load_part,
     load_trainer_state,
     load_weights,
+    recover_checkpoint,
     resolve_checkpoint,
     save_checkpoint,
     verify_checkpoint,
@@ -231,6 +232,8 @@ class Trainer:
             for stale in self.out.glob("*.tmp"):  # a copy or save cut short by a crash
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
+            for moved in self.out.glob("*.old"):  # a swap cut short: the only complete copy
+                recover_checkpoint(moved.with_name(moved.name[: -len(".old")]))
         elif last.exists() or last.with_name("last.old").exists():
             raise Seq2SeqError(
                 f"{self.out} already holds a run (found {last}); resume it with --resume, "
