@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Adapted from the shared peer scripts (../shared/peers/prepare_data.sh). Changes: DATA_RAW comes from
-# common.sh (env, else <repo>/../shared/data/multi30k if it exists) and its absence is a clear error.
+# common.sh (env, else <repo>/../shared/data/multi30k if it exists) and its absence is a clear error;
+# the SentencePiece model has the special ids seq2seq requires (pad 0, unk 1, bos 2, eos 3) so that
+# every toolkit, seq2seq included, uses this one model (the peers read pieces, not ids).
 # Train ONE joint SentencePiece BPE model (8000) on train.de+train.en and apply it to every split.
 # Output ($DATA_SPM): {train,val,test2016}.{de,en} as space-separated pieces, spm.model,
 # and vocab files in each toolkit's format, all built from the same SPM piece inventory (same order).
@@ -19,7 +21,7 @@ if not os.path.exists(m + ".model"):
     spm.SentencePieceTrainer.train(
         input=f"{raw}/train.de,{raw}/train.en", model_prefix=m, vocab_size=8000,
         model_type="bpe", character_coverage=1.0, num_threads=2, input_sentence_size=0,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+        pad_id=0, unk_id=1, bos_id=2, eos_id=3, minloglevel=2)
 sp = spm.SentencePieceProcessor(model_file=m + ".model")
 counts = collections.Counter()
 for split in ("train", "val", "test2016"):
@@ -30,7 +32,8 @@ for split in ("train", "val", "test2016"):
                 if split == "train":
                     counts.update(pieces)
                 fo.write(" ".join(pieces) + "\n")
-pieces = [sp.id_to_piece(i) for i in range(3, sp.get_piece_size())]  # drop <unk>,<s>,</s>
+pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+          if not (sp.is_control(i) or sp.is_unknown(i))]  # drop <pad>, <unk>, <s>, </s>
 # fairseq dict.txt ("piece count"), OpenNMT-py vocab ("piece\tcount"), JoeyNMT vocab (one piece per line)
 with open(f"{out}/dict.txt", "w") as f:
     f.writelines(f"{p} {counts.get(p, 0) + 1}\n" for p in pieces)
