@@ -155,7 +155,7 @@ def main() -> None:
         s.add_argument("--model", choices=sorted(MODELS), default="transformer")
         s.add_argument("--work", type=Path, default=Path("/tmp/peers/work/seq2seq"))
         s.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-        s.add_argument("--batch-tokens", type=int, default=2000, help="source tokens per decoding batch")
+        s.add_argument("--batch-tokens", type=int, default=1000, help="source tokens per decoding batch")
     t = sub.choices["train"]
     t.add_argument("--data-raw", type=Path, required=True, help="raw Multi30k: train.de, train.en")
     t.add_argument("--spm", type=Path, required=True, help="the shared SentencePiece model")

@@ -170,7 +170,7 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
               f"- threads: {args.threads}; token budget {args.max_tokens}; {args.updates} training updates "
               f"(JoeyNMT {args.joey_updates}), throughput after update {args.warmup}",
               f"- decoding: test2016 (1,000 sentences), every output forced to exactly {args.out_len} tokens "
-              "(min = max length), batches of 64 sentences (peers) / 2,000 source tokens (seq2seq)",
+              "(min = max length), batches of 64 sentences (peers) / 1,000 source tokens (seq2seq)",
               f"- command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`", ""]
     train = [r for r in results if r.get("phase") == "train"]
     ours_train = {(r["model"], r.get("precision")): r for r in train if r.get("peer") == "seq2seq"}

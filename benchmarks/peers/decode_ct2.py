@@ -12,7 +12,7 @@ t0 = time.perf_counter()
 tr = ctranslate2.Translator(model_dir, device="cpu", compute_type=compute_type,
                             intra_threads=int(threads), inter_threads=1)
 t1 = time.perf_counter()
-lines = [l.split() for l in open(src, encoding="utf-8")]
+lines = [line.split() for line in open(src, encoding="utf-8")]
 # max_input_length=0: no input truncation (default 1024); the end token is not returned (return_end_token=False)
 res = tr.translate_batch(lines, beam_size=int(beam), max_batch_size=int(batch), batch_type="examples",
                          min_decoding_length=int(min_len), max_decoding_length=int(max_len), max_input_length=0)

@@ -89,6 +89,7 @@ def _step_log_probs(
     """
     logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
     lprobs = torch.log_softmax(logits.float(), dim=-1)  # (rows, vocab)
+    del logits  # the largest tensors of a step: keep at most two alive
     lprobs[:, bos_id] = -math.inf
     if 0 <= pad_id < lprobs.size(1):
         lprobs[:, pad_id] = -math.inf
@@ -241,7 +242,8 @@ def beam_search(
             eos_id,
         )  # (n*beam, vocab)
         vocab = lprobs.size(1)
-        cand = (scores.view(-1, 1) + lprobs).view(n, beam * vocab)  # (n, beam*vocab)
+        cand = lprobs.add_(scores.view(-1, 1)).view(n, beam * vocab)  # (n, beam*vocab), in place
+        del lprobs
 
         # Top 2*beam candidates per sentence, in a deterministic order: score descending,
         # ties to the lower flat index (lower beam row, then lower token id).
