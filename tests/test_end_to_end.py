@@ -221,3 +221,22 @@ def test_help_is_complete(capsys):
     text = capsys.readouterr().out
     for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--input", "--output", "--ref"):
         assert flag in text
+
+
+def test_onednn_linears_match_plain_linears(trained):
+    import torch
+
+    from seq2seq.infer.quantize import OneDnnLinear
+    from seq2seq.infer.translator import Translator
+
+    linear = torch.nn.Linear(16, 7).eval()
+    x = torch.randn(3, 2, 16)
+    with torch.no_grad():
+        assert torch.allclose(OneDnnLinear(linear)(x), linear(x), atol=1e-5)
+    sources, references = read_test(trained)
+    fast = Translator.from_checkpoint(trained / "run" / "best", device="cpu")
+    plain = Translator.from_checkpoint(trained / "run" / "best", device="cpu", fast_cpu=False)
+    if torch.backends.mkldnn.is_available():
+        assert any(isinstance(m, OneDnnLinear) for m in fast.model.modules())
+        assert not any(isinstance(m, OneDnnLinear) for m in plain.model.modules())
+    assert fast.translate(sources[:30], beam=3) == plain.translate(sources[:30], beam=3)
