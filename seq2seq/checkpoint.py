@@ -469,3 +469,47 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     cfg.tokenizer.joint = tokenizers.joint
     extra = {"joined": {"encoder": str(encoder_dir), "decoder": str(decoder_dir)}}
     return save_checkpoint(output_dir, model, cfg, tokenizers, None, extra)
+
+
+def last_checkpoints(run_dir: str | Path, count: int) -> list[Path]:
+    """The ``count`` latest ``step-N/`` checkpoints of a training run, oldest first."""
+    run = Path(run_dir)
+    steps = sorted((p for p in run.glob("step-*") if p.is_dir() and p.name[5:].isdigit()),
+                   key=lambda p: int(p.name[5:]))
+    if count < 1:
+        raise CheckpointError(f"the number of checkpoints to average must be at least 1, got {count}")
+    if len(steps) < count:
+        raise CheckpointError(
+            f"{run} has {len(steps)} step-N checkpoint(s), fewer than the {count} asked for; "
+            "train with train.keep_last >= N to keep that many"
+        )
+    return steps[-count:]
+
+
+def average_checkpoints(directories: list[str | Path], output_dir: str | Path) -> Path:
+    """One checkpoint whose weights are the mean of those of ``directories`` (e.g. the last
+    checkpoints of one run: fairseq's and JoeyNMT's last-BLEU-point trick).
+
+    Every checkpoint must have the same model section and the same SentencePiece model(s);
+    the config, tokenizers and metadata of the last one are kept. The mean is taken in float64.
+    """
+    if not directories:
+        raise CheckpointError("nothing to average: give at least one checkpoint")
+    model, cfg, tokenizers, meta = load_checkpoint(directories[-1])
+    reference = cfg.to_dict()["model"]
+    total = {name: t.double().clone() for name, t in model.state_dict().items()}
+    for directory in directories[:-1]:
+        other, other_cfg, other_tok, _ = load_checkpoint(directory)
+        if other_cfg.to_dict()["model"] != reference or other_cfg.task != cfg.task:
+            raise CheckpointError(f"cannot average {directory} with {directories[-1]}: their model sections differ")
+        if (other_tok.src.fingerprint, other_tok.tgt.fingerprint) != (tokenizers.src.fingerprint,
+                                                                      tokenizers.tgt.fingerprint):
+            raise CheckpointError(f"cannot average {directory} with {directories[-1]}: their SentencePiece "
+                                  "models differ, so the same ids mean different tokens")
+        for name, tensor in other.state_dict().items():
+            total[name] += tensor.double()
+    state = model.state_dict()
+    model.load_state_dict({name: (total[name] / len(directories)).to(state[name].dtype) for name in state})
+    extra = {k: v for k, v in meta.items() if k in ("labels", "step", "epoch")}
+    extra["averaged"] = [str(d) for d in directories]
+    return save_checkpoint(output_dir, model, cfg, tokenizers, None, extra)
