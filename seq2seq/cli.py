@@ -397,6 +397,14 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from seq2seq.plots import plot_learning_curves
+
+    path = plot_learning_curves([Path(r) for r in args.runs], Path(args.output))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_join(args: argparse.Namespace) -> int:
     from seq2seq.checkpoint import join_checkpoints, resolve_checkpoint, verify_checkpoint
 
@@ -516,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --run: how many (default 5; the run needs train.keep_last >= N)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="directory of the averaged checkpoint")
     p.set_defaults(func=cmd_average)
+
+    p = sub.add_parser("plot", help="learning curves of training runs as a PNG",
+                       description="Plot training loss, validation loss, validation BLEU (or accuracy) and "
+                                   "learning rate against updates, one line per run (needs matplotlib).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="a run's output_dir or its train_log.jsonl")
+    p.add_argument("--output", "-o", required=True, metavar="PNG", help="the image to write")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("join", help="one checkpoint from the encoder of one and the decoder of another",
                        description="Join the encoder part of one checkpoint and the decoder part of another "
