@@ -187,7 +187,32 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 # n-best: one line per hypothesis, "INDEX<TAB>SCORE<TAB>TEXT", INDEX = input line from 0.
                 for text, score in hyps:
                     out.write(f"{index}\t{score:.4f}\t{_clean_line(text)}\n")
+    if args.plot_attention:
+        _plot_attention(translator, lines, [h[0][0] for h in results], Path(args.plot_attention))
     return 0
+
+
+def _plot_attention(translator, lines: list[str], outputs: list[str], directory: Path) -> None:
+    """One heat map per non-empty input line, DIR/LINE.png (LINE from 1, zero-padded)."""
+    from seq2seq.infer.attention_maps import attention_weights, plot_attention
+    from seq2seq.infer.translator import encode_sources
+
+    if directory.exists() and not directory.is_dir():
+        raise Seq2SeqError(f"--plot-attention {directory} is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    tok = translator.tokenizers
+    src_ids = encode_sources(tok.src, lines, translator.max_src_tokens)
+    tgt_ids = [tok.tgt.encode(text)[: translator.max_output_tokens] for text in outputs]
+    todo = [i for i, ids in enumerate(src_ids) if ids]
+    width = len(str(len(lines)))
+    for start in range(0, len(todo), 32):
+        chunk = todo[start : start + 32]
+        maps = attention_weights(translator.model, [src_ids[i] for i in chunk], [tgt_ids[i] for i in chunk])
+        for i, weights in zip(chunk, maps):
+            plot_attention(weights, [tok.src.id_to_piece(t) for t in src_ids[i]],
+                           [tok.tgt.id_to_piece(t) for t in tgt_ids[i]], directory / f"{i + 1:0{width}d}.png",
+                           title=f"line {i + 1}")
+    print(f"wrote {len(todo)} attention map(s) to {directory}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -498,9 +523,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "translation per line, in order. Interactive when stdin is a terminal.")
     _add_decoding_flags(p)
     p.add_argument("--nbest", type=int, default=1, metavar="N",
-                   help="write the N best hypotheses per input as 'SCORE<TAB>TEXT' lines (N <= beam)")
+                   help="write the N best hypotheses per input as 'INDEX<TAB>SCORE<TAB>TEXT' lines "
+                        "(INDEX: the input line, from 0; N <= beam)")
     p.add_argument("--input", "-i", default=None, metavar="FILE", help="input file (default: stdin)")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="output file (default: stdout)")
+    p.add_argument("--plot-attention", default=None, metavar="DIR",
+                   help="also draw one attention heat map per input line, DIR/LINE.png (source tokens "
+                        "against output tokens; needs matplotlib and a model with attention)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
