@@ -240,3 +240,24 @@ def test_onednn_linears_match_plain_linears(trained):
         assert any(isinstance(m, OneDnnLinear) for m in fast.model.modules())
         assert not any(isinstance(m, OneDnnLinear) for m in plain.model.modules())
     assert fast.translate(sources[:30], beam=3) == plain.translate(sources[:30], beam=3)
+
+
+def test_python_api_round_trip_as_in_the_readme(tmp_path):
+    """The README's Python example, on generated data: config in code, model, Trainer, Translator."""
+    from seq2seq.config import load_config
+    from seq2seq.infer.translator import Translator
+    from seq2seq.models import build_model
+    from seq2seq.train.trainer import Trainer
+
+    make_reverse_data(tmp_path, n_train=300, n_test=5)
+    cfg = load_config(None, ["model.encoder=gru", "model.decoder=gru", "model.attention=luong", "model.d_model=32",
+                             "data.format=tsv", f"data.path={tmp_path}", "data.train=train.tsv",
+                             "data.valid=valid.tsv", "tokenizer.model_type=word", "tokenizer.vocab_size=20",
+                             f"train.output_dir={tmp_path / 'api'}", "train.max_steps=20", "train.progress=false",
+                             "train.valid_bleu=false", "train.early_stop_metric=loss"])
+    model = build_model(cfg.model, src_vocab_size=20, tgt_vocab_size=20)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    result = Trainer(cfg).fit()
+    assert result.steps == 20 and (result.output_dir / "best").is_dir()
+    outputs = Translator.from_checkpoint(result.output_dir / "best").translate(["a b c", "", "d e"])
+    assert len(outputs) == 3 and outputs[1] == ""
