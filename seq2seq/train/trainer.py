@@ -67,6 +67,7 @@ from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
 from seq2seq.metrics import bleu, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
+from seq2seq.train.distributed import init_distributed
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import LRSchedule, kl_weight
 
@@ -102,19 +103,23 @@ class TrainResult:
 
 
 class JsonlLog:
-    """Append-only JSON-lines log (one flushed line per record)."""
+    """Append-only JSON-lines log (one flushed line per record); ``enabled=False``: writes nothing
+    (the ranks other than 0 of a distributed run)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = path
+        self.enabled = enabled
 
     def write(self, **record: Any) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop the records of updates after ``step`` (the resumed run writes them
         again) and a last line cut short by a crash; the file is replaced atomically."""
-        if not self.path.is_file():
+        if not self.enabled or not self.path.is_file():
             return
         kept = []
         for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -214,6 +219,10 @@ class Trainer:
         self.labels: list[str] = []  # classification: label texts, index = class id
         self.out = Path(cfg.train.output_dir)
         self.device = resolve_device(cfg.train.device)
+        self.dist = init_distributed(self.device.type)  # launched by torchrun: one rank of several
+        if self.dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
         self.metric = cfg.train.early_stop_metric
         precision = resolve_precision(cfg.train.precision, self.device)
         self.autocast = (
@@ -229,11 +238,13 @@ class Trainer:
         last = self.out / "last"
         if self.resume:
             resolve_checkpoint(last)  # clear error when there is nothing to resume
-            for stale in self.out.glob("*.tmp"):  # a copy or save cut short by a crash
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-            for moved in self.out.glob("*.old"):  # a swap cut short: the only complete copy
-                recover_checkpoint(moved.with_name(moved.name[: -len(".old")]))
+            if self.dist.main:
+                for stale in self.out.glob("*.tmp"):  # a copy or save cut short by a crash
+                    if stale.is_dir():
+                        shutil.rmtree(stale, ignore_errors=True)
+                for moved in self.out.glob("*.old"):  # a swap cut short: the only complete copy
+                    recover_checkpoint(moved.with_name(moved.name[: -len(".old")]))
+            self.dist.barrier()
         elif last.exists() or last.with_name("last.old").exists():
             raise Seq2SeqError(
                 f"{self.out} already holds a run (found {last}); resume it with --resume, "
@@ -493,10 +504,17 @@ class Trainer:
         set_seed(t.seed)
 
         train_text, valid_text = self._load_data()
-        self.out.mkdir(parents=True, exist_ok=True)  # after the data: bad data leaves no empty run behind
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)  # after the data: bad data leaves no empty run behind
         if self.task == "classification":
             self.labels = self._label_set(train_text)
-        tokenizers = self._build_tokenizers(train_text)
+        if self.dist.main or self.resume:
+            tokenizers = self._build_tokenizers(train_text)
+        if self.dist.active and not self.resume:  # rank 0 trains SentencePiece, the others read it
+            if self.dist.main:
+                tokenizers.save(self.out)
+            self.dist.barrier()
+            tokenizers = TokenizerPair.load(self.out)
         examples, stats = self._encode(train_text, tokenizers, drop=True)
         log.info("training data %s: %s", train_text.name, stats.summary())
         train_targets = self._context_targets("train", train_text)
@@ -519,9 +537,12 @@ class Trainer:
                                     "best_loss": math.inf, "bad_validations": 0, "skipped_updates": 0, "seconds": 0.0}
         if self.resume:
             progress = self._restore(model, optimizer, schedule, progress)
-        else:
+        elif self.dist.main:
             tokenizers.save(self.out)
             (self.out / "config.yaml").write_text(cfg.to_json(), encoding="utf-8")
+        if self.dist.active:  # the same initial weights everywhere, whatever each rank's RNG did
+            for tensor in model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
 
         n_params = sum(p.numel() for p in model.parameters())
         what = (f"{cfg.model.encoder} encoder + classifier head ({len(self.labels)} labels)"
@@ -530,17 +551,24 @@ class Trainer:
         log.info("task %s: %s, %.2fM parameters (%.2fM trainable), device %s, %s", self.task, what, n_params / 1e6,
                  sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, self.device,
                  "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
-        logbook = JsonlLog(self.out / "train_log.jsonl")
+        logbook = JsonlLog(self.out / "train_log.jsonl", enabled=self.dist.main)
         if self.resume:
             logbook.truncate_after(progress["step"])
         logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
-                      train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device))
+                      train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device),
+                      world_size=self.dist.world)
 
+        # Global batches of world_size x train.max_tokens, each split across the ranks.
+        world = self.dist.world
         sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) + 1 for e in examples],
-                                          max_tokens=t.max_tokens, max_sentences=t.max_sentences,
+                                          max_tokens=t.max_tokens * world, max_sentences=t.max_sentences * world,
                                           shuffle=True, seed=t.seed)
-        stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, train_targets, valid_text,
-                          valid_batches, progress, logbook)
+        try:
+            stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, train_targets, valid_text,
+                              valid_batches, progress, logbook)
+        finally:
+            if self.dist.active:
+                torch.distributed.destroy_process_group()
         seconds = progress["seconds"]
         logbook.write(event="end", step=progress["step"], reason=stop, best=progress["best_score"], seconds=seconds)
         log.info("done (%s) after %d updates, %.0f s; best valid %s = %s; checkpoints in %s",
@@ -576,7 +604,7 @@ class Trainer:
 
     def _loop(self, model, tokenizers, optimizer, schedule, sampler, examples: list[Example], train_targets,
               valid_text, valid_batches, progress, logbook: JsonlLog) -> str:
-        t = self.cfg.train
+        t, dist = self.cfg.train, self.dist
         higher = HIGHER_IS_BETTER[self.metric]
         params = [p for p in model.parameters() if p.requires_grad]
         train_mode(model)
@@ -598,7 +626,8 @@ class Trainer:
                 return False  # already validated and saved at this update
             last_validated[0] = progress["step"]
             progress["seconds"] = elapsed()
-            result = self._validate(model, tokenizers, valid_text, valid_batches) if valid_text else {}
+            result = self._validate(model, tokenizers, valid_text, valid_batches) if valid_text and dist.main else {}
+            result = dist.broadcast(result)  # every rank takes the same decisions from rank 0's result
             improved = True
             if result:
                 score = self._score(result)
@@ -616,10 +645,12 @@ class Trainer:
                 schedule.step_validation(score, higher, progress["step"])
                 logbook.write(event="valid", step=progress["step"], epoch=progress["epoch"], reason=reason, **result,
                               best=progress["best_score"], lr=schedule.lr, seconds=progress["seconds"])
-                tqdm.write(f"[valid] step {progress['step']} epoch {progress['epoch']} "
-                           + " ".join(f"{k}={v:.4g}" for k, v in result.items())
-                           + (" (best)" if improved else f" (best {progress['best_score']:.4g})"))
-            self._save(model, tokenizers, optimizer, schedule, progress, improved)
+                if dist.main:
+                    tqdm.write(f"[valid] step {progress['step']} epoch {progress['epoch']} "
+                               + " ".join(f"{k}={v:.4g}" for k, v in result.items())
+                               + (" (best)" if improved else f" (best {progress['best_score']:.4g})"))
+            if dist.main:
+                self._save(model, tokenizers, optimizer, schedule, progress, improved)
             last_saved[0] = progress["step"]
             return bool(t.patience and progress["bad_validations"] >= t.patience)
 
@@ -627,34 +658,45 @@ class Trainer:
             """``last/`` only (save_every, interruption): no validation, no step-N copy."""
             if last_saved[0] != progress["step"]:
                 progress["seconds"] = elapsed()
-                self._save(model, tokenizers, optimizer, schedule, progress, improved=False, validated=False)
+                if dist.main:
+                    self._save(model, tokenizers, optimizer, schedule, progress, improved=False, validated=False)
                 last_saved[0] = progress["step"]
 
         with StopRequests() as stop_requested:
             while progress["epoch"] < t.max_epochs:
                 batches = sampler.batches(progress["epoch"])
                 bar = tqdm(total=len(batches), initial=progress["batches_done"], desc=f"epoch {progress['epoch'] + 1}",
-                           unit="batch", disable=not t.progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+                           unit="batch", disable=not (t.progress and dist.main), dynamic_ncols=True, mininterval=1.0,
+                           leave=False)
                 for positions in batches[progress["batches_done"]:]:
                     chosen = self._noised([examples[i] for i in positions], progress["epoch"], progress["batches_done"])
-                    batch = collate(chosen, train_targets).to(self.device)
-                    out = self._forward(model, batch, t.label_smoothing, progress["step"])
-                    loss_value = float(out.loss.detach())
-                    if math.isfinite(loss_value):
-                        out.loss.backward()
-                        window["loss"] += loss_value
-                        window["nll"] += float(out.nll.detach())
-                        window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
-                        window["sentences"] += len(batch)
-                        window["tokens"] += out.n
-                    else:
-                        bad_loss = True  # no backward: the update is skipped below
-                    accumulated_tokens += out.n
+                    mine = dist.shard(chosen)  # this rank's sentences of the global batch (all of it alone)
+                    if mine:
+                        batch = collate(mine, train_targets).to(self.device)
+                        out = self._forward(model, batch, t.label_smoothing, progress["step"])
+                        loss_value = float(out.loss.detach())
+                        if math.isfinite(loss_value):
+                            out.loss.backward()
+                            window["loss"] += loss_value
+                            window["nll"] += float(out.nll.detach())
+                            window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
+                            window["sentences"] += len(batch)
+                            window["tokens"] += out.n
+                        else:
+                            bad_loss = True  # no backward: the update is skipped below
+                        accumulated_tokens += out.n
                     micro += 1
                     progress["batches_done"] += 1
                     bar.update(1)
                     if micro < t.accumulate:
                         continue
+                    if dist.active:  # sum the gradients, token counts and fault flags of all ranks
+                        for param in params:
+                            if param.grad is None:
+                                param.grad = torch.zeros_like(param)
+                        dist.sum_([param.grad for param in params])
+                        accumulated_tokens = round(dist.sum_scalar(accumulated_tokens))
+                        bad_loss = dist.sum_scalar(float(bad_loss)) > 0
                     # One update: gradients were summed over tokens; make them a per-token mean.
                     grads = [p.grad for p in params if p.grad is not None]
                     if grads:
@@ -672,6 +714,9 @@ class Trainer:
                     schedule.step_update(progress["step"])
 
                     if progress["step"] % t.log_every == 0:
+                        if dist.active:  # the whole job's sums (every rank reaches this update)
+                            for key in ("loss", "nll", "kl", "sentences", "tokens"):
+                                window[key] = dist.sum_scalar(window[key])
                         now = time.time()
                         tok = max(1, window["tokens"])
                         rate = window["tokens"] / max(1e-9, now - window["time"])
@@ -696,13 +741,13 @@ class Trainer:
                         bar.close()
                         validate_and_save("max_steps")
                         return "max_steps"
-                    if t.max_minutes and elapsed() >= 60 * t.max_minutes:
+                    if t.max_minutes and dist.broadcast(elapsed() >= 60 * t.max_minutes):
                         bar.close()
                         validate_and_save("max_minutes")
                         return "max_minutes"
                     if t.save_every and progress["step"] % t.save_every == 0:
                         save_last()
-                    if stop_requested():
+                    if dist.sum_scalar(float(stop_requested())) > 0:  # any rank's Ctrl-C stops all
                         bar.close()
                         save_last()
                         logbook.write(event="interrupted", step=progress["step"], seconds=progress["seconds"])

@@ -1,0 +1,84 @@
+"""Data-parallel training over processes started by ``torchrun`` (``torch.distributed``).
+
+Every rank holds the whole model. Each update's global batch (``train.max_tokens`` tokens per
+rank, so ``world_size`` times that in all) is built by the same token-budget sampler on every
+rank and split sentence by sentence (``positions[rank::world_size]``): no example is repeated
+or lost. After the backward pass the gradient sums and token counts are all-reduced, so
+every rank takes the same step as one process with the whole batch would (up to the order
+of float additions). Rank 0 alone writes checkpoints and logs and runs validation, and
+broadcasts what the others need from it.
+
+This is DistributedDataParallel's algorithm (gradient all-reduce after backward) done
+explicitly: the loss comes from several model methods rather than one ``forward``, and a
+rank may get no sentence of a small batch, which DDP's hooks cannot express.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class Distributed:
+    """This process's place in the job (``world == 1``: not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: str = "cpu"  # where collective operations' tensors live (NCCL: the rank's GPU)
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, positions: list[int]) -> list[int]:
+        """This rank's part of a global batch (may be empty for a batch of few sentences)."""
+        return positions[self.rank :: self.world] if self.active else positions
+
+    def sum_(self, tensors: list[torch.Tensor]) -> None:
+        """All-reduce (sum) ``tensors`` in place across the ranks."""
+        if self.active:
+            for tensor in tensors:
+                dist.all_reduce(tensor)
+
+    def sum_scalar(self, value: float) -> float:
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item())
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (any picklable object: validation results, flags)."""
+        if not self.active:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def init_distributed(device_type: str) -> Distributed:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
+    ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...): NCCL on CUDA, gloo on CPU. Without those
+    variables (or with one process) training is not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return Distributed(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
+                       device=f"cuda:{local_rank}" if device_type == "cuda" else "cpu")
