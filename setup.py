@@ -22,8 +22,10 @@ setup(
         "numpy>=1.23",
     ],
     extras_require={
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5"],  # matplotlib: the recipes' plots are tested
+        # matplotlib and tensorboard: the plots and the TensorBoard log are tested
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5", "tensorboard>=2.10"],
         "plot": ["matplotlib>=3.5"],
+        "tensorboard": ["tensorboard>=2.10"],
     },
     entry_points={"console_scripts": ["seq2seq=seq2seq.cli:main"]},
 )

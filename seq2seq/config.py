@@ -158,6 +158,7 @@ class TrainConfig:
     save_every: int = 0  # updates between saves of last/ (besides each validation's); 0: at validations only
     max_bad_updates: int = 10  # stop after this many updates in a row with a non-finite loss or gradient
     log_every: int = 100
+    tensorboard: bool = False  # also log to OUTPUT_DIR/tensorboard (pip install seq2seq[tensorboard])
     progress: bool = True
     freeze: list[str] = field(default_factory=list)  # parts kept fixed: encoder, decoder (forward only)
     # What is trained: joint (end-to-end, input -> output); encoder (input -> the context

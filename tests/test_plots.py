@@ -87,3 +87,28 @@ def test_attention_maps_need_a_model_with_attention():
     cfg = load_config(None, ["model.encoder=gru", "model.decoder=gru", "model.attention=none", "model.d_model=8"])
     with pytest.raises(Seq2SeqError, match="no attention"):
         attention_weights(build_model(cfg.model, 12, 12), [[4, 5]], [[6]])
+
+
+def test_tensorboard_log_beside_the_jsonl_log(tmp_path):
+    pytest.importorskip("tensorboard")
+    import random
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seq2seq.config import load_config
+    from seq2seq.train.trainer import Trainer
+
+    rng = random.Random(0)
+    rows = [[rng.choice("abcdefgh") for _ in range(rng.randint(2, 5))] for _ in range(80)]
+    (tmp_path / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in rows))
+    Trainer(load_config(None, [
+        "data.format=tsv", f"data.path={tmp_path}", "data.train=pairs.tsv", "data.valid=pairs.tsv",
+        "tokenizer.model_type=word", "tokenizer.vocab_size=14", "model.encoder=gru", "model.decoder=gru",
+        "model.d_model=16", "train.max_steps=4", "train.log_every=1", "train.valid_every=2", "train.tensorboard=true",
+        "train.progress=false", "train.threads=1", f"train.output_dir={tmp_path / 'run'}"])).fit()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/tokens_per_s", "valid/loss", "valid/bleu"} <= tags
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("valid/bleu")] == [2, 4]

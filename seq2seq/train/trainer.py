@@ -104,17 +104,37 @@ class TrainResult:
 
 class JsonlLog:
     """Append-only JSON-lines log (one flushed line per record); ``enabled=False``: writes nothing
-    (the ranks other than 0 of a distributed run)."""
+    (the ranks other than 0 of a distributed run). With a ``tensorboard`` directory, the numbers
+    of the ``train`` and ``valid`` records also go to TensorBoard (``train/loss``, ``valid/bleu``...)."""
 
-    def __init__(self, path: Path, enabled: bool = True) -> None:
+    def __init__(self, path: Path, enabled: bool = True, tensorboard: Optional[Path] = None) -> None:
         self.path = path
         self.enabled = enabled
+        self.board = None
+        if enabled and tensorboard is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("train.tensorboard needs the tensorboard package: "
+                                  "pip install tensorboard (or seq2seq[tensorboard])") from None
+            self.board = SummaryWriter(str(tensorboard))
 
     def write(self, **record: Any) -> None:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if self.board is not None and record.get("event") in ("train", "valid"):
+            prefix = record["event"]
+            for key, value in record.items():
+                if key not in ("event", "step", "epoch") and isinstance(value, (int, float)):
+                    name = key[len("valid_"):] if key.startswith("valid_") else key
+                    self.board.add_scalar(f"{prefix}/{name}", value, record["step"])
+            self.board.flush()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop the records of updates after ``step`` (the resumed run writes them
@@ -551,7 +571,8 @@ class Trainer:
         log.info("task %s: %s, %.2fM parameters (%.2fM trainable), device %s, %s", self.task, what, n_params / 1e6,
                  sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6, self.device,
                  "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
-        logbook = JsonlLog(self.out / "train_log.jsonl", enabled=self.dist.main)
+        logbook = JsonlLog(self.out / "train_log.jsonl", enabled=self.dist.main,
+                           tensorboard=self.out / "tensorboard" if t.tensorboard else None)
         if self.resume:
             logbook.truncate_after(progress["step"])
         logbook.write(event="start", resume=self.resume, step=progress["step"], parameters=n_params,
@@ -567,6 +588,7 @@ class Trainer:
             stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, train_targets, valid_text,
                               valid_batches, progress, logbook)
         finally:
+            logbook.close()
             if self.dist.active:
                 torch.distributed.destroy_process_group()
         seconds = progress["seconds"]
