@@ -1,16 +1,13 @@
-"""Data-parallel training over processes started by ``torchrun`` (``torch.distributed``).
+"""Data-parallel training over processes started by ``torchrun``: DistributedDataParallel.
 
-Every rank holds the whole model. Each update's global batch (``train.max_tokens`` tokens per
-rank, so ``world_size`` times that in all) is built by the same token-budget sampler on every
-rank and split sentence by sentence (``positions[rank::world_size]``): no example is repeated
-or lost. After the backward pass the gradient sums and token counts are all-reduced, so
-every rank takes the same step as one process with the whole batch would (up to the order
-of float additions). Rank 0 alone writes checkpoints and logs and runs validation, and
-broadcasts what the others need from it.
-
-This is DistributedDataParallel's algorithm (gradient all-reduce after backward) done
-explicitly: the loss comes from several model methods rather than one ``forward``, and a
-rank may get no sentence of a small batch, which DDP's hooks cannot express.
+Every rank holds the whole model, wrapped in ``DistributedDataParallel`` (through
+``trainer.LossModule``), which all-reduces the gradients during the backward pass. Each
+update's global batch (``train.max_tokens`` tokens per rank, so ``world_size`` times that in
+all) is built by the same token-budget sampler on every rank and split sentence by sentence
+(``positions[rank::world_size]``): no example is repeated or lost. Token counts and fault
+flags are summed too, so every rank takes the same step as one process with the whole batch
+would (up to the order of float additions). Rank 0 alone writes checkpoints and logs and runs
+validation, and broadcasts what the others need from it.
 """
 
 from __future__ import annotations
@@ -43,12 +40,6 @@ class Distributed:
     def shard(self, positions: list[int]) -> list[int]:
         """This rank's part of a global batch (may be empty for a batch of few sentences)."""
         return positions[self.rank :: self.world] if self.active else positions
-
-    def sum_(self, tensors: list[torch.Tensor]) -> None:
-        """All-reduce (sum) ``tensors`` in place across the ranks."""
-        if self.active:
-            for tensor in tensors:
-                dist.all_reduce(tensor)
 
     def sum_scalar(self, value: float) -> float:
         if not self.active:

@@ -560,9 +560,6 @@ class Trainer:
         elif self.dist.main:
             tokenizers.save(self.out)
             (self.out / "config.yaml").write_text(cfg.to_json(), encoding="utf-8")
-        if self.dist.active:  # the same initial weights everywhere, whatever each rank's RNG did
-            for tensor in model.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
 
         n_params = sum(p.numel() for p in model.parameters())
         what = (f"{cfg.model.encoder} encoder + classifier head ({len(self.labels)} labels)"
@@ -629,6 +626,12 @@ class Trainer:
         t, dist = self.cfg.train, self.dist
         higher = HIGHER_IS_BETTER[self.metric]
         params = [p for p in model.parameters() if p.requires_grad]
+        engine = None
+        if dist.active:  # the loss as one forward of one module, which DDP wraps
+            from torch.nn.parallel import DistributedDataParallel
+
+            engine = DistributedDataParallel(LossModule(self, model), find_unused_parameters=True,
+                                             device_ids=[self.device.index] if self.device.type == "cuda" else None)
         train_mode(model)
         window = {"loss": 0.0, "nll": 0.0, "kl": 0.0, "sentences": 0, "tokens": 0, "time": time.time()}
         accumulated_tokens, micro = 0, 0
@@ -693,36 +696,44 @@ class Trainer:
                 for positions in batches[progress["batches_done"]:]:
                     chosen = self._noised([examples[i] for i in positions], progress["epoch"], progress["batches_done"])
                     mine = dist.shard(chosen)  # this rank's sentences of the global batch (all of it alone)
-                    if mine:
+                    if dist.active:
+                        # DDP: every rank takes part in every backward (its gradient all-reduce). A
+                        # rank left without a sentence runs one with weight 0; the all-reduce of the
+                        # accumulated gradients happens on the last micro-batch only.
+                        batch = collate(mine or chosen[:1], train_targets).to(self.device)
+                        with nullcontext() if micro + 1 == t.accumulate else engine.no_sync():
+                            out = engine(batch, t.label_smoothing, progress["step"])
+                            loss_value = float(out.loss.detach()) if mine else 0.0
+                            (out.loss * (1.0 if mine else 0.0)).backward()  # NaN too: all ranks must reduce
+                    else:
                         batch = collate(mine, train_targets).to(self.device)
                         out = self._forward(model, batch, t.label_smoothing, progress["step"])
                         loss_value = float(out.loss.detach())
                         if math.isfinite(loss_value):
                             out.loss.backward()
-                            window["loss"] += loss_value
-                            window["nll"] += float(out.nll.detach())
-                            window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
-                            window["sentences"] += len(batch)
-                            window["tokens"] += out.n
-                        else:
-                            bad_loss = True  # no backward: the update is skipped below
-                        accumulated_tokens += out.n
+                    if mine and math.isfinite(loss_value):
+                        window["loss"] += loss_value
+                        window["nll"] += float(out.nll.detach())
+                        window["kl"] += 0.0 if out.kl is None else float(out.kl.detach())
+                        window["sentences"] += len(batch)
+                        window["tokens"] += out.n
+                    elif mine:
+                        bad_loss = True  # the update is skipped below
+                    accumulated_tokens += out.n if mine else 0
                     micro += 1
                     progress["batches_done"] += 1
                     bar.update(1)
                     if micro < t.accumulate:
                         continue
-                    if dist.active:  # sum the gradients, token counts and fault flags of all ranks
-                        for param in params:
-                            if param.grad is None:
-                                param.grad = torch.zeros_like(param)
-                        dist.sum_([param.grad for param in params])
+                    scale = 1.0
+                    if dist.active:  # DDP averaged the ranks' gradient sums; tokens and faults: sum them too
                         accumulated_tokens = round(dist.sum_scalar(accumulated_tokens))
                         bad_loss = dist.sum_scalar(float(bad_loss)) > 0
+                        scale = float(dist.world)
                     # One update: gradients were summed over tokens; make them a per-token mean.
                     grads = [p.grad for p in params if p.grad is not None]
                     if grads:
-                        torch._foreach_mul_(grads, 1.0 / max(1, accumulated_tokens))
+                        torch._foreach_mul_(grads, scale / max(1, accumulated_tokens))
                     norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
                     if not bad_loss and torch.isfinite(norm):
                         optimizer.step()
@@ -802,6 +813,19 @@ class Trainer:
                 "train.lr or raise train.warmup_steps, check the data, or use train.precision=fp32; then "
                 "--resume or start again"
             )
+
+
+class LossModule(torch.nn.Module):
+    """The trainer's loss on a batch as the ``forward`` of one module, for
+    ``DistributedDataParallel`` to wrap (DDP starts by broadcasting rank 0's weights)."""
+
+    def __init__(self, trainer: Trainer, model: Composite) -> None:
+        super().__init__()
+        self.trainer = trainer
+        self.model = model
+
+    def forward(self, batch: Batch, label_smoothing: float, step: int) -> StepLoss:
+        return self.trainer._forward(self.model, batch, label_smoothing, step)
 
 
 class StopRequests:
