@@ -232,7 +232,7 @@ def test_onednn_linears_match_plain_linears(trained):
     linear = torch.nn.Linear(16, 7).eval()
     x = torch.randn(3, 2, 16)
     with torch.no_grad():
-        assert torch.allclose(OneDnnLinear(linear)(x), linear(x), atol=1e-5)
+        assert torch.allclose(OneDnnLinear.from_linear(linear)(x), linear(x), atol=1e-5)
     sources, references = read_test(trained)
     fast = Translator.from_checkpoint(trained / "run" / "best", device="cpu")
     plain = Translator.from_checkpoint(trained / "run" / "best", device="cpu", fast_cpu=False)
@@ -261,3 +261,34 @@ def test_python_api_round_trip_as_in_the_readme(tmp_path):
     assert result.steps == 20 and (result.output_dir / "best").is_dir()
     outputs = Translator.from_checkpoint(result.output_dir / "best").translate(["a b c", "", "d e"])
     assert len(outputs) == 3 and outputs[1] == ""
+
+
+def test_onednn_gru_decoder_matches_the_plain_one():
+    import copy
+
+    import torch
+
+    from seq2seq.config import load_config
+    from seq2seq.infer.quantize import OneDnnGRU, onednn_linears
+    from seq2seq.models import build_model
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(12, 8, num_layers=2, batch_first=True).eval()
+    x, h = torch.randn(3, 5, 12), torch.randn(2, 3, 8)
+    with torch.no_grad():
+        (a, ha), (b, hb) = gru(x, h), OneDnnGRU(gru)(x, h)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ha, hb, atol=1e-5)
+
+    cfg = load_config(None, ["model.encoder=gru", "model.decoder=gru", "model.attention=luong", "model.d_model=16",
+                             "model.dec_layers=2"])
+    model = build_model(cfg.model, 30, 30).eval()
+    fast = onednn_linears(copy.deepcopy(model))
+    if torch.backends.mkldnn.is_available():
+        assert isinstance(fast.decoder.rnn, OneDnnGRU) and not isinstance(fast.encoder.rnn, OneDnnGRU)
+    src = torch.randint(4, 30, (4, 7))
+    mask = torch.ones_like(src, dtype=torch.bool)
+    tgt = torch.randint(4, 30, (4, 6))
+    with torch.no_grad():
+        plain_logits = model.decoder(tgt, model.encode(src, mask))
+        fast_logits = fast.decoder(tgt, fast.encode(src, mask))
+    assert torch.allclose(plain_logits, fast_logits, atol=1e-4)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
+
+from seq2seq.models.decoders import GRUDecoder
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -28,14 +31,18 @@ class OneDnnLinear(nn.Module):
     """An fp32 inference-only ``nn.Linear`` whose weight is converted once to oneDNN's layout and
     which runs on oneDNN's kernel (what ``torch.utils.mkldnn.MkldnnLinear`` does, without TorchScript)."""
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, weight: Tensor, bias: Optional[Tensor] = None) -> None:
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        weight = linear.weight.detach().float()
-        bias = linear.bias.detach().float() if linear.bias is not None else weight.new_zeros(self.out_features)
+        self.out_features, self.in_features = weight.shape
+        weight = weight.detach().float().contiguous()
+        bias = bias.detach().float().contiguous() if bias is not None else weight.new_zeros(self.out_features)
         # Plain attributes, not buffers: oneDNN tensors cannot be saved, copied or moved.
         self.weight_onednn = weight.to_mkldnn()
         self.bias_onednn = bias.to_mkldnn()
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> OneDnnLinear:
+        return cls(linear.weight, linear.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., in) fp32 -> (..., out)"""
@@ -59,5 +66,38 @@ def onednn_linears(model: nn.Module) -> nn.Module:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
-                setattr(parent, name, OneDnnLinear(child))
+                setattr(parent, name, OneDnnLinear.from_linear(child))
+            elif (isinstance(parent, GRUDecoder) and type(child) is nn.GRU and not child.bidirectional
+                  and child.batch_first and child.bias):  # (encoders run packed sequences: left alone)
+                setattr(parent, name, OneDnnGRU(child))
     return model
+
+
+class OneDnnGRU(nn.Module):
+    """Inference-only stand-in for a unidirectional, batch-first ``nn.GRU``: the same equations
+    (gates r, z, n in PyTorch's order), its gate projections on :class:`OneDnnLinear`. Used by
+    the GRU decoder one step at a time, where PyTorch's fp32 GEMM was the slow part."""
+
+    def __init__(self, gru: nn.GRU) -> None:
+        super().__init__()
+        self.num_layers, self.hidden_size = gru.num_layers, gru.hidden_size
+        self.input_proj = nn.ModuleList(
+            OneDnnLinear(getattr(gru, f"weight_ih_l{k}"), getattr(gru, f"bias_ih_l{k}")) for k in range(gru.num_layers))
+        self.hidden_proj = nn.ModuleList(
+            OneDnnLinear(getattr(gru, f"weight_hh_l{k}"), getattr(gru, f"bias_hh_l{k}")) for k in range(gru.num_layers))
+
+    def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """x (B, T, in), h0 (layers, B, H) -> outputs of the top layer (B, T, H), h_n (layers, B, H)."""
+        hidden = list(h0.unbind(0))
+        outputs = []
+        for t in range(x.size(1)):
+            inp = x[:, t]
+            for k in range(self.num_layers):
+                gi_r, gi_z, gi_n = self.input_proj[k](inp).chunk(3, dim=-1)  # (B, H) each
+                gh_r, gh_z, gh_n = self.hidden_proj[k](hidden[k]).chunk(3, dim=-1)
+                r = torch.sigmoid(gi_r + gh_r)
+                z = torch.sigmoid(gi_z + gh_z)
+                n = torch.tanh(gi_n + r * gh_n)
+                hidden[k] = inp = n + z * (hidden[k] - n)  # (1 - z) * n + z * h
+            outputs.append(inp)
+        return torch.stack(outputs, dim=1), torch.stack(hidden, dim=0)
