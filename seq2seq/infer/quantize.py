@@ -1,9 +1,13 @@
-"""Dynamic int8 quantization for CPU inference.
+"""Faster CPU inference: int8 dynamic quantization, and fp32 layers on oneDNN kernels.
 
-The weights of every ``nn.Linear`` (attention projections, feed-forward layers, the output
-projection) and ``nn.GRU`` are stored as int8 and their activations quantized on the fly
-(``torch.ao.quantization.quantize_dynamic``). Only for decoding on CPU: the quantized model
-is not trained and not saved.
+:func:`quantize_int8`: the weights of every ``nn.Linear`` (attention projections, feed-forward
+layers, the output projection) and ``nn.GRU`` are stored as int8 and their activations
+quantized on the fly (``torch.ao.quantization.quantize_dynamic``).
+
+:func:`onednn_linears`: the same fp32 math, with the linear layers (and the GRU decoder's gate
+projections) on oneDNN with their weights converted once.
+
+Both are for decoding on CPU only: the converted models are not trained, saved or moved.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ class OneDnnLinear(nn.Module):
 
 
 def onednn_linears(model: nn.Module) -> nn.Module:
-    """``model`` (fp32, CPU, eval) with every ``nn.Linear`` replaced by a :class:`OneDnnLinear`;
-    returns the same model.
+    """``model`` (fp32, CPU, eval) with every ``nn.Linear`` replaced by a :class:`OneDnnLinear`
+    and a GRU decoder's ``nn.GRU`` by a :class:`OneDnnGRU`; returns the same model.
 
     Same math, different kernels: on this project's benchmark CPU (AMD EPYC) PyTorch's default
     fp32 GEMM reached 40-70 GFLOPS on decoding-sized matrices and oneDNN's 160-240. Only for
