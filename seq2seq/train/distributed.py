@@ -42,6 +42,7 @@ class Distributed:
         return positions[self.rank :: self.world] if self.active else positions
 
     def sum_scalar(self, value: float) -> float:
+        """The sum of ``value`` over the ranks (token counts, fault flags, log sums)."""
         if not self.active:
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
