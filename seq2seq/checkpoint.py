@@ -93,9 +93,11 @@ def save_checkpoint(
     """
     final = Path(directory)
     tmp = final.with_name(final.name + ".tmp")
-    old = final.with_name(final.name + ".old")
-    if final.exists() and not (final.is_dir() and ((final / MANIFEST).is_file() or not any(final.iterdir()))):
-        raise CheckpointError(f"{final} exists and is not a checkpoint; it would be replaced: choose another path")
+    if final.exists() and not final.is_dir():
+        raise CheckpointError(f"{final} exists and is not a directory; give a new directory name")
+    if final.is_dir() and any(final.iterdir()) and not (final / MANIFEST).is_file():
+        raise CheckpointError(f"{final} is a directory that is not a checkpoint, and it would be replaced; "
+                              "give a new directory name")
     try:
         recover_checkpoint(final)
         if tmp.exists():
@@ -110,17 +112,20 @@ def save_checkpoint(
             f"cannot write checkpoint {final}: {reason}; {kept}. Free disk space or fix the "
             "permissions of the output directory, then continue with --resume"
         ) from None
+    _swap_into_place(tmp, final)
+    return final
 
-    # The swap: at every instant either `final` or `old` is a complete checkpoint.
-    if old.exists():
-        shutil.rmtree(old)
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Rename the complete directory ``tmp`` to ``final``. An existing ``final`` is first renamed
+    to ``final.old`` and removed last: at every instant one of them is complete."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
-    if old.exists():
-        shutil.rmtree(old)
-    return final
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_files(
@@ -227,7 +232,6 @@ def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
     replaced with the same swap as :func:`save_checkpoint`, so a crash never loses both."""
     src, final = Path(source), Path(directory)
     tmp = final.with_name(final.name + ".tmp")
-    old = final.with_name(final.name + ".old")
 
     def link_or_copy(a: str, b: str) -> None:
         try:
@@ -240,12 +244,7 @@ def copy_checkpoint(source: str | Path, directory: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(src, tmp, copy_function=link_or_copy)
         _fsync_dir(tmp)
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_into_place(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"cannot copy checkpoint {src} to {final}: {e.strerror or e}") from None
@@ -442,8 +441,9 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     """
     model, cfg, enc_tokenizers, _ = load_checkpoint(encoder_dir)
     if "decoder" not in model.PARTS:
-        raise CheckpointError(f"cannot join: {encoder_dir} is a {cfg.task} checkpoint without a decoder; the "
-                              "joined model takes its architecture from the encoder's checkpoint")
+        raise CheckpointError(f"{encoder_dir} is a classifier checkpoint: the joined model takes its "
+                              "architecture from the encoder's checkpoint and needs a decoder. To reuse a "
+                              "classifier's encoder, train with train.init_encoder instead")
     enc_model = cfg.to_dict()["model"]
     dec_meta = verify_checkpoint(resolve_checkpoint(decoder_dir))
     try:  # through config_from_dict: fields added since it was saved take their defaults

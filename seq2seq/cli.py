@@ -188,31 +188,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 for text, score in hyps:
                     out.write(f"{index}\t{score:.4f}\t{_clean_line(text)}\n")
     if args.plot_attention:
-        _plot_attention(translator, lines, [h[0][0] for h in results], Path(args.plot_attention))
+        from seq2seq.infer.attention_maps import write_attention_maps
+
+        count = write_attention_maps(translator, lines, [h[0][0] for h in results], Path(args.plot_attention))
+        print(f"wrote {count} attention map(s) to {args.plot_attention}", file=sys.stderr)
     return 0
-
-
-def _plot_attention(translator, lines: list[str], outputs: list[str], directory: Path) -> None:
-    """One heat map per non-empty input line, DIR/LINE.png (LINE from 1, zero-padded)."""
-    from seq2seq.infer.attention_maps import attention_weights, plot_attention
-    from seq2seq.infer.translator import encode_sources
-
-    if directory.exists() and not directory.is_dir():
-        raise Seq2SeqError(f"--plot-attention {directory} is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
-    tok = translator.tokenizers
-    src_ids = encode_sources(tok.src, lines, translator.max_src_tokens)
-    tgt_ids = [tok.tgt.encode(text)[: translator.max_output_tokens] for text in outputs]
-    todo = [i for i, ids in enumerate(src_ids) if ids]
-    width = len(str(len(lines)))
-    for start in range(0, len(todo), 32):
-        chunk = todo[start : start + 32]
-        maps = attention_weights(translator.model, [src_ids[i] for i in chunk], [tgt_ids[i] for i in chunk])
-        for i, weights in zip(chunk, maps):
-            plot_attention(weights, [tok.src.id_to_piece(t) for t in src_ids[i]],
-                           [tok.tgt.id_to_piece(t) for t in tgt_ids[i]], directory / f"{i + 1:0{width}d}.png",
-                           title=f"line {i + 1}")
-    print(f"wrote {len(todo)} attention map(s) to {directory}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -431,24 +411,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_join(args: argparse.Namespace) -> int:
-    from seq2seq.checkpoint import join_checkpoints, resolve_checkpoint, verify_checkpoint
+    from seq2seq.checkpoint import join_checkpoints
 
-    target = Path(args.output)
-    if target.exists() and not target.is_dir():
-        raise Seq2SeqError(f"--output {target} exists and is not a directory; give a new directory name")
-    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file():
-        raise Seq2SeqError(f"--output {target} is a directory that is not a checkpoint, and it would be "
-                           "replaced; give a new directory name")
-    for flag, directory in (("--encoder", args.encoder), ("--decoder", args.decoder)):
-        with _checkpoint_errors(directory):
-            meta = verify_checkpoint(resolve_checkpoint(directory))
-            sizes = (meta["src_vocab_size"], meta["tgt_vocab_size"])
-            if not isinstance(meta["config"], dict) or not all(type(n) is int for n in sizes):
-                raise TypeError("config.json needs a 'config' object and integer vocabulary sizes")
-        if flag == "--encoder" and meta["config"].get("task") == "classification":
-            raise Seq2SeqError(f"--encoder {directory} is a classifier checkpoint: the joined model takes its "
-                               "architecture from --encoder and needs a decoder. To reuse a classifier's "
-                               "encoder, train with train.init_encoder instead")
+    # join_checkpoints refuses an output that is not a checkpoint and an encoder without a decoder.
     with _checkpoint_errors(args.encoder, f"join {args.encoder} and {args.decoder}"):
         out = join_checkpoints(args.encoder, args.decoder, args.output)
     print(f"joined the encoder of {args.encoder} and the decoder of {args.decoder} into {out}")

@@ -93,3 +93,26 @@ def plot_attention(weights: np.ndarray, src_tokens: list[str], tgt_tokens: list[
         plt.close(fig)
         tmp.unlink(missing_ok=True)
     return output
+
+
+def write_attention_maps(translator: Any, lines: list[str], outputs: list[str], directory: Path) -> int:
+    """One heat map per non-empty input line of a :class:`~seq2seq.infer.translator.Translator`
+    run, ``directory/LINE.png`` (LINE from 1, zero-padded); returns how many were written."""
+    from seq2seq.infer.translator import encode_sources
+
+    if directory.exists() and not directory.is_dir():
+        raise Seq2SeqError(f"--plot-attention {directory} is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    tok = translator.tokenizers
+    src_ids = encode_sources(tok.src, lines, translator.max_src_tokens)
+    tgt_ids = [tok.tgt.encode(text)[: translator.max_output_tokens] for text in outputs]
+    todo = [i for i, ids in enumerate(src_ids) if ids]
+    width = len(str(len(lines)))
+    for start in range(0, len(todo), 32):
+        chunk = todo[start : start + 32]
+        maps = attention_weights(translator.model, [src_ids[i] for i in chunk], [tgt_ids[i] for i in chunk])
+        for i, weights in zip(chunk, maps):
+            plot_attention(weights, [tok.src.id_to_piece(t) for t in src_ids[i]],
+                           [tok.tgt.id_to_piece(t) for t in tgt_ids[i]], directory / f"{i + 1:0{width}d}.png",
+                           title=f"line {i + 1}")
+    return len(todo)
