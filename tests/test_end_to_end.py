@@ -242,6 +242,28 @@ def test_onednn_linears_match_plain_linears(trained):
     assert fast.translate(sources[:30], beam=3) == plain.translate(sources[:30], beam=3)
 
 
+def test_onednn_linear_both_kernels(monkeypatch):
+    """The pre-packed oneDNN linear and its fallback (PyTorch builds without the packed ops)."""
+    import torch
+
+    from seq2seq.infer import quantize
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN in this PyTorch build")
+    linear = torch.nn.Linear(16, 70).eval()
+    x = torch.randn(5, 3, 16)
+    packed = quantize.OneDnnLinear.from_linear(linear)
+    assert packed.packed == quantize._has_packed_linear()
+    monkeypatch.setattr(quantize, "_has_packed_linear", lambda: False)
+    fallback = quantize.OneDnnLinear.from_linear(linear)
+    assert not fallback.packed
+    with torch.inference_mode():
+        expected = linear(x)
+        for layer in (packed, fallback):
+            torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(layer(x[:, 0]), expected[:, 0], atol=1e-5, rtol=1e-5)
+
+
 def test_python_api_round_trip_as_in_the_readme(tmp_path):
     """The README's Python example, on generated data: config in code, model, Trainer, Translator."""
     from seq2seq.config import load_config

@@ -174,6 +174,29 @@ def test_multihead_ignores_padded_keys() -> None:
     torch.testing.assert_close(y[:, :3], y3, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("queries", [1, 3, 16, 17])
+def test_multihead_few_query_path_matches_fused_kernel(queries: int) -> None:
+    """In CPU inference up to FEW_QUERIES queries per row take two matmuls instead of the fused
+    kernel; both give the same attention (train mode with no dropout always takes the kernel).
+    Grouped rows (g query rows per source, beam search) equal the memory repeated g times."""
+    torch.manual_seed(0)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    memory, x = torch.randn(2, 7, 8), torch.randn(6, queries, 8)  # 3 query rows per source
+    for cross in (True, False):
+        attn = MultiHeadAttention(8, 2, dropout=0.0, cross=cross)
+        if cross:
+            kv = attn.project_kv(memory)
+            repeated = tuple(t.repeat_interleave(3, dim=0) for t in kv)
+            kernel = attn.train()(x, mask=mask.repeat_interleave(3, dim=0), kv=repeated)
+            fast = attn.eval()(x, mask=mask, kv=kv)
+        else:
+            self_mask = torch.ones(6, queries, dtype=torch.bool)
+            self_mask[1::2, 1:] = False  # every other row: one real key
+            kernel = attn.train()(x, mask=self_mask)
+            fast = attn.eval()(x, mask=self_mask)
+        torch.testing.assert_close(fast, kernel, atol=1e-5, rtol=1e-5)
+
+
 def test_shared_and_tied_embeddings() -> None:
     for enc, dec in (("transformer", "transformer"), ("gru", "gru"), ("gru", "transformer")):
         model = tiny(enc, dec, "auto")

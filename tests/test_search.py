@@ -370,8 +370,9 @@ REAL = _real_model_specs()
 
 
 @pytest.mark.skipif(not REAL, reason="seq2seq.models.build_model is not available")
+@pytest.mark.parametrize("vocab", [40, 192])  # 192: beam search's two-stage top-k (64-entry chunks)
 @pytest.mark.parametrize("spec", REAL or [None])
-def test_real_models(spec: tuple[str, str, str]) -> None:
+def test_real_models(spec: tuple[str, str, str], vocab: int) -> None:
     from seq2seq.config import ModelConfig
     from seq2seq.models import build_model
 
@@ -388,9 +389,9 @@ def test_real_models(spec: tuple[str, str, str]) -> None:
         dropout=0.0,
     )
     torch.manual_seed(0)
-    model = build_model(cfg, 40, 40).double().eval()  # float64: see ToyModel
+    model = build_model(cfg, vocab, vocab).double().eval()  # float64: see ToyModel
     lengths = [5, 12, 1, 8, 3]
-    seqs = random_sources(lengths, vocab=40, seed=2)
+    seqs = random_sources(lengths, vocab=vocab, seed=2)
     src, mask = collate(seqs)
     kw: dict[str, Any] = {"max_len_a": 1.0, "max_len_b": 4}
     greedy = greedy_search(model, src, mask, **kw)
@@ -403,3 +404,34 @@ def test_real_models(spec: tuple[str, str, str]) -> None:
         for h in hyps:
             assert len(h.tokens) <= n + 4
             assert h.log_prob == pytest.approx(rescore(model, s, h.tokens), abs=1e-4)
+    # The beams of a sentence share one copy of its source memory (grouped rows); the same
+    # search with the memory repeated per beam gives the same hypotheses.
+    assert model.decoder.grouped_rows
+    model.decoder.grouped_rows = False
+    repeated = beam_search(model, src, mask, beam=3, nbest=3, **kw)
+    assert [[h.tokens for h in b] for b in repeated] == [[h.tokens for h in b] for b in batched]
+    for hyps_r, hyps_b in zip(repeated, batched):
+        assert [h.log_prob for h in hyps_r] == pytest.approx([h.log_prob for h in hyps_b], abs=1e-9)
+
+
+@pytest.mark.parametrize("vocab", [64, 256, 8000, 100])  # 100: no 64-entry chunks, one plain top-k
+def test_top_candidates_is_a_top_k(vocab: int) -> None:
+    """The two-stage top-k of beam search picks the same candidates as a top-k over
+    (n, beam * vocab) of log-probs plus row scores, -inf rows (beams not yet live) included."""
+    from seq2seq.infer.search import _top_candidates
+
+    g = torch.Generator().manual_seed(vocab)
+    n, beam = 7, 5
+    for k in (1, 2 * beam):
+        lprobs = torch.randn(n * beam, vocab, generator=g).log_softmax(-1)
+        lprobs[:, :3] = -math.inf  # PAD, UNK/BOS-like columns that are never outputs
+        scores = torch.randn(n, beam, generator=g) * 3
+        scores[0, 1:] = -math.inf  # a sentence at step 0: only its first beam is live
+        scores[1] = -math.inf  # (degenerate: nothing live at all)
+        expected = (lprobs + scores.view(-1, 1)).view(n, -1).topk(k, dim=1)
+        values, flat = _top_candidates(lprobs.clone(), scores, k)
+        assert torch.equal(values, expected.values)
+        live = values.isfinite()
+        picked = (lprobs + scores.view(-1, 1)).view(n, -1).gather(1, flat)
+        assert torch.equal(picked[live], values[live])  # the indices point at those values
+        assert all(len(set(row)) == k for row in flat.tolist()[2:])  # distinct candidates

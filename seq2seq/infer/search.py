@@ -102,6 +102,35 @@ def _step_log_probs(
     return lprobs, state
 
 
+_CHUNK = 64  # vocabulary entries per chunk in the two-stage top-k of beam search
+
+
+def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k best continuations of each sentence: lprobs (n*beam, V), scores (n, beam) running
+    log-probs -> (scores + log-probs (n, k), flat indices row_in_sentence * V + token (n, k)).
+
+    Two stages where the vocabulary splits into 64-entry chunks: the k best chunks by their
+    maximum (with the row's score), then the k best entries of those chunks. Every one of the
+    k best entries lies in one of the k best chunks, so this is a top-k of the whole
+    (n, beam * V), from one pass of chunk maxima and a small top-k, instead of adding the
+    scores to and running top-k over all of it (~3 ms -> ~2 ms a step with the log-softmax
+    for 75 sentences, beam 5, V 8,000 on the benchmark CPU).
+    """
+    n, beam = scores.shape
+    vocab = lprobs.size(1)
+    per_row = vocab // _CHUNK  # chunks per row
+    if vocab % _CHUNK or beam * per_row < k:
+        return lprobs.add_(scores.view(-1, 1)).view(n, beam * vocab).topk(k, dim=1)
+    chunks = lprobs.view(n, beam * per_row, _CHUNK)  # (n, beam*per_row, chunk), in flat order
+    chunk_best = chunks.amax(dim=2).view(n, beam, per_row) + scores.unsqueeze(2)  # (n, beam, per_row)
+    top_chunks = chunk_best.view(n, -1).topk(k, dim=1)[1]  # (n, k) chunk numbers
+    picked = chunks.gather(1, top_chunks.unsqueeze(2).expand(n, k, _CHUNK))  # (n, k, chunk)
+    picked = picked + scores.gather(1, top_chunks // per_row).unsqueeze(2)  # + each chunk's row score
+    values, pos = picked.view(n, k * _CHUNK).topk(k, dim=1)  # (n, k)
+    flat = top_chunks.gather(1, pos // _CHUNK) * _CHUNK + pos % _CHUNK  # (n, k)
+    return values, flat
+
+
 def _greedy(
     model: Seq2SeqLike,
     src: Tensor,
@@ -211,9 +240,13 @@ def beam_search(
     batch = src.size(0)
     device = src.device
     encoded = model.encode(src, src_mask)
-    # Expand every sentence to `beam` rows before init_state, so its static part is per row.
-    encoded = encoded.select(torch.arange(batch, device=device).repeat_interleave(beam))
-    state = decoder.init_state(encoded)
+    sentence_of_row = torch.arange(batch, device=device).repeat_interleave(beam)  # (batch*beam,)
+    grouped = decoder.grouped_rows
+    if grouped:  # the static part (source memory) stays one row per sentence
+        state = decoder.reorder_state(decoder.init_state(encoded), sentence_of_row)
+    else:  # one row per hypothesis everywhere
+        encoded = encoded.select(sentence_of_row)
+        state = decoder.init_state(encoded)
 
     max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
@@ -242,13 +275,11 @@ def beam_search(
             eos_id,
         )  # (n*beam, vocab)
         vocab = lprobs.size(1)
-        cand = lprobs.add_(scores.view(-1, 1)).view(n, beam * vocab)  # (n, beam*vocab), in place
-        del lprobs
 
         # Top 2*beam candidates per sentence, in a deterministic order: score descending,
         # ties to the lower flat index (lower beam row, then lower token id).
-        k = min(2 * beam, beam * vocab)
-        top_scores, top_idx = cand.topk(k, dim=1)  # (n, k)
+        top_scores, top_idx = _top_candidates(lprobs, scores, min(2 * beam, beam * vocab))  # (n, k)
+        del lprobs
         top_idx, order = top_idx.sort(dim=1)
         top_scores = top_scores.gather(1, order)
         top_scores, order = top_scores.sort(dim=1, descending=True, stable=True)
@@ -280,14 +311,17 @@ def beam_search(
             keep = (~done).nonzero().squeeze(1)  # (n',)
             if keep.numel() == 0:
                 break
-            keep_rows = (keep.unsqueeze(1) * beam + beam_range).view(-1)  # (n'*beam,)
             rows = rows.view(n, beam)[keep].view(-1)  # (n'*beam,)
             prev = prev.view(n, beam)[keep].view(-1)
             scores, active, max_len = scores[keep], active[keep], max_len[keep]
-            encoded = encoded.select(keep_rows)
-            # `rows` stays within each kept sentence's block, where the static part is the
-            # same on every row, so one index serves both the beam reorder and the pruning.
-            state = decoder.reorder_state(state, rows, static=True)
+            if grouped:
+                encoded = encoded.select(keep)
+                state = decoder.reorder_state(state, rows, static_index=keep)
+            else:
+                encoded = encoded.select((keep.unsqueeze(1) * beam + beam_range).view(-1))  # (n'*beam,) rows
+                # `rows` stays within each kept sentence's block, where the static part is the
+                # same on every row, so one index serves both the beam reorder and the pruning.
+                state = decoder.reorder_state(state, rows, static=True)
         else:
             state = decoder.reorder_state(state, rows, static=False)
         tokens = torch.cat([tokens[rows], prev.unsqueeze(1)], dim=1)  # (n*beam, step + 1)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from seq2seq.models.attention import BahdanauAttention, LuongAttention, MultiHeadAttention
 from seq2seq.models.embeddings import TransformerEmbedding, make_embedding
 from seq2seq.models.encoders import FeedForward, init_transformer_
-from seq2seq.models.types import Decoder, Encoded
+from seq2seq.models.types import Decoder, Encoded, rows_of
 
 State = dict[str, Any]
 
@@ -39,7 +39,10 @@ class GRUDecoder(Decoder):
     The encoder states must have size ``d_model``.
 
     State: {"hidden": (B, layers, d) batch-first, "static": {"keys": (B, S, *)} with attention}.
+    ``step`` takes grouped rows (``Decoder.grouped_rows``).
     """
+
+    grouped_rows = True
 
     def __init__(
         self,
@@ -104,7 +107,7 @@ class GRUDecoder(Decoder):
         """tgt_in (B, T), hidden (B, layers, d) -> logits (B, T, V), new hidden (B, layers, d)."""
         b, t = tgt_in.shape
         emb = self.embed_dropout(self.embedding(tgt_in))  # (B, T, d)
-        ctx = encoded.context.unsqueeze(1).expand(b, t, self.context_dim)  # (B, T, c)
+        ctx = rows_of(encoded.context, b).unsqueeze(1).expand(b, t, self.context_dim)  # (B, T, c)
         h0 = hidden.transpose(0, 1).contiguous()  # (layers, B, d) for nn.GRU
         out, h_n = self.rnn(torch.cat([emb, ctx], dim=-1), h0)  # out: (B, T, d)
         if self.attention is not None:
@@ -183,8 +186,10 @@ class TransformerDecoder(Decoder):
                    or {"context": (B, 1, d)}}                           # attention="none"
 
     The position of the next step is the cache length t. Targets longer than
-    ``max_positions`` raise ValueError.
+    ``max_positions`` raise ValueError. ``step`` takes grouped rows (``Decoder.grouped_rows``).
     """
+
+    grouped_rows = True
 
     def __init__(
         self,
@@ -254,7 +259,7 @@ class TransformerDecoder(Decoder):
     def _embed(self, ids: Tensor, static: dict, offset: int) -> Tensor:
         x = self.embed(ids, offset)  # (B, T, d)
         if "context" in static:
-            x = x + static["context"]  # + (B, 1, d): the bottleneck at every position
+            x = x + rows_of(static["context"], x.size(0))  # + (B, 1, d): the bottleneck at every position
         return x
 
     def _cross_kv(self, static: dict, i: int) -> Any:

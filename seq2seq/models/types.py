@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +51,14 @@ class Decoder(nn.Module, ABC):
 
     The state is a dict of tensors whose first dimension is the batch, so search code can
     reorder it generically with :meth:`reorder_state`.
+
+    ``grouped_rows``: the decoder's ``step`` also accepts ``g * B`` rows of tokens (and state)
+    for an ``encoded`` and ``init_state`` static part of ``B`` sentences, row ``r`` belonging
+    to sentence ``r // g``. Beam search then keeps each sentence's source memory once, not
+    once per beam. Decoders without it get ``encoded`` repeated to one row per beam.
     """
+
+    grouped_rows: bool = False
 
     @abstractmethod
     def forward(self, tgt_in: Tensor, encoded: Encoded) -> Tensor:
@@ -69,14 +76,22 @@ class Decoder(nn.Module, ABC):
         """
 
     @staticmethod
-    def reorder_state(state: dict[str, Any], index: Tensor, static: bool = False) -> dict[str, Any]:
+    def reorder_state(
+        state: dict[str, Any], index: Tensor, static: bool = False, static_index: Optional[Tensor] = None
+    ) -> dict[str, Any]:
         """Select batch rows ``index`` from every tensor in ``state`` (lists/tuples/dicts mapped).
 
         ``state["static"]`` holds what depends only on the source sentence (e.g. projected
         encoder keys/values): it is identical across one sentence's beam hypotheses, so beam
         search leaves it alone (``static=False``); pass ``static=True`` when sentences are
-        dropped from or reordered in the batch.
+        dropped from or reordered in the batch, or ``static_index`` to select other rows of it
+        than ``index`` (a ``grouped_rows`` static part has one row per sentence).
         """
+        if static_index is not None:
+            picked = Decoder.reorder_state({k: v for k, v in state.items() if k != "static"}, index)
+            if "static" in state:
+                picked["static"] = Decoder.reorder_state(state["static"], static_index)
+            return picked
 
         def pick(x: Any) -> Any:
             if isinstance(x, Tensor):
@@ -88,6 +103,17 @@ class Decoder(nn.Module, ABC):
             return x
 
         return {k: (v if k == "static" and not static else pick(v)) for k, v in state.items()}
+
+
+def rows_of(per_source: Tensor, rows: int) -> Tensor:
+    """(B, ...) one entry per source -> (rows, ...) one per decoder row, for ``rows = g * B``
+    rows grouped sentence-major (see ``Decoder.grouped_rows``); the tensor itself when g = 1."""
+    sources = per_source.size(0)
+    if rows == sources:
+        return per_source
+    if rows % sources:
+        raise ValueError(f"{rows} decoder rows do not divide into {sources} sources")
+    return per_source.repeat_interleave(rows // sources, dim=0)
 
 
 class Composite(nn.Module):
