@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg_path = args.work / f"{args.model}.json"
     cfg_path.write_text(json.dumps(config(args), indent=1))
     timing = args.work / f"{args.model}.train.time"
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with open(args.work / f"{args.model}.train.log", "w") as log:
         subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), sys.executable, "-m", "seq2seq", "train",
                         str(cfg_path)], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -101,7 +101,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     out = args.work / f"{args.model}.{tag}hyp.b{args.beam}.{args.min_len}-{args.max_len}.{args.quantize or 'fp32'}.txt"
     timing = out.with_suffix(".time")
     report = out.with_suffix(".json")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     worker = [sys.executable, str(Path(__file__)), "_worker", str(args.work / args.model / "last"), str(args.src),
               str(out), str(report), str(args.beam), str(args.min_len), str(args.max_len), args.quantize or "",
               str(args.threads), str(args.batch_tokens)]

@@ -128,6 +128,7 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with native bf16, else fp32) | fp32 | bf16
+    cpu_kernels: bool = True  # on CPU: oneDNN fp32 linears and a cheaper dropout mask (models/cpu_kernels.py)
     threads: int = 0  # torch CPU threads; 0: torch's default
     max_tokens: int = 4096  # token budget per batch (source or target side, the larger)
     max_sentences: int = 0  # cap on sentences per batch; 0: none

@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from seq2seq.models.cpu_kernels import has_onednn_linear, onednn_linear
 from seq2seq.models.decoders import GRUDecoder
 
 
@@ -28,7 +29,17 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).cpu().eval()
     with warnings.catch_warnings():  # torch deprecates the quantized tensor types it still uses here
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU}, dtype=torch.qint8)
+        pairs = [[f"{name}.{i}", f"{name}.{i + 1}"] for name, i in _linear_relu_pairs(model)]
+        if pairs:  # Linear -> ReLU (feed-forward layers): one int8 kernel with the ReLU fused
+            torch.ao.quantization.fuse_modules(model, pairs, inplace=True)
+        fused = torch.ao.nn.intrinsic.LinearReLU
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.GRU, fused}, dtype=torch.qint8)
+
+
+def _linear_relu_pairs(model: nn.Module) -> list[tuple[str, int]]:
+    """(name of an ``nn.Sequential``, i) for each of its ``nn.Linear`` at i followed by ``nn.ReLU``."""
+    return [(name, i) for name, seq in model.named_modules() if isinstance(seq, nn.Sequential)
+            for i in range(len(seq) - 1) if type(seq[i]) is nn.Linear and type(seq[i + 1]) is nn.ReLU]
 
 
 class OneDnnLinear(nn.Module):
@@ -45,13 +56,14 @@ class OneDnnLinear(nn.Module):
     # gave the same speed for 5 to 1,500 rows, 1 was slower for few rows.
     PACK_FOR_ROWS = 64
 
-    def __init__(self, weight: Tensor, bias: Optional[Tensor] = None) -> None:
+    def __init__(self, weight: Tensor, bias: Optional[Tensor] = None, relu: bool = False) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
+        self.relu = relu  # ReLU(linear(x)), fused into the kernel where the packed ops exist
         weight = weight.detach().float().contiguous()
         bias = bias.detach().float().contiguous() if bias is not None else weight.new_zeros(self.out_features)
         # Plain attributes, not buffers: oneDNN tensors cannot be saved, copied or moved.
-        self.packed = _has_packed_linear()
+        self.packed = has_onednn_linear()
         if self.packed:
             self.weight_onednn = torch.ops.mkldnn._reorder_linear_weight(weight, self.PACK_FOR_ROWS)
             self.bias = bias
@@ -66,22 +78,13 @@ class OneDnnLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (..., in) fp32 -> (..., out)"""
         if self.packed:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight_onednn, self.bias, "none", [], "")
-        y = torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), self.weight_onednn, self.bias_onednn)
-        return y.to_dense()
+            return onednn_linear(x, self.weight_onednn, self.bias, relu=self.relu)
+        y = torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), self.weight_onednn, self.bias_onednn).to_dense()
+        return torch.relu_(y) if self.relu else y
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, oneDNN"
-
-
-def _has_packed_linear() -> bool:
-    """Whether this PyTorch build has oneDNN's pre-packed linear ops (CPU builds since 2.0)."""
-    try:
-        torch.ops.mkldnn._linear_pointwise  # noqa: B018 (attribute lookup is the check)
-        torch.ops.mkldnn._reorder_linear_weight  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return False
-    return True
+        relu = ", ReLU" if self.relu else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}{relu}, oneDNN"
 
 
 def onednn_linears(model: nn.Module) -> nn.Module:
@@ -94,6 +97,10 @@ def onednn_linears(model: nn.Module) -> nn.Module:
     """
     if not torch.backends.mkldnn.is_available():
         return model
+    for name, i in _linear_relu_pairs(model):  # feed-forward layers: ReLU fused into the linear
+        seq = model.get_submodule(name)
+        seq[i] = OneDnnLinear(seq[i].weight, seq[i].bias, relu=True)
+        seq[i + 1] = nn.Identity()
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:

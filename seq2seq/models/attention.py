@@ -74,7 +74,8 @@ class MultiHeadAttention(nn.Module):
         if not self.cross:
             raise RuntimeError("project_kv is for cross-attention (cross=True)")
         k, v = self.kv_proj(memory).chunk(2, dim=-1)
-        return self._split(k), self._split(v)
+        # Contiguous once here, rather than copied by every decoding step's matmul.
+        return self._split(k).contiguous(), self._split(v).contiguous()
 
     def forward(
         self,

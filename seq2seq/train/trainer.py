@@ -67,6 +67,7 @@ from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
 from seq2seq.metrics import bleu, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
+from seq2seq.models.cpu_kernels import use_cpu_kernels
 from seq2seq.train.distributed import init_distributed
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import LRSchedule, kl_weight
@@ -550,6 +551,8 @@ class Trainer:
             valid_batches = [collate([valid_examples[i] for i in b], valid_targets) for b in vs.batches(0)]
 
         model = self._build_model(tokenizers)
+        if self.device.type == "cpu" and t.cpu_kernels:
+            use_cpu_kernels(model)
         optimizer = self._build_optimizer(model)
         schedule = LRSchedule(optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor,
                               t.plateau_patience, t.min_lr)
