@@ -62,7 +62,12 @@ class _OneDnnLinearFunction(torch.autograd.Function):
             grad_x = onednn_linear(grad, weight.t())  # (..., out) @ W (out, in) -> (..., in)
         grad_2d = grad.reshape(-1, grad.size(-1))  # (N, out)
         if ctx.needs_input_grad[1]:
-            grad_w = onednn_linear(grad_2d.t(), x.reshape(-1, x.size(-1)).t())  # (out, N) @ (N, in)
+            x_2d = x.reshape(-1, x.size(-1))  # (N, in)
+            # oneDNN copies a transposed left operand to contiguous first: transpose the narrower one.
+            if x_2d.size(1) < grad_2d.size(1):
+                grad_w = onednn_linear(x_2d.t(), grad_2d.t()).t()  # ((in, N) @ (N, out))^T
+            else:
+                grad_w = onednn_linear(grad_2d.t(), x_2d.t())  # (out, N) @ (N, in)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_2d.sum(0)
         return grad_x, grad_w, grad_b
