@@ -121,10 +121,21 @@ def test_reorder_state(enc: str, dec: str, att: str) -> None:
         full = model.decoder(tgt[perm], encoded.select(perm))
         state = model.decoder.init_state(encoded)
         _, state = model.decoder.step(tgt[:, 0], encoded, state)
+        after_one = state
         state = Decoder.reorder_state(state, perm, static=True)
         encoded = encoded.select(perm)
         logits, _ = model.decoder.step(tgt[perm, 1], encoded, state)
-    assert (logits - full[:, 1]).abs().max().item() < 1e-4
+        assert (logits - full[:, 1]).abs().max().item() < 1e-4
+        # The decoder's own reorder (a Transformer defers the cache copy to the next step), twice
+        # in a row, then two steps: the same as decoding the reordered batch.
+        perm2 = torch.tensor([1, 1, 0])
+        state = model.decoder.reorder_state(after_one, perm, static=True)
+        state = model.decoder.reorder_state(state, perm2, static=True)
+        both = perm[perm2]
+        logits, state = model.decoder.step(tgt[both, 1], encoded.select(perm2), state)
+        assert (logits - full[perm2, 1]).abs().max().item() < 1e-4
+        logits, _ = model.decoder.step(tgt[both, 2], encoded.select(perm2), state)
+        assert (logits - full[perm2, 2]).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("att", ["none", "multihead"])

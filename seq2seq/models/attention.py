@@ -111,10 +111,12 @@ class MultiHeadAttention(nn.Module):
             q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
         return self._attend(q, k, v, mask, causal)
 
-    def step(self, x: Tensor, cache: KV) -> tuple[Tensor, KV]:
+    def step(self, x: Tensor, cache: KV, order: Optional[Tensor] = None) -> tuple[Tensor, KV]:
         """Incremental self-attention: x (B, 1, d) is the newest position; cache holds the keys and
-        values of the earlier ones, (B, heads, t, d_head) each (t may be 0). The new key/value is
+        values of the earlier ones, (B', heads, t, d_head) each (t may be 0). The new key/value is
         appended and the query attends to all t + 1 positions: O(t) per step.
+
+        order: (B,) rows of the cache to continue (beam search's reorder), applied while appending.
 
         Returns (out (B, 1, d), new cache with t + 1 positions).
         """
@@ -122,8 +124,7 @@ class MultiHeadAttention(nn.Module):
             raise RuntimeError("step is for self-attention; use forward(x, mask, kv=...) for cross")
         q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
         if cache[0].size(2) > 0:  # (the empty cache of step 0 is skipped: it keeps k's dtype)
-            k = torch.cat([cache[0], k], dim=2)  # (B, h, t+1, dh)
-            v = torch.cat([cache[1], v], dim=2)
+            k, v = _append(cache[0], k, order), _append(cache[1], v, order)  # (B, h, t+1, dh) each
         return self._attend(q, k, v, None, False), (k, v)
 
     def _attend(
@@ -155,6 +156,23 @@ class MultiHeadAttention(nn.Module):
                 is_causal=causal,
             )  # (B, h, T, dh)
         return self.out_proj(self._merge(out))
+
+
+def _append(past: Tensor, new: Tensor, order: Optional[Tensor]) -> Tensor:
+    """past (B', h, t, dh) rows ``order`` (all rows if None), then new (B, h, 1, dh) -> (B, h, t+1, dh).
+
+    On CPU the selected rows are written straight into the result: one copy of the cache per
+    step instead of two (select, then concatenate).
+    """
+    if order is None:
+        return torch.cat([past, new], dim=2)
+    if past.device.type != "cpu":
+        return torch.cat([past.index_select(0, order), new], dim=2)
+    b, h, t, dh = past.shape
+    out = past.new_empty(new.size(0), h, t + 1, dh)
+    torch.index_select(past, 0, order, out=out[:, :, :t])
+    out[:, :, t:] = new
+    return out
 
 
 def _group_queries(query: Tensor, sources: int) -> Tensor:

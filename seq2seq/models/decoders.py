@@ -164,10 +164,11 @@ class TransformerDecoderLayer(nn.Module):
         return self._cross_ffn(x, src_mask, kv)
 
     def step(
-        self, x: Tensor, src_mask: Tensor, kv: Any, cache: tuple[Tensor, Tensor]
+        self, x: Tensor, src_mask: Tensor, kv: Any, cache: tuple[Tensor, Tensor], order: Optional[Tensor] = None
     ) -> tuple[Tensor, Any]:
-        """x (B, 1, d) newest position, cache (k, v) of earlier ones -> (B, 1, d), new cache."""
-        a, cache = self.self_attn.step(self.self_norm(x), cache)
+        """x (B, 1, d) newest position, cache (k, v) of earlier ones (rows ``order`` of it, if
+        given) -> (B, 1, d), new cache."""
+        a, cache = self.self_attn.step(self.self_norm(x), cache, order)
         x = x + self.dropout(a)
         return self._cross_ffn(x, src_mask, kv), cache
 
@@ -182,6 +183,7 @@ class TransformerDecoder(Decoder):
     State (all tensors batch-first)::
 
         {"k": [layer] (B, heads, t, d_head), "v": [...],     # self-attention cache, grows by 1
+         "order": (B,) rows of the caches to continue (after reorder_state; optional),
          "static": {"k": [layer] (B, heads, S, d_head), "v": [...]}   # cross-attention
                    or {"context": (B, 1, d)}}                           # attention="none"
 
@@ -279,9 +281,22 @@ class TransformerDecoder(Decoder):
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             x, (k, v) = layer.step(
-                x, encoded.mask, self._cross_kv(static, i), (state["k"][i], state["v"][i])
+                x, encoded.mask, self._cross_kv(static, i), (state["k"][i], state["v"][i]), state.get("order")
             )
             new_k.append(k)
             new_v.append(v)
         logits = self.output(self.norm(x)).squeeze(1)  # (B, V)
         return logits, {"k": new_k, "v": new_v, "static": static}
+
+    @staticmethod
+    def reorder_state(
+        state: State, index: Tensor, static: bool = False, static_index: Optional[Tensor] = None
+    ) -> State:
+        """Like :meth:`Decoder.reorder_state`, except that the self-attention caches are not copied
+        here: the rows to keep are remembered (``state["order"]``) and the next ``step`` writes
+        them and the new position into one new cache, one copy per step instead of two."""
+        pending = state.get("order")
+        order = index if pending is None else pending.index_select(0, index)
+        caches = {"k": state["k"], "v": state["v"], "order": order}
+        rest = {key: value for key, value in state.items() if key not in caches}
+        return {**Decoder.reorder_state(rest, index, static, static_index), **caches}
