@@ -67,7 +67,7 @@ from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
 from seq2seq.metrics import bleu, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
-from seq2seq.models.cpu_kernels import use_cpu_kernels
+from seq2seq.models.cpu_kernels import limit_onednn_cache, use_cpu_kernels
 from seq2seq.train.distributed import init_distributed
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import LRSchedule, kl_weight
@@ -234,6 +234,7 @@ class Trainer:
     """Trains a model as described by a :class:`Config` (see the module docstring)."""
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
+        limit_onednn_cache()  # (Python API use: the CLI sets it at start)
         self.cfg = cfg
         self.task = cfg.task
         self.resume = resume
