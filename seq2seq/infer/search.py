@@ -13,9 +13,10 @@ Conventions shared by both:
   forced EOS, so truncated and naturally finished hypotheses are scored alike.
 * ``min_len`` forbids EOS while fewer than ``min_len`` tokens have been produced (the maximum
   length wins if ``min_len`` exceeds it).
-* Sentences that finish are removed from the batch (the decoder state is reordered with
-  ``static=True`` and ``encoded`` is re-selected), so a long sentence does not make the
-  finished short ones cost compute.
+* Sentences that finish are removed from the batch (the decoder state and ``encoded`` are
+  re-selected), so a long sentence does not make the finished short ones cost compute.
+* With a ``grouped_rows`` decoder, the beams of a sentence share one copy of its source memory
+  (``encoded`` and the state's static part keep one row per sentence).
 * Batch independence: every decision (lengths, top-k, finishing, tie-breaking) is taken per
   sentence, so a sentence's output does not depend on the other sentences in its batch (up to
   float rounding in the model itself). Exact ties are broken towards the lower beam row, then
@@ -108,6 +109,7 @@ _CHUNK = 64  # vocabulary entries per chunk in the two-stage top-k of beam searc
 def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """The k best continuations of each sentence: lprobs (n*beam, V), scores (n, beam) running
     log-probs -> (scores + log-probs (n, k), flat indices row_in_sentence * V + token (n, k)).
+    ``lprobs`` may be overwritten.
 
     Two stages where the vocabulary splits into 64-entry chunks: the k best chunks by their
     maximum (with the row's score), then the k best entries of those chunks. Every one of the
