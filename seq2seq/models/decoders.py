@@ -294,7 +294,9 @@ class TransformerDecoder(Decoder):
     ) -> State:
         """Like :meth:`Decoder.reorder_state`, except that the self-attention caches are not copied
         here: the rows to keep are remembered (``state["order"]``) and the next ``step`` writes
-        them and the new position into one new cache, one copy per step instead of two."""
+        them and the new position into one new cache, one copy per step instead of two.
+        Reorder a state from this decoder with this method (``decoder.reorder_state``): the
+        base class's would select the caches' rows without the pending order."""
         pending = state.get("order")
         order = index if pending is None else pending.index_select(0, index)
         caches = {"k": state["k"], "v": state["v"], "order": order}
