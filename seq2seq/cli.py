@@ -607,8 +607,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    # Before any oneDNN kernel runs (torch is imported lazily): see models/cpu_kernels.limit_onednn_cache.
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

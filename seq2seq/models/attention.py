@@ -168,7 +168,7 @@ def _append(past: Tensor, new: Tensor, order: Optional[Tensor]) -> Tensor:
         return torch.cat([past, new], dim=2)
     if past.device.type != "cpu":
         return torch.cat([past.index_select(0, order), new], dim=2)
-    b, h, t, dh = past.shape
+    _, h, t, dh = past.shape
     out = past.new_empty(new.size(0), h, t + 1, dh)
     torch.index_select(past, 0, order, out=out[:, :, :t])
     out[:, :, t:] = new

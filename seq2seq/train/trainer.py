@@ -234,7 +234,7 @@ class Trainer:
     """Trains a model as described by a :class:`Config` (see the module docstring)."""
 
     def __init__(self, cfg: Config, resume: bool = False) -> None:
-        limit_onednn_cache()  # (Python API use: the CLI sets it at start)
+        limit_onednn_cache()  # before the first oneDNN kernel of a training process
         self.cfg = cfg
         self.task = cfg.task
         self.resume = resume
