@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from torch import nn
@@ -96,14 +94,3 @@ def test_use_cpu_kernels_keeps_parameters_names_and_ties() -> None:
     assert FastDropout in kinds and nn.Dropout not in kinds
     if has_onednn_linear():
         assert OneDnnTrainingLinear in kinds and nn.Linear not in kinds
-
-
-def test_onednn_cache_limit_is_a_default_the_user_can_override(monkeypatch) -> None:
-    from seq2seq.models.cpu_kernels import limit_onednn_cache
-
-    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
-    limit_onednn_cache()
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
-    limit_onednn_cache()
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"

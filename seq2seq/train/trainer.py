@@ -67,7 +67,8 @@ from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
 from seq2seq.metrics import bleu, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
-from seq2seq.models.cpu_kernels import limit_onednn_cache, use_cpu_kernels
+from seq2seq.models.cpu_kernels import use_cpu_kernels
+from seq2seq.runtime import limit_onednn_cache
 from seq2seq.train.distributed import init_distributed
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import LRSchedule, kl_weight

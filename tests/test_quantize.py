@@ -1,0 +1,92 @@
+"""int8 inference: the oneDNN int8 linear, and quantize_int8's choice of layers."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from seq2seq.config import ModelConfig
+from seq2seq.infer import quantize
+from seq2seq.infer.quantize import Int8Linear, has_onednn_int8, quantize_int8
+from seq2seq.models import build_model
+
+needs_int8 = pytest.mark.skipif(not has_onednn_int8(), reason="no oneDNN int8 linear in this PyTorch build")
+
+
+@needs_int8
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_int8_linear_matches_the_fp32_linear(relu: bool, bias: bool) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48, bias=bias)
+    with torch.no_grad():
+        linear.weight.mul_(torch.linspace(0.1, 3.0, 48).unsqueeze(1))  # output features of unlike ranges
+    x = torch.randn(5, 7, 64)
+    layer = Int8Linear(linear.weight, linear.bias, relu=relu)
+    with torch.inference_mode():
+        expected = linear(x)
+        if relu:
+            expected = expected.relu()
+        got = layer(x)
+        assert got.shape == (5, 7, 48) and got.dtype == torch.float32
+        # 8-bit activations and weights: within ~1% of the output's range, per element
+        assert (got - expected).abs().max() <= 0.01 * expected.abs().max()
+        if relu:
+            assert (got >= 0).all()
+        rows = layer(x[:, 2])  # 2-D input
+        assert rows.shape == (5, 48) and (rows - expected[:, 2]).abs().max() <= 0.01 * expected.abs().max()
+        assert layer(x[:0]).shape == (0, 7, 48)  # no rows: no quantization range to take
+
+
+@needs_int8
+def test_int8_linear_is_more_accurate_than_fbgemm_dynamic_linear() -> None:
+    """Per-feature weight scales and 8-bit (not 7-bit) activations: the reason to prefer it."""
+    torch.manual_seed(1)
+    linear = nn.Linear(256, 1024)
+    x = torch.randn(50, 256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fbgemm = torch.ao.quantization.quantize_dynamic(nn.Sequential(linear), {nn.Linear}, dtype=torch.qint8)
+    with torch.inference_mode():
+        expected = linear(x)
+        ours = (Int8Linear(linear.weight, linear.bias)(x) - expected).abs().mean()
+        theirs = (fbgemm(x) - expected).abs().mean()
+    assert ours < 0.75 * theirs
+
+
+def _transformer_and_gru() -> list[nn.Module]:
+    torch.manual_seed(0)
+    common = {"d_model": 32, "heads": 4, "ffn_dim": 64, "enc_layers": 2, "dec_layers": 2}
+    return [build_model(ModelConfig(encoder="transformer", decoder="transformer", attention="multihead", **common),
+                        src_vocab_size=40, tgt_vocab_size=40).eval(),
+            build_model(ModelConfig(encoder="gru", decoder="gru", attention="bahdanau", **common),
+                        src_vocab_size=40, tgt_vocab_size=40).eval()]
+
+
+def _logits(model: nn.Module) -> torch.Tensor:
+    torch.manual_seed(2)
+    src = torch.randint(4, 40, (3, 9))
+    tgt = torch.randint(4, 40, (3, 6))
+    mask = torch.ones_like(src, dtype=torch.bool)
+    with torch.inference_mode():
+        return model(src, mask, tgt)
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_quantize_int8_layers_and_outputs(monkeypatch, onednn: bool) -> None:
+    if onednn and not has_onednn_int8():
+        pytest.skip("no oneDNN int8 linear in this PyTorch build")
+    monkeypatch.setattr(quantize, "has_onednn_int8", lambda: onednn)
+    for model in _transformer_and_gru():
+        expected = _logits(model)
+        int8 = quantize_int8(model)
+        kinds = {type(m) for m in int8.modules()}
+        assert nn.Linear not in kinds and nn.GRU not in kinds  # every linear and GRU is int8
+        assert (Int8Linear in kinds) is onednn
+        assert any(isinstance(m, nn.Linear) for m in model.modules())  # the original is untouched
+        got = _logits(int8)
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max() <= 0.05 * expected.abs().max()
