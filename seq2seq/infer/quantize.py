@@ -50,7 +50,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 def has_onednn_int8() -> bool:
     """Whether this PyTorch build has oneDNN's int8 linear ops (``onednn.qlinear_pointwise``) and
     the dynamic quantization :class:`Int8Linear` feeds them with."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch, "quantize_per_tensor_dynamic")):
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch, "quantize_per_tensor")):
         return False
     try:
         torch.ops.onednn.qlinear_pointwise.default  # noqa: B018 (attribute lookup is the check)
@@ -85,13 +85,13 @@ class Int8Linear(nn.Module):
         self.weight_zero_point = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if bias is None else bias.detach().float().contiguous()
         self._post_op = "relu" if relu else "none"
-        # ``forward`` quantizes with torch.quantize_per_tensor_dynamic: one C++ pass where the
-        # same in plain tensor ops made decoding 10% slower. PyTorch deprecates quantized tensor
-        # types (warning once per process); here they live for one line. The warning is
-        # consumed here, where it means nothing to the user.
+        # ``forward`` quantizes with torch.quantize_per_tensor: one C++ pass where the same in
+        # plain tensor ops made decoding 10% slower. PyTorch deprecates quantized tensor types
+        # (warning once per process); here one lives for one line. The warning is consumed
+        # here, where it means nothing to the user.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.quantize_per_tensor_dynamic(torch.zeros(1), torch.quint8, False)
+            torch.quantize_per_tensor(torch.zeros(1), 1.0, 0, torch.quint8)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., in) fp32 -> (..., out) fp32"""
@@ -99,9 +99,13 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, self.in_features)
         if x.size(0) == 0:
             return x.new_zeros(*lead, self.out_features)
-        q = torch.quantize_per_tensor_dynamic(x, torch.quint8, False)  # uint8, full range
+        lo, hi = torch.aminmax(x)  # one pass (torch.quantize_per_tensor_dynamic takes two)
+        lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range must hold 0 (padding, ReLU)
+        scale = (hi - lo) / 255.0 or 1.0
+        zero_point = min(255, max(0, round(-lo / scale)))
+        q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)  # uint8 over [lo, hi]
         y = torch.ops.onednn.qlinear_pointwise.default(
-            q.view(torch.uint8), q.q_scale(), q.q_zero_point(), self.weight_packed, self.weight_scale,
+            q.view(torch.uint8), scale, zero_point, self.weight_packed, self.weight_scale,
             self.weight_zero_point, self.bias, 1.0, 0, torch.float32, self._post_op, [], "")  # (rows, out)
         return y.view(*lead, self.out_features)
 
