@@ -341,6 +341,29 @@ def test_eos_outside_top_beam_is_dropped() -> None:
     assert [h.tokens for h in out] == [[A]]
 
 
+def test_step_0_runs_one_row_per_sentence() -> None:
+    """Before the first step every beam of a sentence is the same BOS hypothesis: the first step
+    runs one row per sentence, the later ones `beam` rows."""
+    table = {(): {A: 0.5, B: 0.3, C: 0.2}, (A,): {A: 0.6, EOS: 0.4}, (B,): {EOS: 1.0}, (C,): {EOS: 1.0}}
+    model = TableModel(table)
+    rows: list[int] = []
+    step = model.decoder.step
+    model.decoder.step = lambda tokens, encoded, state: (rows.append(tokens.size(0)), step(tokens, encoded, state))[1]
+    out = beam_search(model, *collate([[A], [B, C]]), beam=3, nbest=3, length_penalty=0.0, max_len_b=2)
+    assert rows[0] == 2 and set(rows[1:]) == {6}
+    assert [h.tokens for h in out[0][:2]] == [[B], [A, A]]  # .3, then .5 * .6 * 1 = .3 finished later
+    assert [h.log_prob for h in out[0]] == pytest.approx([math.log(0.3), math.log(0.3), math.log(0.2)])
+
+
+def test_beam_wider_than_the_vocabulary() -> None:
+    """Fewer tokens than beams: the beams with no candidate start dead and never finish."""
+    model = TableModel({(): {A: 0.7, EOS: 0.3}, (A,): {EOS: 1.0}})
+    model.decoder.vocab = 5  # PAD, BOS, EOS, A, B: 3 possible outputs for 6 beams
+    out = beam_search(model, *collate([[A]]), beam=6, nbest=6, length_penalty=0.0)[0]
+    assert [h.tokens for h in out] == [[A], []]
+    assert [h.log_prob for h in out] == pytest.approx([math.log(0.7), math.log(0.3)])
+
+
 def test_argument_checks(toy: ToyModel, sources: list[list[int]]) -> None:
     src, mask = collate(sources)
     with pytest.raises(ValueError):

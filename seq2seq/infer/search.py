@@ -242,23 +242,17 @@ def beam_search(
     batch = src.size(0)
     device = src.device
     encoded = model.encode(src, src_mask)
-    sentence_of_row = torch.arange(batch, device=device).repeat_interleave(beam)  # (batch*beam,)
-    grouped = decoder.grouped_rows
-    if grouped:  # the static part (source memory) stays one row per sentence
-        state = decoder.reorder_state(decoder.init_state(encoded), sentence_of_row)
-    else:  # one row per hypothesis everywhere
-        encoded = encoded.select(sentence_of_row)
-        state = decoder.init_state(encoded)
+    grouped = decoder.grouped_rows  # if so, the static part (source memory) stays one row per sentence
+    # Step 0 runs one row per sentence (its beams would all be the same BOS hypothesis); its
+    # best candidates then become the `beam` rows of each sentence.
+    state = decoder.init_state(encoded)
+    width = 1  # rows per sentence: 1 at step 0, then `beam`
 
     max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
-    beam_range = torch.arange(beam, device=device)  # (beam,)
-    # Running log-probs of the live beams. At step 0 only the first row of each sentence is
-    # live, so the beams don't start as `beam` copies of the same hypothesis.
-    scores = torch.full((batch, beam), -math.inf, dtype=torch.float32, device=device)  # (n, beam)
-    scores[:, 0] = 0.0
-    prev = torch.full((batch * beam,), bos_id, dtype=torch.long, device=device)  # (n*beam,)
-    tokens = torch.empty((batch * beam, 0), dtype=torch.long, device=device)  # (n*beam, step)
+    scores = torch.zeros((batch, width), dtype=torch.float32, device=device)  # (n, width) running log-probs
+    prev = torch.full((batch * width,), bos_id, dtype=torch.long, device=device)  # (n*width,)
+    tokens = torch.empty((batch * width, 0), dtype=torch.long, device=device)  # (n*width, step)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
 
     step = 0
@@ -271,22 +265,26 @@ def beam_search(
             encoded,
             state,
             step,
-            forced.repeat_interleave(beam),
+            forced.repeat_interleave(width),
             min_len,
             bos_id,
             eos_id,
-        )  # (n*beam, vocab)
+        )  # (n*width, vocab)
         vocab = lprobs.size(1)
 
         # Top 2*beam candidates per sentence, in a deterministic order: score descending,
         # ties to the lower flat index (lower beam row, then lower token id).
-        top_scores, top_idx = _top_candidates(lprobs, scores, min(2 * beam, beam * vocab))  # (n, k)
+        k = min(2 * beam, width * vocab)
+        top_scores, top_idx = _top_candidates(lprobs, scores, k)  # (n, k)
         del lprobs
+        if k < 2 * beam:  # step 0 with fewer tokens than that: dead (-inf) candidates fill up
+            top_scores = torch.cat([top_scores, top_scores.new_full((n, 2 * beam - k), -math.inf)], dim=1)
+            top_idx = torch.cat([top_idx, top_idx.new_zeros(n, 2 * beam - k)], dim=1)
         top_idx, order = top_idx.sort(dim=1)
         top_scores = top_scores.gather(1, order)
         top_scores, order = top_scores.sort(dim=1, descending=True, stable=True)
         top_idx = top_idx.gather(1, order)
-        cand_row = top_idx // vocab + (torch.arange(n, device=device) * beam).unsqueeze(1)  # (n, k)
+        cand_row = top_idx // vocab + (torch.arange(n, device=device) * width).unsqueeze(1)  # (n, k)
         cand_tok = top_idx % vocab  # (n, k)
         cand_eos = cand_tok.eq(eos_id)  # (n, k)
 
@@ -301,7 +299,7 @@ def beam_search(
                 finished[s].append(Hypothesis(toks, _normalise(lp, step + 1, length_penalty), lp))
 
         # The best `beam` non-EOS candidates continue (there are at least `beam` of them,
-        # since each live row contributes at most one EOS candidate).
+        # since each row contributes at most one EOS candidate).
         pick = cand_eos.to(torch.uint8).sort(dim=1, stable=True)[1][:, :beam]  # (n, beam)
         scores = top_scores.gather(1, pick)  # (n, beam)
         rows = cand_row.gather(1, pick).view(-1)  # (n*beam,) rows of the current state
@@ -309,24 +307,26 @@ def beam_search(
 
         counts = torch.tensor([len(finished[s]) for s in active.tolist()], device=device)
         done = counts.ge(beam) | forced  # (n,)
-        if bool(done.any()):
+        pruned = bool(done.any())
+        if pruned:
             keep = (~done).nonzero().squeeze(1)  # (n',)
             if keep.numel() == 0:
                 break
             rows = rows.view(n, beam)[keep].view(-1)  # (n'*beam,)
             prev = prev.view(n, beam)[keep].view(-1)
             scores, active, max_len = scores[keep], active[keep], max_len[keep]
-            if grouped:
-                encoded = encoded.select(keep)
-                state = decoder.reorder_state(state, rows, static_index=keep)
-            else:
-                encoded = encoded.select((keep.unsqueeze(1) * beam + beam_range).view(-1))  # (n'*beam,) rows
-                # `rows` stays within each kept sentence's block, where the static part is the
-                # same on every row, so one index serves both the beam reorder and the pruning.
-                state = decoder.reorder_state(state, rows, static=True)
+        if grouped and pruned:
+            encoded = encoded.select(keep)
+            state = decoder.reorder_state(state, rows, static_index=keep)
+        elif not grouped and (pruned or width < beam):
+            # `rows` stays within each kept sentence's rows, where the static part is the same
+            # on every row, so one index serves the beam reorder, the pruning and step 0's expansion.
+            encoded = encoded.select(rows)  # (n'*beam,) rows
+            state = decoder.reorder_state(state, rows, static=True)
         else:
             state = decoder.reorder_state(state, rows, static=False)
         tokens = torch.cat([tokens[rows], prev.unsqueeze(1)], dim=1)  # (n*beam, step + 1)
+        width = beam
         step += 1
 
     results = []
