@@ -119,7 +119,8 @@ def cmd_decode(args: argparse.Namespace) -> None:
     print(f"RESULT peer=seq2seq model={args.model} phase=decode beam={args.beam} min_len={args.min_len} "
           f"max_len={args.max_len} compute_type={args.quantize or 'float32'} n_sent={r['n_sent']} "
           f"decode_sent_s={r['n_sent'] / r['seconds']:.2f} decode_tok_s={r['tokens'] / r['seconds']:.1f} "
-          f"decode_wall_s={t['wall_s']:.2f} peak_rss_mb={t['peak_rss_mb']:.0f} bleu={bleu} hyp_words={words:.2f}",
+          f"decode_wall_s={t['wall_s']:.2f} peak_rss_mb={t['peak_rss_mb']:.0f} bleu={bleu} hyp_words={words:.2f} "
+          f"batch_tokens={args.batch_tokens} sents_per_batch={r['n_sent'] / r['batches']:.1f}",
           flush=True)
 
 
@@ -129,7 +130,7 @@ def worker(argv: list[str]) -> None:
     import torch
 
     torch.set_num_threads(int(threads))
-    from seq2seq.infer.translator import Translator
+    from seq2seq.infer.translator import Translator, encode_sources, length_batches
 
     translator = Translator.from_checkpoint(ckpt, device="cpu", quantize=quantize or None)
     translator.search.min_len = int(min_len)
@@ -140,8 +141,10 @@ def worker(argv: list[str]) -> None:
     seconds = time.perf_counter() - start
     texts = [h[0][0] for h in hyps]
     tokens = sum(len(translator.tokenizers.tgt.encode(t)) for t in texts)
+    ids = encode_sources(translator.tokenizers.src, lines, translator.max_src_tokens)
+    batches = len(list(length_batches(ids, int(batch_tokens))))  # as translate_hypotheses made them
     Path(out).write_text("".join(t + "\n" for t in texts), encoding="utf-8")
-    Path(report).write_text(json.dumps({"n_sent": len(lines), "seconds": seconds, "tokens": tokens}))
+    Path(report).write_text(json.dumps({"n_sent": len(lines), "seconds": seconds, "tokens": tokens, "batches": batches}))
 
 
 def main() -> None:

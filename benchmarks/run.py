@@ -2,6 +2,7 @@
 
     python benchmarks/run.py --data-raw ../shared/data/multi30k        # everything (~35 min, 2 cores)
     python benchmarks/run.py --only decode --skip-peers-train          # reuse trained models
+    python benchmarks/run.py --only batches                            # batch-size sweep only
 
 Set-up once (see benchmarks/README.md): ``bash benchmarks/peers/install_*.sh`` and
 ``bash benchmarks/peers/prepare_data.sh`` (one SentencePiece model for every toolkit).
@@ -113,6 +114,21 @@ class Bench:
                     self.ours("decode", kind, "--src", str(test_raw), "--ref", str(test_ref), "--beam", str(beam),
                               "--min-len", str(a.out_len), "--max-len", str(a.out_len), *quantize)
 
+    def batches(self) -> None:
+        """Transformer beam 5 at several batch sizes: CTranslate2 in sentences per batch, seq2seq in
+        source tokens per batch (its batching), each toolkit's best compared."""
+        a = self.args
+        test_raw = a.data_raw / "test2016.de"
+        knobs = {"BEAM": "5", "MIN_LEN": str(a.out_len), "MAX_LEN": str(a.out_len)}
+        for sents in a.batch_sentences:
+            self.peer("bench_ctranslate2.sh", "decode", "fairseq", f"CTranslate2 batch{sents}",
+                      DECODE_BATCH=str(sents), DECODE_TAG=f"batch{sents}", **knobs)
+        for tokens in a.batch_tokens:
+            for quantize in ([], ["--quantize", "int8"]):
+                self.ours("decode", "transformer", "--src", str(test_raw), "--beam", "5", "--min-len", str(a.out_len),
+                          "--max-len", str(a.out_len), "--batch-tokens", str(tokens), "--tag", f"batch{tokens}",
+                          *quantize)
+
     def lengths(self) -> None:
         """Decode time per sentence for inputs (and forced outputs) of 10..200 tokens."""
         a = self.args
@@ -190,8 +206,8 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
                 lines.append(f"| {kind} | {name} | {fnum(r.get('train_tok_s'))} | {fnum(r.get('train_peak_rss_mb'))} | | |")
     lines.append("")
 
-    decode = [r for r in results if r.get("phase") == "decode" and " len" not in r["label"]]
-    lines += [f"## Decoding test2016, forced length {args.out_len}", "",
+    decode = [r for r in results if r.get("phase") == "decode" and " len" not in r["label"] and " batch" not in r["label"]]
+    lines += [] if not decode else [f"## Decoding test2016, forced length {args.out_len}", "",
               "| model | beam | decoder | sent/s | tok/s | process s (with load) | peak RSS MB | "
               "seq2seq fp32 / it | seq2seq int8 / it | RSS: it / seq2seq fp32 |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -212,6 +228,7 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
                     f"{ratio(o32.get('peak_rss_mb'), r.get('peak_rss_mb'))} |")
     lines.append("")
 
+    lines += batch_table(results, args)
     scaling = [r for r in results if r.get("phase") == "decode" and " len" in r["label"]]
     if scaling:
         lines += ["## Cost against length (Transformer, beam 5, input and forced output of N tokens)", "",
@@ -240,6 +257,35 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
     lines += [" ".join(f"{k}={v}" for k, v in r.items()) for r in results]
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def batch_table(results: list[dict[str, str]], args: argparse.Namespace) -> list[str]:
+    """Transformer beam-5 speed at each batch size, each decoder's best, and the ratio of bests."""
+    sweep = [r for r in results if r.get("phase") == "decode" and " batch" in r["label"]]
+    if not sweep:
+        return []
+    lines = [f"## Batch size (Transformer, beam 5, forced length {args.out_len})", "",
+             "CTranslate2 batches by sentences, seq2seq by source tokens (its batching; the mean sentences "
+             "per batch in brackets). Each decoder's best is compared.", "",
+             "| decoder | sent/s at each batch size | best | seq2seq best / it |", "|---|---|---|---|"]
+    best: dict[str, tuple[float, str]] = {}
+    cells: dict[str, list[str]] = {}
+    for r in sweep:
+        compute = "float32" if r.get("compute_type") in ("float32", None) else r["compute_type"]
+        name = ("seq2seq " if r.get("peer") == "seq2seq" else "CTranslate2 ") + compute
+        size = (f"{r.get('batch_tokens')} tokens ({r.get('sents_per_batch')})" if r.get("peer") == "seq2seq"
+                else f"{r['label'].split(' batch')[1].split()[0]} sentences")
+        speed = float(r.get("decode_sent_s") or 0)
+        cells.setdefault(name, []).append(f"{size}: {speed:,.1f}")
+        if speed > best.get(name, (0.0, ""))[0]:
+            best[name] = (speed, size)
+    for name in sorted(cells):
+        compute = name.split()[-1]
+        ours = best.get(f"seq2seq {compute}", (0.0, ""))[0]
+        mine = name.startswith("seq2seq")
+        lines.append(f"| {name} | {'; '.join(cells[name])} | {best[name][0]:,.1f} at {best[name][1]} | "
+                     f"{'' if mine else ratio(str(ours), str(best[name][0]))} |")
+    return lines + [""]
 
 
 def _kind(row: dict[str, str]) -> str:
@@ -279,13 +325,18 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="default: PEERS_ROOT/work")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", nargs="+", default=["transformer", "gru"], choices=["transformer", "gru"])
-    p.add_argument("--only", nargs="+", default=["train", "decode", "lengths"], choices=["train", "decode", "lengths"])
+    p.add_argument("--only", nargs="+", default=["train", "decode", "batches", "lengths"],
+                   choices=["train", "decode", "batches", "lengths"])
     p.add_argument("--skip-peers-train", action="store_true", help="reuse the peers' models in WORK")
     p.add_argument("--updates", type=int, default=150)
     p.add_argument("--joey-updates", type=int, default=100, help="JoeyNMT trains at <1k tok/s here")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--out-len", type=int, default=20, help="forced output length when decoding test2016")
+    p.add_argument("--batch-sentences", type=int, nargs="+", default=[32, 64, 128, 256],
+                   help="CTranslate2's batch sizes in the batch-size sweep")
+    p.add_argument("--batch-tokens", type=int, nargs="+", default=[500, 1000, 2000, 4000],
+                   help="seq2seq's batch sizes (source tokens) in the batch-size sweep")
     p.add_argument("--lengths", type=int, nargs="+", default=[10, 50, 100, 200])
     p.add_argument("--length-sentences", type=int, default=100)
     p.add_argument("--results", type=Path, default=HERE / "results")
@@ -302,6 +353,8 @@ def main() -> None:
         bench.train()
     if "decode" in args.only:
         bench.decode()
+    if "batches" in args.only:
+        bench.batches()
     if "lengths" in args.only:
         bench.lengths()
     text = report(bench.results, args)
