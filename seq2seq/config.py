@@ -200,8 +200,8 @@ class SearchConfig:
     max_len_a: float = 1.5  # max output length = a * source length + b
     max_len_b: int = 10
     min_len: int = 0  # no EOS before this many output tokens
-    batch_tokens: int = 1000  # source-token budget per decoding batch (CPU: about the fastest and
-    # leanest with beam 5; raise it on a GPU)
+    batch_tokens: int = 2000  # source-token budget per decoding batch (2-core CPU, beam 5: 5-15%
+    # faster than 1,000 for 60-170 MB more memory; 4,000 is slower again. Raise it on a GPU)
 
 
 @dataclass

@@ -208,6 +208,25 @@ def test_multihead_few_query_path_matches_fused_kernel(queries: int) -> None:
         torch.testing.assert_close(fast, kernel, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("length", [1, 2, 5, 15, 16, 17, 40])
+def test_softmax_matches_torch_softmax(length: int) -> None:
+    """The attention softmax (separate exp and sum for rows under 16 elements, in inference) gives
+    torch's values, with masked (-inf) keys exactly 0, and keeps autograd where it is needed."""
+    from seq2seq.models.attention import softmax
+
+    torch.manual_seed(0)
+    scores = torch.randn(3, 4, 2, length) * 10
+    scores[0, :, :, 1:] = float("-inf")  # one real key
+    with torch.no_grad():
+        got = softmax(scores)
+    torch.testing.assert_close(got, scores.softmax(dim=-1), atol=1e-6, rtol=1e-6)
+    assert (got[0, :, :, 1:] == 0).all()
+    leaf = torch.randn(2, length, requires_grad=True)
+    softmax(leaf)[:, 0].sum().backward()
+    expected = torch.autograd.grad(leaf.softmax(dim=-1)[:, 0].sum(), leaf)[0]
+    torch.testing.assert_close(leaf.grad, expected)
+
+
 def test_shared_and_tied_embeddings() -> None:
     for enc, dec in (("transformer", "transformer"), ("gru", "gru"), ("gru", "transformer")):
         model = tiny(enc, dec, "auto")
