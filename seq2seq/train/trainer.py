@@ -589,6 +589,10 @@ class Trainer:
         try:
             stop = self._loop(model, tokenizers, optimizer, schedule, sampler, examples, train_targets, valid_text,
                               valid_batches, progress, logbook)
+            # Every rank is done (rank 0 writes the last checkpoint) before any leaves the process
+            # group. Without this, 1 of ~10 runs of the 2-process test had rank 1 abort (SIGABRT)
+            # at the end of training, presumably in gloo's teardown while rank 0 was still saving.
+            self.dist.barrier()
         finally:
             logbook.close()
             if self.dist.active:
