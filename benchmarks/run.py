@@ -2,7 +2,7 @@
 
     python benchmarks/run.py --data-raw ../shared/data/multi30k        # everything (~35 min, 2 cores)
     python benchmarks/run.py --only decode --skip-peers-train          # reuse trained models
-    python benchmarks/run.py --only batches                            # batch-size sweep only
+    python benchmarks/run.py --only batches pairs                      # batch-size sweep, int8 pairs
 
 Set-up once (see benchmarks/README.md): ``bash benchmarks/peers/install_*.sh`` and
 ``bash benchmarks/peers/prepare_data.sh`` (one SentencePiece model for every toolkit).
@@ -129,6 +129,16 @@ class Bench:
                           "--max-len", str(a.out_len), "--batch-tokens", str(tokens), "--tag", f"batch{tokens}",
                           *quantize)
 
+    def pairs(self) -> None:
+        """seq2seq int8 and CTranslate2 int8 (Transformer, beam 5, the main table's batch sizes), run
+        back to back ``--pairs`` times: single figures vary by about 10% on a shared machine."""
+        a = self.args
+        knobs = {"BEAM": "5", "MIN_LEN": str(a.out_len), "MAX_LEN": str(a.out_len), "CT2_COMPUTE_TYPES": "int8"}
+        for i in range(a.pairs):
+            self.ours("decode", "transformer", "--src", str(a.data_raw / "test2016.de"), "--beam", "5",
+                      "--min-len", str(a.out_len), "--max-len", str(a.out_len), "--tag", f"pair{i}", "--quantize", "int8")
+            self.peer("bench_ctranslate2.sh", "decode", "fairseq", f"CTranslate2 pair{i}", DECODE_TAG=f"pair{i}", **knobs)
+
     def lengths(self) -> None:
         """Decode time per sentence for inputs (and forced outputs) of 10..200 tokens."""
         a = self.args
@@ -206,7 +216,8 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
                 lines.append(f"| {kind} | {name} | {fnum(r.get('train_tok_s'))} | {fnum(r.get('train_peak_rss_mb'))} | | |")
     lines.append("")
 
-    decode = [r for r in results if r.get("phase") == "decode" and " len" not in r["label"] and " batch" not in r["label"]]
+    decode = [r for r in results if r.get("phase") == "decode" and not any(
+        f" {tag}" in r["label"] for tag in ("len", "batch", "pair"))]
     lines += [] if not decode else [f"## Decoding test2016, forced length {args.out_len}", "",
               "| model | beam | decoder | sent/s | tok/s | process s (with load) | peak RSS MB | "
               "seq2seq fp32 / it | seq2seq int8 / it | RSS: it / seq2seq fp32 |",
@@ -229,6 +240,7 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
     lines.append("")
 
     lines += batch_table(results, args)
+    lines += pair_table(results, args)
     scaling = [r for r in results if r.get("phase") == "decode" and " len" in r["label"]]
     if scaling:
         lines += ["## Cost against length (Transformer, beam 5, input and forced output of N tokens)", "",
@@ -288,6 +300,24 @@ def batch_table(results: list[dict[str, str]], args: argparse.Namespace) -> list
     return lines + [""]
 
 
+def pair_table(results: list[dict[str, str]], args: argparse.Namespace) -> list[str]:
+    """The back-to-back int8 pairs: each ratio and their median."""
+    speeds: dict[str, dict[str, float]] = {}
+    for r in results:
+        m = re.search(r" pair(\d+)", r["label"]) if r.get("phase") == "decode" else None
+        if m:
+            speeds.setdefault(m.group(1), {})["ours" if r.get("peer") == "seq2seq" else "ct2"] = float(r["decode_sent_s"])
+    pairs = [(p["ours"], p["ct2"]) for _, p in sorted(speeds.items()) if len(p) == 2]
+    if not pairs:
+        return []
+    ratios = sorted(o / c for o, c in pairs)
+    median = ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1:][:2]) / 2
+    return [f"## int8 back to back (Transformer, beam 5, forced length {args.out_len}, {len(pairs)} pairs)", "",
+            "| pair | seq2seq int8 sent/s | CTranslate2 int8 sent/s | seq2seq / CTranslate2 |", "|---|---|---|---|",
+            *[f"| {i + 1} | {o:,.1f} | {c:,.1f} | {o / c:.2f}x |" for i, (o, c) in enumerate(pairs)],
+            f"| median | | | **{median:.2f}x** |", ""]
+
+
 def _kind(row: dict[str, str]) -> str:
     model = row.get("model", "")
     return "transformer" if model.startswith("transformer") else "gru"
@@ -325,8 +355,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None, help="default: PEERS_ROOT/work")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--models", nargs="+", default=["transformer", "gru"], choices=["transformer", "gru"])
-    p.add_argument("--only", nargs="+", default=["train", "decode", "batches", "lengths"],
-                   choices=["train", "decode", "batches", "lengths"])
+    p.add_argument("--only", nargs="+", default=["train", "decode", "batches", "pairs", "lengths"],
+                   choices=["train", "decode", "batches", "pairs", "lengths"])
     p.add_argument("--skip-peers-train", action="store_true", help="reuse the peers' models in WORK")
     p.add_argument("--updates", type=int, default=150)
     p.add_argument("--joey-updates", type=int, default=100, help="JoeyNMT trains at <1k tok/s here")
@@ -337,6 +367,7 @@ def main() -> None:
                    help="CTranslate2's batch sizes in the batch-size sweep")
     p.add_argument("--batch-tokens", type=int, nargs="+", default=[500, 1000, 2000, 4000],
                    help="seq2seq's batch sizes (source tokens) in the batch-size sweep")
+    p.add_argument("--pairs", type=int, default=7, help="back-to-back int8 runs of seq2seq and CTranslate2")
     p.add_argument("--lengths", type=int, nargs="+", default=[10, 50, 100, 200])
     p.add_argument("--length-sentences", type=int, default=100)
     p.add_argument("--results", type=Path, default=HERE / "results")
@@ -355,6 +386,8 @@ def main() -> None:
         bench.decode()
     if "batches" in args.only:
         bench.batches()
+    if "pairs" in args.only:
+        bench.pairs()
     if "lengths" in args.only:
         bench.lengths()
     text = report(bench.results, args)
