@@ -39,6 +39,8 @@ def test_int8_linear_matches_the_fp32_linear(relu: bool, bias: bool) -> None:
         rows = layer(x[:, 2])  # 2-D input
         assert rows.shape == (5, 48) and (rows - expected[:, 2]).abs().max() <= 0.01 * expected.abs().max()
         assert layer(x[:0]).shape == (0, 7, 48)  # no rows: no quantization range to take
+        with pytest.raises(ValueError, match="non-finite"):
+            layer(torch.full((2, 64), float("nan")))
 
 
 @needs_int8

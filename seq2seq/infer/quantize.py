@@ -15,6 +15,7 @@ Both are for decoding on CPU only: the converted models are not trained, saved o
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Callable, Optional
 
@@ -102,6 +103,9 @@ class Int8Linear(nn.Module):
         lo, hi = torch.aminmax(x)  # one pass (torch.quantize_per_tensor_dynamic takes two)
         lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range must hold 0 (padding, ReLU)
         scale = (hi - lo) / 255.0 or 1.0
+        if not math.isfinite(scale):
+            raise ValueError(f"int8 linear layer got non-finite inputs (min {lo}, max {hi}): the model "
+                             "produces NaN or inf; it would in fp32 too")
         zero_point = min(255, max(0, round(-lo / scale)))
         q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)  # uint8 over [lo, hi]
         y = torch.ops.onednn.qlinear_pointwise.default(

@@ -277,7 +277,7 @@ def beam_search(
         k = min(2 * beam, width * vocab)
         top_scores, top_idx = _top_candidates(lprobs, scores, k)  # (n, k)
         del lprobs
-        if k < 2 * beam:  # step 0 with fewer tokens than that: dead (-inf) candidates fill up
+        if k < 2 * beam:  # step 0, a vocabulary under 2 x beam: dead (-inf) candidates fill up
             top_scores = torch.cat([top_scores, top_scores.new_full((n, 2 * beam - k), -math.inf)], dim=1)
             top_idx = torch.cat([top_idx, top_idx.new_zeros(n, 2 * beam - k)], dim=1)
         top_idx, order = top_idx.sort(dim=1)
