@@ -200,10 +200,10 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
               f"- command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`", ""]
     train = [r for r in results if r.get("phase") == "train"]
     ours_train = {(r["model"], r.get("precision")): r for r in train if r.get("peer") == "seq2seq"}
-    lines += ["## Training throughput (real target tokens per second)", "",
-              "| model | toolkit | tok/s | peak RSS MB | seq2seq fp32 / it | seq2seq default / it |",
-              "|---|---|---|---|---|---|"]
-    for kind in args.models:
+    lines += [] if not train else ["## Training throughput (real target tokens per second)", "",
+                                   "| model | toolkit | tok/s | peak RSS MB | seq2seq fp32 / it | seq2seq default / it |",
+                                   "|---|---|---|---|---|---|"]
+    for kind in args.models if train else []:
         fp32, auto = ours_train.get((kind, "fp32"), {}), ours_train.get((kind, "auto"), {})
         for r in train:
             if r.get("peer") == "seq2seq" or _kind(r) != kind:
