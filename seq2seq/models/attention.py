@@ -102,9 +102,7 @@ class MultiHeadAttention(nn.Module):
                 # Beam search: g = b / sources consecutive query rows share one source, whose
                 # keys/values are kept once, not g times. Its g rows' queries become g * t
                 # query positions of that source: (b, t, d) -> (sources, g * t, d).
-                if b % sources:
-                    raise ValueError(f"{b} query rows do not divide into {sources} sources")
-                out = self._attend(self._split(self.q_proj(x).view(sources, -1, d)), k, v, mask, causal)
+                out = self._attend(self._split(_group_queries(self.q_proj(x), sources)), k, v, mask, causal)
                 return out.view(b, t, d)
             q = self._split(self.q_proj(x))
         else:
