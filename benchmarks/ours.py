@@ -27,6 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from seq2seq.config import SearchConfig  # noqa: E402 (after the path set-up)
 
 # The peers' shared model (benchmarks/peers/README.md): Transformer 3+3, d 256, 4 heads, FFN
 # 1024, dropout 0.1, tied embeddings; GRU 2+2, hidden 256, attention. Adam (0.9, 0.98), lr 1e-3
@@ -51,7 +53,7 @@ def config(args: argparse.Namespace) -> dict:
                   "betas": [0.9, 0.98], "weight_decay": 0.0, "scheduler": "inverse_sqrt", "warmup_steps": 100,
                   "label_smoothing": 0.1, "clip_norm": 0.0, "max_steps": args.updates, "valid_every": 0,
                   "log_every": args.log_every, "keep_last": 0, "progress": False, "max_epochs": 1000},
-        "search": {"beam": 5, "max_len_a": 0.0, "max_len_b": 100, "batch_tokens": args.batch_tokens},
+        "search": {"beam": 5, "max_len_a": 0.0, "max_len_b": 100},
     }
 
 
@@ -104,7 +106,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     worker = [sys.executable, str(Path(__file__)), "_worker", str(args.work / args.model / "last"), str(args.src),
               str(out), str(report), str(args.beam), str(args.min_len), str(args.max_len), args.quantize or "",
-              str(args.threads), str(args.batch_tokens)]
+              str(args.threads), str(args.batch_tokens), str(args.batch_rows)]
     subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), *worker], env=env, check=True)
     r = json.loads(report.read_text())
     t = time_v(timing)
@@ -120,13 +122,14 @@ def cmd_decode(args: argparse.Namespace) -> None:
           f"max_len={args.max_len} compute_type={args.quantize or 'float32'} n_sent={r['n_sent']} "
           f"decode_sent_s={r['n_sent'] / r['seconds']:.2f} decode_tok_s={r['tokens'] / r['seconds']:.1f} "
           f"decode_wall_s={t['wall_s']:.2f} peak_rss_mb={t['peak_rss_mb']:.0f} bleu={bleu} hyp_words={words:.2f} "
-          f"batch_tokens={args.batch_tokens} sents_per_batch={r['n_sent'] / r['batches']:.1f}",
+          f"batch_tokens={args.batch_tokens} batch_rows={args.batch_rows} "
+          f"sents_per_batch={r['n_sent'] / r['batches']:.1f}",
           flush=True)
 
 
 def worker(argv: list[str]) -> None:
     """In the timed process: load, translate, write, report the translation time."""
-    ckpt, src, out, report, beam, min_len, max_len, quantize, threads, batch_tokens = argv
+    ckpt, src, out, report, beam, min_len, max_len, quantize, threads, batch_tokens, batch_rows = argv
     import torch
 
     torch.set_num_threads(int(threads))
@@ -137,12 +140,14 @@ def worker(argv: list[str]) -> None:
     translator.search.max_len_a, translator.search.max_len_b = 0.0, int(max_len)
     lines = Path(src).read_text(encoding="utf-8").splitlines()
     start = time.perf_counter()
-    hyps = translator.translate_hypotheses(lines, beam=int(beam), batch_tokens=int(batch_tokens))
+    hyps = translator.translate_hypotheses(lines, beam=int(beam), batch_tokens=int(batch_tokens),
+                                           batch_rows=int(batch_rows))
     seconds = time.perf_counter() - start
     texts = [h[0][0] for h in hyps]
     tokens = sum(len(translator.tokenizers.tgt.encode(t)) for t in texts)
     ids = encode_sources(translator.tokenizers.src, lines, translator.max_src_tokens)
-    batches = len(list(length_batches(ids, int(batch_tokens))))  # as translate_hypotheses made them
+    max_sentences = max(1, int(batch_rows) // int(beam))  # as translate_hypotheses made them
+    batches = len(list(length_batches(ids, int(batch_tokens), max_sentences)))
     Path(out).write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     Path(report).write_text(json.dumps({"n_sent": len(lines), "seconds": seconds, "tokens": tokens, "batches": batches}))
 
@@ -158,7 +163,11 @@ def main() -> None:
         s.add_argument("--model", choices=sorted(MODELS), default="transformer")
         s.add_argument("--work", type=Path, default=Path("/tmp/peers/work/seq2seq"))
         s.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-        s.add_argument("--batch-tokens", type=int, default=1000, help="source tokens per decoding batch")
+        # The toolkit's defaults, not the checkpoint's search settings (older runs stored others).
+        s.add_argument("--batch-tokens", type=int, default=SearchConfig.batch_tokens,
+                       help="source tokens per decoding batch (default: SearchConfig's)")
+        s.add_argument("--batch-rows", type=int, default=SearchConfig.batch_rows,
+                       help="hypotheses (sentences x beam) per decoding batch (default: SearchConfig's)")
     t = sub.choices["train"]
     t.add_argument("--data-raw", type=Path, required=True, help="raw Multi30k: train.de, train.en")
     t.add_argument("--spm", type=Path, required=True, help="the shared SentencePiece model")

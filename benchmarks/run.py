@@ -109,31 +109,32 @@ class Bench:
                 for label, script, model in PEER_MODELS[kind]:
                     self.peer(script, "decode", model, label, **knobs)
                 if kind == "transformer":
-                    self.peer("bench_ctranslate2.sh", "decode", "fairseq", "CTranslate2", **knobs)
+                    self.peer("bench_ctranslate2.sh", "decode", "fairseq", "CTranslate2", **knobs,
+                              DECODE_BATCH=str(a.ct2_batch))
                 for quantize in ([], ["--quantize", "int8"]):
                     self.ours("decode", kind, "--src", str(test_raw), "--ref", str(test_ref), "--beam", str(beam),
                               "--min-len", str(a.out_len), "--max-len", str(a.out_len), *quantize)
 
     def batches(self) -> None:
-        """Transformer beam 5 at several batch sizes: CTranslate2 in sentences per batch, seq2seq in
-        source tokens per batch (its batching), each toolkit's best compared."""
+        """Transformer beam 5 at several batch sizes, the same sentences per batch for both
+        decoders (seq2seq: --batch-rows 5 x sentences, no token limit); each one's best compared."""
         a = self.args
         test_raw = a.data_raw / "test2016.de"
         knobs = {"BEAM": "5", "MIN_LEN": str(a.out_len), "MAX_LEN": str(a.out_len)}
         for sents in a.batch_sentences:
             self.peer("bench_ctranslate2.sh", "decode", "fairseq", f"CTranslate2 batch{sents}",
                       DECODE_BATCH=str(sents), DECODE_TAG=f"batch{sents}", **knobs)
-        for tokens in a.batch_tokens:
             for quantize in ([], ["--quantize", "int8"]):
                 self.ours("decode", "transformer", "--src", str(test_raw), "--beam", "5", "--min-len", str(a.out_len),
-                          "--max-len", str(a.out_len), "--batch-tokens", str(tokens), "--tag", f"batch{tokens}",
-                          *quantize)
+                          "--max-len", str(a.out_len), "--batch-rows", str(5 * sents), "--batch-tokens", "1000000",
+                          "--tag", f"batch{sents}", *quantize)
 
     def pairs(self) -> None:
         """seq2seq int8 and CTranslate2 int8 (Transformer, beam 5, the main table's batch sizes), run
         back to back ``--pairs`` times: single figures vary by about 10% on a shared machine."""
         a = self.args
-        knobs = {"BEAM": "5", "MIN_LEN": str(a.out_len), "MAX_LEN": str(a.out_len), "CT2_COMPUTE_TYPES": "int8"}
+        knobs = {"BEAM": "5", "MIN_LEN": str(a.out_len), "MAX_LEN": str(a.out_len), "CT2_COMPUTE_TYPES": "int8",
+                 "DECODE_BATCH": str(a.ct2_batch)}
         for i in range(a.pairs):
             self.ours("decode", "transformer", "--src", str(a.data_raw / "test2016.de"), "--beam", "5",
                       "--min-len", str(a.out_len), "--max-len", str(a.out_len), "--tag", f"pair{i}", "--quantize", "int8")
@@ -196,7 +197,8 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
               f"- threads: {args.threads}; token budget {args.max_tokens}; {args.updates} training updates "
               f"(JoeyNMT {args.joey_updates}), throughput after update {args.warmup}",
               f"- decoding: test2016 (1,000 sentences), every output forced to exactly {args.out_len} tokens "
-              "(min = max length), batches of 64 sentences (peers) / 1,000 source tokens (seq2seq)",
+              f"(min = max length); batches of 64 sentences (PyTorch peers), {args.ct2_batch} (CTranslate2), "
+              "seq2seq's defaults (at most 6,000 source tokens and 640 hypotheses: 128 sentences at beam 5)",
               f"- command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`", ""]
     train = [r for r in results if r.get("phase") == "train"]
     ours_train = {(r["model"], r.get("precision")): r for r in train if r.get("peer") == "seq2seq"}
@@ -277,16 +279,15 @@ def batch_table(results: list[dict[str, str]], args: argparse.Namespace) -> list
     if not sweep:
         return []
     lines = [f"## Batch size (Transformer, beam 5, forced length {args.out_len})", "",
-             "CTranslate2 batches by sentences, seq2seq by source tokens (its batching; the mean sentences "
-             "per batch in brackets). Each decoder's best is compared.", "",
+             "The same sentences per batch for both (seq2seq: `--batch-rows` = 5 x sentences, no token "
+             "limit). Each decoder's best is compared.", "",
              "| decoder | sent/s at each batch size | best | seq2seq best / it |", "|---|---|---|---|"]
     best: dict[str, tuple[float, str]] = {}
     cells: dict[str, list[str]] = {}
     for r in sweep:
         compute = "float32" if r.get("compute_type") in ("float32", None) else r["compute_type"]
         name = ("seq2seq " if r.get("peer") == "seq2seq" else "CTranslate2 ") + compute
-        size = (f"{r.get('batch_tokens')} tokens ({r.get('sents_per_batch')})" if r.get("peer") == "seq2seq"
-                else f"{r['label'].split(' batch')[1].split()[0]} sentences")
+        size = f"{r['label'].split(' batch')[1].split()[0]} sentences"
         speed = float(r.get("decode_sent_s") or 0)
         cells.setdefault(name, []).append(f"{size}: {speed:,.1f}")
         if speed > best.get(name, (0.0, ""))[0]:
@@ -364,9 +365,9 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--out-len", type=int, default=20, help="forced output length when decoding test2016")
     p.add_argument("--batch-sentences", type=int, nargs="+", default=[32, 64, 128, 256],
-                   help="CTranslate2's batch sizes in the batch-size sweep")
-    p.add_argument("--batch-tokens", type=int, nargs="+", default=[500, 1000, 2000, 4000],
-                   help="seq2seq's batch sizes (source tokens) in the batch-size sweep")
+                   help="sentences per batch in the batch-size sweep")
+    p.add_argument("--ct2-batch", type=int, default=128,
+                   help="CTranslate2's sentences per batch in the main table and the pairs (its best in the sweep)")
     p.add_argument("--pairs", type=int, default=7, help="back-to-back int8 runs of seq2seq and CTranslate2")
     p.add_argument("--lengths", type=int, nargs="+", default=[10, 50, 100, 200])
     p.add_argument("--length-sentences", type=int, default=100)

@@ -100,8 +100,10 @@ def _check_decoding_flags(args: argparse.Namespace) -> None:
 
     if getattr(args, "beam", None) is not None and args.beam < 1:
         raise Seq2SeqError(f"--beam must be at least 1 (1 = greedy), got {args.beam}")
-    if getattr(args, "batch_tokens", None) is not None and args.batch_tokens < 1:
-        raise Seq2SeqError(f"--batch-tokens must be at least 1, got {args.batch_tokens}")
+    for flag in ("batch_tokens", "batch_rows"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise Seq2SeqError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     for flag in ("max_len_a", "length_penalty"):
         value = getattr(args, flag, None)
         if value is not None and not math.isfinite(value):
@@ -142,8 +144,8 @@ def _load_translator(args: argparse.Namespace):
 
 
 def _apply_search_flags(search, args: argparse.Namespace) -> None:
-    """--min-len, --max-len-a/b, --length-penalty, --batch-tokens over the checkpoint's search settings."""
-    for flag in ("min_len", "max_len_a", "max_len_b", "length_penalty", "batch_tokens"):
+    """--min-len, --max-len-a/b, --length-penalty, --batch-tokens/rows over the checkpoint's search settings."""
+    for flag in ("min_len", "max_len_a", "max_len_b", "length_penalty", "batch_tokens", "batch_rows"):
         if getattr(args, flag, None) is not None:
             setattr(search, flag, getattr(args, flag))
 
@@ -428,6 +430,9 @@ def _add_decoding_flags(p: argparse.ArgumentParser, quantize: bool = True) -> No
                    help="beam size (1 = greedy); default: the checkpoint's search.beam")
     p.add_argument("--batch-tokens", type=int, default=None, metavar="N",
                    help="source tokens per decoding batch; default: the checkpoint's search.batch_tokens")
+    p.add_argument("--batch-rows", type=int, default=None, metavar="N",
+                   help="hypotheses (sentences x beam) per decoding batch; default: the checkpoint's "
+                        "search.batch_rows")
     p.add_argument("--length-penalty", type=float, default=None, metavar="A",
                    help="rank hypotheses by log-prob / length**A (default: the checkpoint's)")
     p.add_argument("--max-len-a", type=float, default=None, metavar="A",

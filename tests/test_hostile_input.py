@@ -385,6 +385,7 @@ BAD_CONFIGS = {
     "invalid-utf8": (b"train:\n  output_dir: caf\xe9\n", "c.yaml:2: not valid UTF-8"),
     "nul-byte": ("train:\n  lr: 1\x00\n", "c.yaml:2: not valid YAML"),
     "zero-heads": ("model: {heads: 0}\n", "'model.heads' must be at least 1"),
+    "zero-batch-rows": ("search: {batch_rows: 0}\n", "'search.batch_rows' must be at least 1"),
     "python-tag": ("train: !!python/object/apply:os.system ['true']\n", "c.yaml:1: not valid YAML"),
 }
 
@@ -555,6 +556,7 @@ def test_join_never_replaces_what_is_not_a_checkpoint(env, tmp_path, capsys):
         (["translate", "--beam", "0"], "--beam must be at least 1"),
         (["translate", "--beam", "-3"], "--beam must be at least 1"),
         (["translate", "--batch-tokens", "-5"], "--batch-tokens must be at least 1"),
+        (["translate", "--batch-rows", "0"], "--batch-rows must be at least 1"),
         (["translate", "--max-len-a", "-1"], "--max-len-a must be >= 0"),
         (["translate", "--max-len-a", "nan"], "--max-len-a must be a finite number"),
         (["translate", "--length-penalty", "inf"], "--length-penalty must be a finite number"),

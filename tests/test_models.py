@@ -109,6 +109,25 @@ def test_step_matches_forward(enc: str, dec: str, att: str) -> None:
             assert (logits - full[:, t]).abs().max().item() < 1e-4, f"step {t}"
 
 
+def test_transformer_step_consumes_its_state() -> None:
+    """A Transformer step releases the caches of the state it is given (peak memory) and refuses
+    that state a second time; a reordered copy of a state is still its own."""
+    model = tiny("transformer", "transformer", "multihead").eval()
+    src, mask = pad_batch(SRC)
+    tgt, _ = pad_batch(TGT)
+    with torch.no_grad():
+        encoded = model.encode(src, mask)
+        _, state = model.decoder.step(tgt[:, 0], encoded, model.decoder.init_state(encoded))
+        same = torch.arange(src.size(0))
+        copy = model.decoder.reorder_state(state, same)
+        first, _ = model.decoder.step(tgt[:, 1], encoded, copy)
+        assert all(k is None for k in copy["k"] + copy["v"])
+        with pytest.raises(RuntimeError, match="stepped already"):
+            model.decoder.step(tgt[:, 1], encoded, copy)
+        again, _ = model.decoder.step(tgt[:, 1], encoded, state)  # the original is untouched
+        assert torch.equal(first, again)
+
+
 @pytest.mark.parametrize(("enc", "dec", "att"), COMBOS, ids=IDS)
 def test_reorder_state(enc: str, dec: str, att: str) -> None:
     """Reordering the state (and the encoding) mid-decoding equals decoding the reordered batch."""

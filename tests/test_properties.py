@@ -403,16 +403,18 @@ def test_encode_pairs_keeps_order_and_accounts_for_every_pair(
 @given(
     ids=st.lists(st.lists(st.integers(4, 99), max_size=30), max_size=40),
     batch_tokens=st.integers(1, 200),
+    max_sentences=st.integers(0, 6),
 )
 def test_length_batches_cover_nonempty_lines_in_length_order(
-    ids: list[list[int]], batch_tokens: int
+    ids: list[list[int]], batch_tokens: int, max_sentences: int
 ) -> None:
-    batches = list(length_batches(ids, batch_tokens))
+    batches = list(length_batches(ids, batch_tokens, max_sentences))
     flat = [i for b in batches for i in b]
     assert sorted(flat) == [i for i, seq in enumerate(ids) if seq]  # each non-empty line once
     assert [len(ids[i]) for i in flat] == sorted(len(ids[i]) for i in flat)
     for b in batches:
         assert b and (len(b) * max(len(ids[i]) for i in b) <= batch_tokens or len(b) == 1)
+        assert max_sentences == 0 or len(b) <= max_sentences
 
 
 @settings(max_examples=60, deadline=None)
@@ -479,15 +481,22 @@ class CopyDecoder(Decoder):
 @given(
     lines=st.lists(st.one_of(covered_text, any_text, st.sampled_from(["", " ", "\t"])), max_size=14),
     batch_tokens=st.integers(1, 120),
+    batch_rows=st.integers(1, 12),
     beam=st.integers(1, 3),
     max_src_tokens=st.integers(1, 25),
 )
 def test_translate_returns_one_line_per_input_in_order(
-    tokenizers: dict[str, SpmTokenizer], lines: list[str], batch_tokens: int, beam: int, max_src_tokens: int
+    tokenizers: dict[str, SpmTokenizer],
+    lines: list[str],
+    batch_tokens: int,
+    batch_rows: int,
+    beam: int,
+    max_src_tokens: int,
 ) -> None:
     tok = tokenizers["bpe"]
     model = Seq2SeqModel(CopyEncoder(), CopyDecoder(tok.vocab_size))
-    translator = Translator(model, TokenizerPair(tok), SearchConfig(beam=beam), max_src_tokens=max_src_tokens,
+    translator = Translator(model, TokenizerPair(tok), SearchConfig(beam=beam, batch_rows=batch_rows),
+                            max_src_tokens=max_src_tokens,
                             max_output_tokens=max_src_tokens)  # room for the copy of a truncated line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncation warnings (checked above)
@@ -496,6 +505,28 @@ def test_translate_returns_one_line_per_input_in_order(
     # line i's output is the copy of line i (truncated); empty lines give ""
     assert out == [tok.decode(tok.encode(line)[:max_src_tokens]) for line in lines]
     assert len(nbest) == len(lines) and [h[0][0] for h in nbest] == out
+
+
+@pytest.mark.parametrize(("beam", "batch_rows", "largest"), [(1, 4, 4), (2, 4, 2), (3, 4, 1), (5, 4, 1)])
+def test_translate_batches_hold_at_most_batch_rows_hypotheses(
+    tokenizers: dict[str, SpmTokenizer], monkeypatch: pytest.MonkeyPatch, beam: int, batch_rows: int, largest: int
+) -> None:
+    """A batch holds at most batch_rows // beam sentences (at least one), whatever the token budget."""
+    import seq2seq.infer.translator as translator_module
+
+    tok = tokenizers["bpe"]
+    sizes: list[int] = []
+
+    def recording_generate(model: Any, src: Tensor, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(src.size(0))
+        return generate(model, src, *args, **kwargs)
+
+    monkeypatch.setattr(translator_module, "generate", recording_generate)
+    translator = Translator(Seq2SeqModel(CopyEncoder(), CopyDecoder(tok.vocab_size)), TokenizerPair(tok),
+                            SearchConfig(beam=beam, batch_rows=batch_rows, batch_tokens=10_000))
+    lines = [f"line {i}" for i in range(9)]
+    assert translator.translate(lines) == [tok.decode(tok.encode(line)) for line in lines]
+    assert sum(sizes) == 9 and max(sizes) == largest
 
 
 # ============================================================================ 3. padding

