@@ -31,6 +31,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from seq2seq.config import SearchConfig  # noqa: E402 (after the path set-up)
+
 PEERS = HERE / "peers"
 
 # (label, script, model) of the peers' training runs; the RNN peers train their own RNN kind.
@@ -198,7 +201,8 @@ def report(results: list[dict[str, str]], args: argparse.Namespace) -> str:
               f"(JoeyNMT {args.joey_updates}), throughput after update {args.warmup}",
               f"- decoding: test2016 (1,000 sentences), every output forced to exactly {args.out_len} tokens "
               f"(min = max length); batches of 64 sentences (PyTorch peers), {args.ct2_batch} (CTranslate2), "
-              "seq2seq's defaults (at most 6,000 source tokens and 640 hypotheses: 128 sentences at beam 5)",
+              f"seq2seq's defaults (at most {SearchConfig.batch_tokens:,} source tokens and {SearchConfig.batch_rows} "
+              f"hypotheses: {SearchConfig.batch_rows // 5} sentences at beam 5)",
               f"- command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`", ""]
     train = [r for r in results if r.get("phase") == "train"]
     ours_train = {(r["model"], r.get("precision")): r for r in train if r.get("peer") == "seq2seq"}
