@@ -114,6 +114,20 @@ def test_cli_translate_files_and_nbest(trained, tmp_path):
     assert [int(r.split("\t")[0]) for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
+def test_cli_translate_batch_rows_keeps_the_outputs(trained, tmp_path):
+    """--batch-rows 3 with beam 3: one sentence per batch; the same outputs as the default batches."""
+    sources, _ = read_test(trained)
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(sources[:8]) + "\n", encoding="utf-8")
+    ckpt = str(trained / "run" / "best")
+    one, default = tmp_path / "one.txt", tmp_path / "default.txt"
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(one), "--beam", "3",
+                 "--batch-rows", "3", "--quiet"]) == 0
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(default), "--beam", "3", "--quiet"]) == 0
+    assert one.read_text().splitlines() == default.read_text().splitlines()
+    assert len(default.read_text().splitlines()) == 8
+
+
 def test_cli_translate_forced_length_and_int8(trained, tmp_path):
     sources, references = read_test(trained)
     src = tmp_path / "in.txt"
@@ -222,7 +236,8 @@ def test_help_is_complete(capsys):
             main([*command, "--help"])
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--input", "--output", "--ref"):
+    for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--batch-rows", "--input", "--output",
+                 "--ref"):
         assert flag in text
 
 
