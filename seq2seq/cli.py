@@ -100,6 +100,9 @@ def _check_decoding_flags(args: argparse.Namespace) -> None:
 
     if getattr(args, "beam", None) is not None and args.beam < 1:
         raise Seq2SeqError(f"--beam must be at least 1 (1 = greedy), got {args.beam}")
+    if getattr(args, "quantize", None) and getattr(args, "precision", "fp32") != "fp32":
+        raise Seq2SeqError(f"--quantize {args.quantize} cannot be combined with --precision {args.precision}: "
+                           "int8 decoding keeps the rest of the model in fp32; drop one of them")
     for flag in ("batch_tokens", "batch_rows"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
@@ -134,9 +137,11 @@ def _load_translator(args: argparse.Namespace):
     from seq2seq.infer.translator import Translator
 
     _check_decoding_flags(args)
+    precision = getattr(args, "precision", "fp32")
     with _checkpoint_errors(args.checkpoint):
         try:
-            translator = Translator.from_checkpoint(args.checkpoint, device=args.device, quantize=args.quantize)
+            translator = Translator.from_checkpoint(args.checkpoint, device=args.device, quantize=args.quantize,
+                                                    precision=precision)
         except ValueError as e:
             raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
     _apply_search_flags(translator.search, args)
@@ -444,6 +449,9 @@ def _add_decoding_flags(p: argparse.ArgumentParser, quantize: bool = True) -> No
         p.add_argument("--quantize", choices=["int8"], default=None,
                        help="int8 dynamic quantization of the linear and GRU layers (CPU decoding: faster, "
                             "smaller; check the BLEU on your data)")
+        p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                       help="weights and activations in this type (default fp32): bf16/fp16 for GPUs; bf16 "
+                            "also on CPUs with native bf16")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -4,6 +4,7 @@ Also the CLI's handling of bad input: one-line errors, exit status 2, nothing da
 """
 
 import json
+import math
 import os
 import random
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.cli import main
-from seq2seq.infer.translator import Translator
+from seq2seq.infer.translator import DECODING_DTYPES, Translator
 
 LETTERS = "a b c d e f g h".split()
 
@@ -144,6 +145,28 @@ def test_cli_translate_forced_length_and_int8(trained, tmp_path):
     assert len(outputs) == 40
     fp32 = Translator.from_checkpoint(ckpt, device="cpu").translate(sources[:40], beam=3)
     assert sum(o == f for o, f in zip(outputs, fp32)) >= 36  # int8 keeps (nearly) every fp32 answer
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_decoding_keeps_the_answers(trained, precision):
+    """--precision bf16/fp16: the model runs in that type, scores stay finite fp32 figures, and the
+    answers are (nearly) those of fp32."""
+    sources, _ = read_test(trained)
+    ckpt = trained / "run" / "best"
+    translator = Translator.from_checkpoint(ckpt, device="cpu", precision=precision)
+    assert {p.dtype for p in translator.model.parameters()} == {DECODING_DTYPES[precision]}
+    half = translator.translate_hypotheses(sources[:30], beam=3)
+    fp32 = Translator.from_checkpoint(ckpt, device="cpu").translate(sources[:30], beam=3)
+    assert sum(h[0][0] == f for h, f in zip(half, fp32)) >= 27
+    assert all(math.isfinite(h[0][1]) for h in half)
+
+
+def test_precision_is_checked(trained):
+    ckpt = trained / "run" / "best"
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        Translator.from_checkpoint(ckpt, device="cpu", precision="fp64")
+    with pytest.raises(ValueError, match="int8 quantization runs the rest of the model in fp32"):
+        Translator.from_checkpoint(ckpt, device="cpu", quantize="int8", precision="bf16")
 
 
 def test_cli_evaluate_prints_signatures(trained, capsys):
@@ -301,6 +324,8 @@ def test_python_api_round_trip_as_in_the_readme(tmp_path):
     assert result.steps == 20 and (result.output_dir / "best").is_dir()
     outputs = Translator.from_checkpoint(result.output_dir / "best").translate(["a b c", "", "d e"])
     assert len(outputs) == 3 and outputs[1] == ""
+    outputs = Translator.from_checkpoint(result.output_dir / "best", precision="bf16").translate(["a b c", "", "d e"])
+    assert len(outputs) == 3 and outputs[1] == ""  # a GRU model decodes in bf16 too
 
 
 def test_onednn_gru_decoder_matches_the_plain_one():

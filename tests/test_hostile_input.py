@@ -557,6 +557,7 @@ def test_join_never_replaces_what_is_not_a_checkpoint(env, tmp_path, capsys):
         (["translate", "--beam", "-3"], "--beam must be at least 1"),
         (["translate", "--batch-tokens", "-5"], "--batch-tokens must be at least 1"),
         (["translate", "--batch-rows", "0"], "--batch-rows must be at least 1"),
+        (["translate", "--quantize", "int8", "--precision", "bf16"], "cannot be combined with --precision bf16"),
         (["translate", "--max-len-a", "-1"], "--max-len-a must be >= 0"),
         (["translate", "--max-len-a", "nan"], "--max-len-a must be a finite number"),
         (["translate", "--length-penalty", "inf"], "--length-penalty must be a finite number"),
