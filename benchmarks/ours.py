@@ -5,6 +5,7 @@ Phases (each prints one ``RESULT key=value ...`` line, the same keys as the peer
     python benchmarks/ours.py train  --model transformer|gru --work DIR --data-raw DIR --spm FILE
     python benchmarks/ours.py decode --model transformer|gru --work DIR --src FILE [--ref FILE]
                                      [--beam 5] [--min-len 0] [--max-len 100] [--quantize int8]
+                                     [--precision fp32|bf16|fp16] [--device cpu]
 
 ``train`` runs ``seq2seq train`` in a subprocess (under ``/usr/bin/time -v`` for the peak
 memory) for ``--updates`` updates with ``--max-tokens`` per batch and no validation, and
@@ -98,14 +99,19 @@ def cmd_train(args: argparse.Namespace) -> None:
           f"train_wall_s={t['wall_s']:.2f} train_peak_rss_mb={t['peak_rss_mb']:.0f}", flush=True)
 
 
+COMPUTE_TYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # CTranslate2's names
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     tag = f"{args.tag}." if args.tag else ""
-    out = args.work / f"{args.model}.{tag}hyp.b{args.beam}.{args.min_len}-{args.max_len}.{args.quantize or 'fp32'}.txt"
+    compute = args.quantize or args.precision
+    out = args.work / f"{args.model}.{tag}hyp.b{args.beam}.{args.min_len}-{args.max_len}.{compute}.txt"
     timing = out.with_suffix(".time")
     report = out.with_suffix(".json")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     worker = [sys.executable, str(Path(__file__)), "_worker", str(args.work / args.model / "last"), str(args.src),
               str(out), str(report), str(args.beam), str(args.min_len), str(args.max_len), args.quantize or "",
+              args.precision, args.device,
               str(args.threads), str(args.batch_tokens), str(args.batch_rows)]
     subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), *worker], env=env, check=True)
     r = json.loads(report.read_text())
@@ -119,7 +125,8 @@ def cmd_decode(args: argparse.Namespace) -> None:
         refs = Path(args.ref).read_text(encoding="utf-8").splitlines()
         bleu = f"{sacrebleu.corpus_bleu(hyps, [refs]).score:.2f}"
     print(f"RESULT peer=seq2seq model={args.model} phase=decode beam={args.beam} min_len={args.min_len} "
-          f"max_len={args.max_len} compute_type={args.quantize or 'float32'} n_sent={r['n_sent']} "
+          f"max_len={args.max_len} compute_type={COMPUTE_TYPES.get(compute, compute)} device={args.device} "
+          f"n_sent={r['n_sent']} "
           f"decode_sent_s={r['n_sent'] / r['seconds']:.2f} decode_tok_s={r['tokens'] / r['seconds']:.1f} "
           f"decode_wall_s={t['wall_s']:.2f} peak_rss_mb={t['peak_rss_mb']:.0f} bleu={bleu} hyp_words={words:.2f} "
           f"batch_tokens={args.batch_tokens} batch_rows={args.batch_rows} "
@@ -129,13 +136,13 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 def worker(argv: list[str]) -> None:
     """In the timed process: load, translate, write, report the translation time."""
-    ckpt, src, out, report, beam, min_len, max_len, quantize, threads, batch_tokens, batch_rows = argv
+    ckpt, src, out, report, beam, min_len, max_len, quantize, precision, device, threads, batch_tokens, batch_rows = argv
     import torch
 
     torch.set_num_threads(int(threads))
     from seq2seq.infer.translator import Translator, encode_sources, length_batches
 
-    translator = Translator.from_checkpoint(ckpt, device="cpu", quantize=quantize or None)
+    translator = Translator.from_checkpoint(ckpt, device=device, quantize=quantize or None, precision=precision)
     translator.search.min_len = int(min_len)
     translator.search.max_len_a, translator.search.max_len_b = 0.0, int(max_len)
     lines = Path(src).read_text(encoding="utf-8").splitlines()
@@ -184,6 +191,8 @@ def main() -> None:
     d.add_argument("--min-len", type=int, default=0)
     d.add_argument("--max-len", type=int, default=100)
     d.add_argument("--quantize", choices=["int8"], default=None)
+    d.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    d.add_argument("--device", default="cpu", help="cpu, cuda, ... (the peers' scripts decode on CPU)")
     d.add_argument("--tag", default="", help="name part of the output files")
     args = p.parse_args()
     {"train": cmd_train, "decode": cmd_decode}[args.phase](args)

@@ -114,9 +114,9 @@ class Bench:
                 if kind == "transformer":
                     self.peer("bench_ctranslate2.sh", "decode", "fairseq", "CTranslate2", **knobs,
                               DECODE_BATCH=str(a.ct2_batch))
-                for quantize in ([], ["--quantize", "int8"]):
+                for variant in ([], ["--quantize", "int8"], ["--precision", "bf16"]):
                     self.ours("decode", kind, "--src", str(test_raw), "--ref", str(test_ref), "--beam", str(beam),
-                              "--min-len", str(a.out_len), "--max-len", str(a.out_len), *quantize)
+                              "--min-len", str(a.out_len), "--max-len", str(a.out_len), *variant)
 
     def batches(self) -> None:
         """Transformer beam 5 at several batch sizes, the same sentences per batch for both
