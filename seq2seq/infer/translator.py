@@ -122,7 +122,7 @@ class Translator:
         ``precision``: "fp32" (default), "bf16" or "fp16": the model's weights and activations in
         that type (log-probabilities and scores stay fp32). For GPUs; on a CPU with native bf16
         (AVX512-BF16) it can pay too: on the benchmark machine bf16 beam search was 1.0-1.4x as fast
-        as fp32 (see the README), with the same BLEU; fp16 on a CPU is slow (no fp16 GEMM there).
+        as fp32 (see the README), BLEU within 0.1; fp16 on a CPU is slow (no fp16 GEMM there).
 
         On CPU (``fast_cpu``) the fp32 linear layers run on oneDNN kernels (see
         :func:`seq2seq.infer.quantize.onednn_linears`): the same model; beam-5 decoding was
