@@ -140,7 +140,7 @@ def worker(argv: list[str]) -> None:
     import torch
 
     torch.set_num_threads(int(threads))
-    from seq2seq.infer.translator import Translator, encode_sources, length_batches
+    from seq2seq.infer.translator import Translator, encode_sources
 
     translator = Translator.from_checkpoint(ckpt, device=device, quantize=quantize or None, precision=precision)
     translator.search.min_len = int(min_len)
@@ -153,8 +153,7 @@ def worker(argv: list[str]) -> None:
     texts = [h[0][0] for h in hyps]
     tokens = sum(len(translator.tokenizers.tgt.encode(t)) for t in texts)
     ids = encode_sources(translator.tokenizers.src, lines, translator.max_src_tokens)
-    max_sentences = max(1, int(batch_rows) // int(beam))  # as translate_hypotheses made them
-    batches = len(list(length_batches(ids, int(batch_tokens), max_sentences)))
+    batches = len(translator.batches(ids, int(beam), int(batch_tokens), int(batch_rows)))  # as translated
     Path(out).write_text("".join(t + "\n" for t in texts), encoding="utf-8")
     Path(report).write_text(json.dumps({"n_sent": len(lines), "seconds": seconds, "tokens": tokens, "batches": batches}))
 

@@ -137,11 +137,10 @@ def _load_translator(args: argparse.Namespace):
     from seq2seq.infer.translator import Translator
 
     _check_decoding_flags(args)
-    precision = getattr(args, "precision", "fp32")
     with _checkpoint_errors(args.checkpoint):
         try:
             translator = Translator.from_checkpoint(args.checkpoint, device=args.device, quantize=args.quantize,
-                                                    precision=precision)
+                                                    precision=args.precision)
         except ValueError as e:
             raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
     _apply_search_flags(translator.search, args)

@@ -183,8 +183,7 @@ class Translator:
         self.model.eval()
         ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
-        max_sentences = max(1, (batch_rows or self.search.batch_rows) // beam)
-        batches = list(length_batches(ids, batch_tokens or self.search.batch_tokens, max_sentences))
+        batches = self.batches(ids, beam, batch_tokens, batch_rows)
         capped = 0  # outputs stopped by max_output_tokens rather than by EOS or max_len_a/b
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
@@ -219,6 +218,14 @@ class Translator:
                 stacklevel=2,
             )
         return results
+
+    def batches(
+        self, ids: list[list[int]], beam: int, batch_tokens: Optional[int] = None, batch_rows: Optional[int] = None
+    ) -> list[list[int]]:
+        """The decoding batches of source ``ids`` (positions, non-empty lines only): at most
+        ``batch_tokens`` source tokens and ``batch_rows`` hypotheses (sentences x ``beam``) each."""
+        max_sentences = max(1, (batch_rows or self.search.batch_rows) // beam)
+        return list(length_batches(ids, batch_tokens or self.search.batch_tokens, max_sentences))
 
     def translate(
         self,
