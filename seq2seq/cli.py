@@ -165,7 +165,12 @@ def _interactive(translator, args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             print("seq2seq: warning: that line is not valid UTF-8; skipped", file=sys.stderr)
             continue
-        for text, score in translator.translate_hypotheses([line], beam=args.beam, nbest=args.nbest)[0]:
+        try:
+            hyps = translator.translate_hypotheses([line], beam=args.beam, nbest=args.nbest, strict=args.strict)[0]
+        except Seq2SeqError as e:  # --strict: this line is refused, the session goes on
+            print(f"seq2seq: error: {e}", file=sys.stderr)
+            continue
+        for text, score in hyps:
             print(f"{_clean_line(text)}\t{score:.4f}" if args.nbest > 1 else _clean_line(text), flush=True)
 
 
@@ -183,7 +188,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         return _interactive(translator, args)
     lines = _read_input_lines(args.input)
     results = translator.translate_hypotheses(
-        lines, beam=args.beam, nbest=args.nbest, batch_tokens=args.batch_tokens, progress=not args.quiet
+        lines, beam=args.beam, nbest=args.nbest, batch_tokens=args.batch_tokens, progress=not args.quiet,
+        strict=args.strict,
     )
     with _atomic_output(args.output) as out:
         for index, hyps in enumerate(results):
@@ -215,7 +221,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "source and reference must be line-aligned"
         )
     translator = _load_translator(args)
-    hyps = translator.translate(sources, beam=args.beam, batch_tokens=args.batch_tokens, progress=not args.quiet)
+    hyps = translator.translate(sources, beam=args.beam, batch_tokens=args.batch_tokens, progress=not args.quiet,
+                                strict=args.strict)
     if args.output:
         with _atomic_output(args.output) as out:
             out.writelines(_clean_line(h) + "\n" for h in hyps)
@@ -455,6 +462,13 @@ def _add_decoding_flags(p: argparse.ArgumentParser, quantize: bool = True) -> No
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_strict_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="refuse input the model was not trained to read (characters its source vocabulary "
+                        "does not have, sources longer than any in training): exit 2 and write nothing. "
+                        "Without it such lines are translated all the same, with one warning listing them")
+
+
 def _add_encoder_flags(p: argparse.ArgumentParser, output_help: str = "output file (default: stdout)") -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="checkpoint directory (e.g. runs/NAME/best)")
     p.add_argument("--input", "-i", default=None, metavar="FILE", help="input lines (default: stdin)")
@@ -499,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read raw text lines (stdin or --input) and write one detokenized "
                                    "translation per line, in order. Interactive when stdin is a terminal.")
     _add_decoding_flags(p)
+    _add_strict_flag(p)
     p.add_argument("--nbest", type=int, default=1, metavar="N",
                    help="write the N best hypotheses per input as 'INDEX<TAB>SCORE<TAB>TEXT' lines "
                         "(INDEX: the input line, from 0; N <= beam)")
@@ -513,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Translate --src and score against --ref with sacreBLEU "
                                    "(detokenized, cased BLEU and chrF, with signatures).")
     _add_decoding_flags(p)
+    _add_strict_flag(p)
     p.add_argument("--src", required=True, metavar="FILE", help="source text, one sentence per line")
     p.add_argument("--ref", required=True, metavar="FILE", help="reference translations, line-aligned with --src")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the translations here")

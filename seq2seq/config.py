@@ -58,6 +58,9 @@ class DataConfig:
     # tsv: the first column); task classification: ``sentence<TAB>label`` (tsv) or the
     # columns SRC_LANG (text) and TGT_LANG (label) of a jsonl/disk/hub dataset.
     skip_header: bool = False  # tsv: the first line is a header (e.g. "sentence<TAB>label")
+    # Source normalisation before the tokenizer, in training and in translate (see
+    # seq2seq/data/normalize.py): none | numerals (1,000 -> 1000, 007 -> 7, 3.140 -> 3.14).
+    normalize: str = "none"
 
 
 @dataclass
@@ -149,7 +152,9 @@ class TrainConfig:
     max_steps: int = 0  # 0: no limit
     max_minutes: float = 0.0  # stop (validate, save) after this much training time; 0: no limit
     valid_every: int = 0  # steps between validations; 0: once per epoch
-    valid_bleu: bool = True  # also decode the validation set (greedy) and compute BLEU
+    # Decode the validation set (greedy) and compute BLEU besides chrF and exact match (which are
+    # computed whenever it is decoded: valid_bleu or an early_stop_metric other than loss).
+    valid_bleu: bool = True
     valid_max_sentences: int = 0  # 0: the whole validation set
     # auto: bleu (translation, autoencoder: BLEU of the greedy reconstruction), accuracy
     # (classification); or loss | exact_match
@@ -450,6 +455,7 @@ def load_config(
 
 _CHOICES = {
     "data.format": ("text", "tsv", "jsonl", "disk", "hub"),
+    "data.normalize": ("none", "numerals"),
     "tokenizer.model_type": ("bpe", "unigram", "char", "word"),
     "tokenizer.src_model_type": ("", "bpe", "unigram", "char", "word"),
     "model.encoder": ("transformer", "gru"),
@@ -521,6 +527,9 @@ def validate(cfg: Config) -> None:
             f"train.early_stop_metric={cfg.train.early_stop_metric} does not fit task={cfg.task} "
             "(accuracy is the classification metric; use auto)"
         )
+    if cfg.task != "translation" and cfg.data.normalize != "none":
+        raise ConfigError(f"data.normalize={cfg.data.normalize} is for task=translation (translate applies it "
+                          f"to the input); task={cfg.task} reads its text as it is")
     if cfg.task != "translation" and not cfg.tokenizer.joint:
         raise ConfigError(f"task={cfg.task} has one language: it needs tokenizer.joint=true")
     if cfg.task == "classification" and m.context_target_dim:

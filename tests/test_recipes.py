@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from num2words import num2words
 
 from seq2seq.data import read_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes" / "digits_to_words"))
-from number_data import balance_lengths, sample_numbers, write_splits  # noqa: E402
+from number_data import balance_lengths, sample_numbers  # noqa: E402
 
 
 def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -41,37 +40,47 @@ def test_balance_lengths_repeats_only_rare_lengths():
     assert balanced.count(5) == 10 and balanced.count(1000) == 1
 
 
-@pytest.mark.parametrize("lang", ["en", "ko"])
-def test_splits_are_disjoint_and_targets_are_num2words_verbatim(tmp_path, lang):
-    paths = write_splits(tmp_path, lang, {"train": 600, "valid": 100, "test": 300}, seed=5)
-    numbers = {}
-    for split, path in paths.items():
-        rows = [line.split("\t") for line in read_lines(path)]
-        assert all(len(r) == 2 for r in rows)
-        for digits, words in rows:
-            assert words == num2words(int(digits), lang=lang)
-            assert digits == str(int(digits))  # plain numerals, no separators
-        numbers[split] = {int(r[0]) for r in rows}
-    assert not numbers["train"] & numbers["test"]
-    assert not numbers["train"] & numbers["valid"]
-    assert not numbers["valid"] & numbers["test"]
-    assert len(numbers["test"]) == 300
-    if lang == "ko":
-        assert num2words(4021, lang="ko") == "사천이십일"
-
-
 def test_digits_recipe_small(tmp_path):
+    """The recipe end to end at toy size: data, training into the directory --set gives, the
+    per-stratum table, and translate on what people type (normalized, unreadable input reported)."""
     out = tmp_path / "run"
-    run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "300",
-               "--valid-size", "50", "--test-size", "100", "--set", "train.max_steps=40", "--set",
-               "train.max_minutes=0", "--set", "model.d_model=32", "--set", "train.progress=false")
-    results = json.loads((out / "results.json").read_text())
-    assert results["test_numbers"] == 100 and 0.0 <= results["exact_match"] <= 100.0
-    assert sum(results["errors_by_digits"].values()) == results["errors"]
-    translated = subprocess.run([sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(out / "best")],
-                                input="4021\n\n7\n", capture_output=True, text=True, timeout=120)
+    moved = tmp_path / "moved"  # train.output_dir overrides --output: evaluation follows it
+    result = run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "600",
+                        "--valid-size", "50", "--test-size", "300", "--set", "train.max_steps=40", "--set",
+                        "train.max_minutes=0", "--set", "model.d_model=32", "--set", "train.progress=false",
+                        "--set", f"train.output_dir={moved}")
+    results = json.loads((moved / "results.json").read_text())
+    assert not (out / "best").exists() and (out / "data" / "test.tsv").is_file()
+    assert results["test_numbers"] == 300 + 1999 and 0.0 <= results["exact_match"] <= 100.0
+    rows = {r["stratum"]: r for r in results["strata"]}
+    for name in ["length  1", "length 13", "zeros: round", "zeros: zeros inside", "zeros: no zeros",
+                 "sign: negative", "form: decimal", "repeated digits", "overall"]:
+        assert name in rows and f"| {name} |" in result.stdout
+    assert rows["overall"]["errors"] == results["errors"]
+    assert sum(rows[f"length {n:>2}"]["numbers"] for n in range(1, 14)) == results["test_numbers"]
+    assert "weakest stratum" in result.stdout
+    log = [json.loads(line) for line in (moved / "train_log.jsonl").read_text().splitlines()]
+    valid = [r for r in log if r["event"] == "valid"]
+    assert valid and all("valid_chrf" in r and "valid_bleu" not in r for r in valid)  # no BLEU 0 next to 100%
+
+    checkpoint = str(moved / "best")
+    translate = [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", checkpoint, "--quiet"]
+    text = "4021\n\n1,000\nabc\n12345678901234567\n-007\n"
+    translated = subprocess.run(translate, input=text, capture_output=True, text=True, timeout=120)
     assert translated.returncode == 0, translated.stderr
-    assert len(translated.stdout.splitlines()) == 3
+    assert len(translated.stdout.splitlines()) == 6  # N lines in, N lines out
+    warning = translated.stderr.strip().splitlines()
+    assert len(warning) == 1 and "seq2seq: warning: 2 of 6 input line(s)" in warning[0], warning
+    assert "(read as <unk>): line 4" in warning[0] and "13 integer digits" in warning[0] and "line 5" in warning[0]
+    same = subprocess.run(translate, input="1000\n1,000\n1 000\n001000\n", capture_output=True, text=True,
+                          timeout=120)
+    assert len(set(same.stdout.splitlines())) == 1 and not same.stderr  # one normalisation before the model
+    output = tmp_path / "out.txt"
+    output.write_text("kept\n")
+    strict = subprocess.run([*translate, "--strict", "--output", str(output)], input=text, capture_output=True,
+                            text=True, timeout=120)
+    assert strict.returncode == 2 and strict.stderr.startswith("seq2seq: error: 2 of 6 input line(s)")
+    assert output.read_text() == "kept\n" and "Traceback" not in strict.stderr
 
 
 def test_staged_recipe_small(tmp_path):

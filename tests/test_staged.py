@@ -22,7 +22,7 @@ from seq2seq.models.context import ContextTarget
 from seq2seq.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes" / "digits_to_words"))
-from number_data import place_value_vectors, write_splits  # noqa: E402
+from number_data import place_value_vectors, sample_numbers, spell  # noqa: E402
 
 ENCODER_KEYS = ("encoder.", "context_head.")
 DECODER_KEYS = ("decoder.", "context_input.")
@@ -32,8 +32,9 @@ DECODER_KEYS = ("decoder.", "context_input.")
 def digits(tmp_path_factory) -> Path:
     """train/valid TSVs of numbers -> English words, with place-value context targets (.npy)."""
     directory = tmp_path_factory.mktemp("digits")
-    write_splits(directory, "en", {"train": 400, "valid": 60}, seed=7)
-    for split in ("train", "valid"):
+    numbers = sample_numbers(460, seed=7)  # the staged study's data: integers of 1 to 9 digits
+    for split, chunk in (("train", numbers[:400]), ("valid", numbers[400:])):
+        (directory / f"{split}.tsv").write_text("".join(f"{n}\t{spell(n, 'en')}\n" for n in chunk), encoding="utf-8")
         numerals = [line.split("\t")[0] for line in read_lines(directory / f"{split}.tsv")]
         np.save(directory / f"{split}.context.npy", place_value_vectors(numerals))
     return directory

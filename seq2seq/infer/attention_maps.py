@@ -104,7 +104,7 @@ def write_attention_maps(translator: Any, lines: list[str], outputs: list[str], 
         raise Seq2SeqError(f"--plot-attention {directory} is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     tok = translator.tokenizers
-    src_ids = encode_sources(tok.src, lines, translator.max_src_tokens)
+    src_ids = encode_sources(tok.src, [translator.normalize(line) for line in lines], translator.max_src_tokens)
     tgt_ids = [tok.tgt.encode(text)[: translator.max_output_tokens] for text in outputs]
     todo = [i for i, ids in enumerate(src_ids) if ids]
     width = len(str(len(lines)))

@@ -13,8 +13,10 @@ from tqdm.auto import tqdm
 
 from seq2seq.config import SearchConfig
 from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
+from seq2seq.data.domain import find_out_of_domain
+from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, SpmTokenizer, TokenizerPair
-from seq2seq.errors import CheckpointError, Seq2SeqError
+from seq2seq.errors import CheckpointError, DataError, Seq2SeqError
 from seq2seq.infer.search import Hypothesis, generate
 from seq2seq.models import Seq2SeqModel
 from seq2seq.runtime import retain_freed_memory
@@ -46,7 +48,11 @@ DECODING_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.
 
 def encode_sources(tokenizer: SpmTokenizer, lines: list[str], max_tokens: int) -> list[list[int]]:
     """Token ids of each line, cut to ``max_tokens`` (with one warning counting the cut lines)."""
-    ids = tokenizer.encode_batch(lines)
+    return truncate_sources(tokenizer.encode_batch(lines), max_tokens)
+
+
+def truncate_sources(ids: list[list[int]], max_tokens: int) -> list[list[int]]:
+    """``ids`` with every sequence cut to ``max_tokens`` (one warning counting the cut lines)."""
     truncated = 0
     for i, seq in enumerate(ids):
         if len(seq) > max_tokens:
@@ -85,6 +91,12 @@ class Translator:
     truncated (with a warning). Lines are sorted by length into token-budget batches, so
     little compute goes to padding; the result of a line does not depend on its batch.
 
+    Sources go through the checkpoint's ``data.normalize`` first (``numerals``: ``1,000`` ->
+    ``1000``). Lines the model was not trained to read (characters its source vocabulary maps
+    to ``<unk>``, sources longer than any training source: see :mod:`seq2seq.data.domain`) are
+    translated all the same, with one warning that lists them; ``strict=True`` raises a
+    DataError instead, before anything is decoded.
+
     ``max_src_tokens`` is the model's ``max_positions``; outputs are capped at
     ``max_output_tokens`` tokens (default ``max_src_tokens - 1``: the decoder's positions,
     BOS included), whatever ``max_len_a``/``max_len_b`` allow, so a long input or a large
@@ -99,13 +111,20 @@ class Translator:
         device: Union[str, torch.device] = "cpu",
         max_src_tokens: int = 1024,
         max_output_tokens: Optional[int] = None,
+        normalize: str = "none",
+        source_limits: Optional[dict[str, int]] = None,
     ) -> None:
+        """``normalize``: the training data's ``data.normalize``; ``source_limits``: the
+        checkpoint's record of the training sources (None: only unknown characters are checked)."""
         self.model = model
         self.tokenizers = tokenizers
         self.search = search or SearchConfig()
         self.device = torch.device(device)
         self.max_src_tokens = max_src_tokens
         self.max_output_tokens = max_src_tokens - 1 if max_output_tokens is None else max_output_tokens
+        self.normalize_name = normalize
+        self.normalize = source_normalizer(normalize)
+        self.source_limits = source_limits
 
     @classmethod
     def from_checkpoint(
@@ -143,7 +162,7 @@ class Translator:
             raise ValueError(f"precision must be one of {', '.join(DECODING_DTYPES)}, got {precision!r}")
         if quantize and precision != "fp32":
             raise ValueError(f"int8 quantization runs the rest of the model in fp32, not {precision}")
-        model, cfg, tokenizers, _ = load_checkpoint(directory, dev)
+        model, cfg, tokenizers, meta = load_checkpoint(directory, dev)
         if not isinstance(model, Seq2SeqModel):
             raise CheckpointError(f"{directory} is a {cfg.task} checkpoint: it has no decoder to generate with "
                                   "(use 'seq2seq classify' or 'seq2seq encode')")
@@ -160,7 +179,9 @@ class Translator:
 
             model = onednn_linears(model)
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
-        return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions)
+        limits = meta.get("source_limits")
+        return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions,
+                   normalize=cfg.data.normalize, source_limits=limits if isinstance(limits, dict) else None)
 
     @torch.inference_mode()
     def translate_hypotheses(
@@ -171,17 +192,26 @@ class Translator:
         batch_tokens: Optional[int] = None,
         progress: bool = False,
         batch_rows: Optional[int] = None,
+        strict: bool = False,
     ) -> list[list[tuple[str, float]]]:
         """Up to ``nbest`` (text, score) pairs per input line, best first.
 
         A batch holds at most ``batch_tokens`` source tokens and ``batch_rows`` hypotheses
-        (sentences x beam); both default to the search settings.
+        (sentences x beam); both default to the search settings. Lines outside the training
+        domain give one warning; with ``strict`` a DataError (nothing is decoded).
         """
         beam = beam or self.search.beam
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         self.model.eval()
-        ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
+        sources = [self.normalize(line) for line in lines]
+        ids = self.tokenizers.src.encode_batch(sources)
+        unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
+        if unreadable and strict:
+            raise DataError(unreadable.summary())
+        if unreadable:
+            warnings.warn(unreadable.summary(), stacklevel=2)
+        ids = truncate_sources(ids, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         batches = self.batches(ids, beam, batch_tokens, batch_rows)
         capped = 0  # outputs stopped by max_output_tokens rather than by EOS or max_len_a/b
@@ -234,9 +264,12 @@ class Translator:
         batch_tokens: Optional[int] = None,
         progress: bool = False,
         batch_rows: Optional[int] = None,
+        strict: bool = False,
     ) -> list[str]:
-        """One detokenized translation per input line, in order."""
+        """One detokenized translation per input line, in order (``strict``: see
+        :meth:`translate_hypotheses`)."""
         hyps = self.translate_hypotheses(
-            lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress, batch_rows=batch_rows
+            lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress, batch_rows=batch_rows,
+            strict=strict,
         )
         return [h[0][0] for h in hyps]

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -54,6 +54,7 @@ from seq2seq.data.batching import (
     encode_pairs,
 )
 from seq2seq.data.context_targets import load_context_targets
+from seq2seq.data.domain import source_limits
 from seq2seq.data.loading import (
     ParallelText,
     load_labelled,
@@ -62,10 +63,11 @@ from seq2seq.data.loading import (
     resolve_path,
 )
 from seq2seq.data.noise import add_noise, word_dropout
+from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.infer.translator import Translator, resolve_device
-from seq2seq.metrics import bleu, exact_match
+from seq2seq.metrics import bleu, chrf, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
 from seq2seq.models.cpu_kernels import use_cpu_kernels
 from seq2seq.runtime import limit_onednn_cache
@@ -240,6 +242,7 @@ class Trainer:
         self.task = cfg.task
         self.resume = resume
         self.labels: list[str] = []  # classification: label texts, index = class id
+        self.source_limits: dict[str, int] = {}  # what the training sources were like (see data/domain.py)
         self.out = Path(cfg.train.output_dir)
         self.device = resolve_device(cfg.train.device)
         self.dist = init_distributed(self.device.type)  # launched by torchrun: one rank of several
@@ -279,6 +282,10 @@ class Trainer:
         load = {"translation": load_parallel, "autoencoder": load_monolingual, "classification": load_labelled}[self.task]
         train = load(d, d.train)
         valid = load(d, d.valid) if d.valid else None
+        if d.normalize != "none":  # translation only (validate() says so): the sources, as translate does
+            normalize = source_normalizer(d.normalize)
+            train = replace(train, src=[normalize(s) for s in train.src])
+            valid = valid and replace(valid, src=[normalize(s) for s in valid.src])
         return train, valid
 
     def _label_set(self, train: ParallelText) -> list[str]:
@@ -478,7 +485,11 @@ class Trainer:
                 hyps = translator.translate(valid.src[:n], beam=1)
             train_mode(model)
             refs = valid.tgt[:n]
-            result["valid_bleu"] = bleu(hyps, refs).score
+            # BLEU only where asked for: outputs of one or two tokens (a digits model's "사천이십일")
+            # have no 4-grams, so their BLEU is 0 next to 100% exact match. chrF scores them.
+            if self.cfg.train.valid_bleu or self.metric == "bleu":
+                result["valid_bleu"] = bleu(hyps, refs).score
+            result["valid_chrf"] = chrf(hyps, refs).score
             result["valid_exact_match"] = exact_match(hyps, refs)
         return result
 
@@ -508,6 +519,8 @@ class Trainer:
         """
         state = self._trainer_state(optimizer, schedule, progress)
         extra: dict[str, Any] = {"step": progress["step"], "epoch": progress["epoch"]}
+        if self.source_limits:
+            extra["source_limits"] = self.source_limits
         if self.task == "classification":
             extra["labels"] = self.labels
         if improved:
@@ -540,6 +553,7 @@ class Trainer:
             tokenizers = TokenizerPair.load(self.out)
         examples, stats = self._encode(train_text, tokenizers, drop=True)
         log.info("training data %s: %s", train_text.name, stats.summary())
+        self.source_limits = source_limits([e.src for e in examples], train_text.src, cfg.data.normalize)
         train_targets = self._context_targets("train", train_text)
         if not examples:
             raise Seq2SeqError(f"no training pairs left after filtering {train_text.name} ({stats.summary()})")
