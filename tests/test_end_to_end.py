@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.cli import main
+from seq2seq.errors import DataError
 from seq2seq.infer.translator import DECODING_DTYPES, Translator
 
 LETTERS = "a b c d e f g h".split()
@@ -253,6 +254,45 @@ def test_long_line_is_truncated_with_warning(trained):
     assert len(out) == 2 and out[1] == "c b a"
 
 
+def test_input_the_model_cannot_read_is_reported_once_or_refused(trained, tmp_path, capsys):
+    """Characters outside the source vocabulary (Chinese into a letters model) and sources longer
+    than any training source: one warning listing the lines, N lines out; --strict: exit 2."""
+    checkpoint = str(trained / "run" / "best")
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    assert translator.source_limits == {"max_tokens": 7}  # training sources have 3 to 7 letters
+    lines = ["a b c", "你好 世界", "", "a b c d e f g h a b", "a b z"]
+    with pytest.warns(UserWarning) as caught:
+        out = translator.translate(lines, beam=1)
+    assert len(out) == 5 and out[0] == "c b a" and out[2] == ""
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("3 of 5 input line(s) are outside what the model was trained on")
+    assert "2 with characters the source vocabulary does not have (read as <unk>): lines 2, 5" in messages[0]
+    assert "1 longer than anything trained (at most 7 tokens): line 4" in messages[0]
+    with pytest.raises(DataError, match="3 of 5 input line"):
+        translator.translate(lines, strict=True)
+
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "out.txt"
+    assert main(["translate", "--checkpoint", checkpoint, "-i", str(source), "-o", str(output), "--quiet"]) == 0
+    assert len(output.read_text().splitlines()) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("seq2seq: warning: 3 of 5 input line(s)")
+    output.write_text("kept\n")
+    assert main(["translate", "--checkpoint", checkpoint, "-i", str(source), "-o", str(output), "--strict"]) == 2
+    assert "3 of 5 input line(s)" in error_line(capsys) and output.read_text() == "kept\n"
+    reference = tmp_path / "ref.txt"
+    reference.write_text("\n".join(["c b a"] * 5) + "\n", encoding="utf-8")
+    assert main(["evaluate", "--checkpoint", checkpoint, "--src", str(source), "--ref", str(reference),
+                 "--strict", "--quiet"]) == 2  # fmt: skip
+    assert "3 of 5 input line(s)" in error_line(capsys)
+    clean = tmp_path / "clean.txt"
+    clean.write_text("a b c\nd e f\n", encoding="utf-8")
+    assert main(["translate", "--checkpoint", checkpoint, "-i", str(clean), "--strict", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["c b a", "f e d"]
+
+
 def test_help_is_complete(capsys):
     for command in ([], ["train"], ["translate"], ["evaluate"]):
         with pytest.raises(SystemExit) as exit_info:
@@ -260,7 +300,7 @@ def test_help_is_complete(capsys):
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--batch-rows", "--input", "--output",
-                 "--ref"):
+                 "--ref", "--strict"):
         assert flag in text
 
 

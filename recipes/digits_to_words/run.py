@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     try:
         run(args)
     except Seq2SeqError as e:

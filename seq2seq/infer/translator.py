@@ -113,9 +113,11 @@ class Translator:
         max_output_tokens: Optional[int] = None,
         normalize: str = "none",
         source_limits: Optional[dict[str, int]] = None,
+        check_inputs: bool = True,
     ) -> None:
         """``normalize``: the training data's ``data.normalize``; ``source_limits``: the
-        checkpoint's record of the training sources (None: only unknown characters are checked)."""
+        checkpoint's record of the training sources (None: only unknown characters are checked);
+        ``check_inputs=False``: no out-of-domain report (validation during training)."""
         self.model = model
         self.tokenizers = tokenizers
         self.search = search or SearchConfig()
@@ -125,6 +127,7 @@ class Translator:
         self.normalize_name = normalize
         self.normalize = source_normalizer(normalize)
         self.source_limits = source_limits
+        self.check_inputs = check_inputs
 
     @classmethod
     def from_checkpoint(
@@ -206,11 +209,12 @@ class Translator:
         self.model.eval()
         sources = [self.normalize(line) for line in lines]
         ids = self.tokenizers.src.encode_batch(sources)
-        unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
-        if unreadable and strict:
-            raise DataError(unreadable.summary())
-        if unreadable:
-            warnings.warn(unreadable.summary(), stacklevel=2)
+        if self.check_inputs or strict:
+            unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
+            if unreadable and strict:
+                raise DataError(unreadable.summary())
+            if unreadable:
+                warnings.warn(unreadable.summary(), stacklevel=2)
         ids = truncate_sources(ids, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         batches = self.batches(ids, beam, batch_tokens, batch_rows)

@@ -480,7 +480,8 @@ class Trainer:
         if (self.task != "classification" and self.cfg.train.stage == "joint"
                 and (self.cfg.train.valid_bleu or self.metric != "loss")):
             n = self.cfg.train.valid_max_sentences or len(valid.src)
-            translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions)
+            translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions,
+                                    check_inputs=False)  # a validation set may hold rare characters: no report
             with self.autocast:
                 hyps = translator.translate(valid.src[:n], beam=1)
             train_mode(model)
