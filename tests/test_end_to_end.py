@@ -89,7 +89,7 @@ def test_run_directory_layout(trained):
 
 
 def test_cli_translate_subprocess_keeps_line_count_and_order(trained, tmp_path):
-    sources, references = read_test(trained)
+    sources, _ = read_test(trained)
     lines = [sources[0], "", "   ", sources[1], sources[2]]
     proc = subprocess.run(
         [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(trained / "run" / "best"),
@@ -100,7 +100,10 @@ def test_cli_translate_subprocess_keeps_line_count_and_order(trained, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.split("\n")[:-1]
     assert len(out) == len(lines)
-    assert out[0] == references[0] and out[3] == references[1] and out[4] == references[2]
+    # The same answers as the library gives (not the references: whether a 600-update model gets
+    # all three right depends on float rounding, which under a loaded CPU was seen to differ).
+    expected = Translator.from_checkpoint(trained / "run" / "best", device="cpu").translate(sources[:3], beam=2)
+    assert [out[0], out[3], out[4]] == expected
     assert out[1] == "" and out[2] == ""
 
 
@@ -275,10 +278,10 @@ def test_input_the_model_cannot_read_is_reported_once_or_refused(trained, tmp_pa
     source = tmp_path / "in.txt"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     output = tmp_path / "out.txt"
-    assert main(["translate", "--checkpoint", checkpoint, "-i", str(source), "-o", str(output), "--quiet"]) == 0
+    with pytest.warns(UserWarning) as caught:  # in-process, pytest takes the warning the CLI prints
+        assert main(["translate", "--checkpoint", checkpoint, "-i", str(source), "-o", str(output), "--quiet"]) == 0
     assert len(output.read_text().splitlines()) == 5
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("seq2seq: warning: 3 of 5 input line(s)")
+    assert [str(w.message)[:25] for w in caught] == ["3 of 5 input line(s) are "]
     output.write_text("kept\n")
     assert main(["translate", "--checkpoint", checkpoint, "-i", str(source), "-o", str(output), "--strict"]) == 2
     assert "3 of 5 input line(s)" in error_line(capsys) and output.read_text() == "kept\n"
