@@ -465,7 +465,8 @@ def _add_decoding_flags(p: argparse.ArgumentParser, quantize: bool = True) -> No
 def _add_strict_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="refuse input the model was not trained to read (characters its source vocabulary "
-                        "does not have, sources longer than any in training): exit 2 and write nothing. "
+                        "does not have, sources longer than any in training; for digits models, text that is "
+                        "not a number): exit 2 and write nothing. "
                         "Without it such lines are translated all the same, with one warning listing them")
 
 
