@@ -212,7 +212,8 @@ class Translator:
         if self.check_inputs or strict:
             unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
             if unreadable and strict:
-                raise DataError(unreadable.summary())
+                raise DataError(f"{unreadable.summary()}. Nothing was translated (strict): fix or remove "
+                                "these lines, or translate without --strict to get output for them anyway")
             if unreadable:
                 warnings.warn(unreadable.summary(), stacklevel=2)
         ids = truncate_sources(ids, self.max_src_tokens)
