@@ -15,8 +15,9 @@ those are the numbers people type most:
 
 Numerals are written in the canonical form of :func:`seq2seq.data.normalize.normalize_numeral`
 (no separators, no leading zeros, no trailing zeros after the point, no ``-0``), which is the
-form the model reads at translation time too. Targets are num2words' spelling, verbatim, except
-that the sign is spelled by us: num2words drops the minus of ``-0.5``.
+form the model reads at translation time too. Targets are num2words' spelling, except that the
+sign and the decimal digits are spelled here in num2words' own words (see :func:`spell`: it
+drops the minus of ``-0.5`` and misreads long decimals through a float).
 
 The test set is stratified (:func:`strata`) and disjoint from training and validation. Every
 integer below 1,000 in absolute value must be learned, so those are all in training; the test

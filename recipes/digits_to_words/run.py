@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> dict:
     for s, h, r in wrong[:10]:
         print(f"  {s}: got '{h}', expected '{r}'")
     print("\neveryday inputs (normalized as translate does; 'abc' is reported as unreadable):")
-    with_warnings = translator.translate(EVERYDAY, beam=args.beam)
-    for text, hyp in zip(EVERYDAY, with_warnings):
+    everyday = translator.translate(EVERYDAY, beam=args.beam)
+    for text, hyp in zip(EVERYDAY, everyday):
         print(f"  {text:>15} -> {hyp}")
     results = {
         "lang": args.lang,

@@ -98,13 +98,13 @@ def plot_attention(weights: np.ndarray, src_tokens: list[str], tgt_tokens: list[
 def write_attention_maps(translator: Any, lines: list[str], outputs: list[str], directory: Path) -> int:
     """One heat map per non-empty input line of a :class:`~seq2seq.infer.translator.Translator`
     run, ``directory/LINE.png`` (LINE from 1, zero-padded); returns how many were written."""
-    from seq2seq.infer.translator import encode_sources
+    from seq2seq.infer.translator import truncate_sources
 
     if directory.exists() and not directory.is_dir():
         raise Seq2SeqError(f"--plot-attention {directory} is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     tok = translator.tokenizers
-    src_ids = encode_sources(tok.src, [translator.normalize(line) for line in lines], translator.max_src_tokens)
+    src_ids = truncate_sources(translator.read_sources(lines)[1], translator.max_src_tokens)
     tgt_ids = [tok.tgt.encode(text)[: translator.max_output_tokens] for text in outputs]
     todo = [i for i, ids in enumerate(src_ids) if ids]
     width = len(str(len(lines)))

@@ -207,8 +207,7 @@ class Translator:
         if nbest > beam:
             raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
         self.model.eval()
-        sources = [self.normalize(line) for line in lines]
-        ids = self.tokenizers.src.encode_batch(sources)
+        sources, ids = self.read_sources(lines)
         if self.check_inputs or strict:
             unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
             if unreadable and strict:
@@ -253,6 +252,12 @@ class Translator:
                 stacklevel=2,
             )
         return results
+
+    def read_sources(self, lines: list[str]) -> tuple[list[str], list[list[int]]]:
+        """The lines as the model reads them (through ``data.normalize``) and their token ids,
+        not yet cut to ``max_src_tokens``."""
+        sources = [self.normalize(line) for line in lines]
+        return sources, self.tokenizers.src.encode_batch(sources)
 
     def batches(
         self, ids: list[list[int]], beam: int, batch_tokens: Optional[int] = None, batch_rows: Optional[int] = None
