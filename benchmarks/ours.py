@@ -69,6 +69,21 @@ def time_v(log: Path) -> dict[str, float]:
     return {"peak_rss_mb": rss, "wall_s": seconds}
 
 
+def run_timed(command: list[str], timing: Path, **kwargs) -> dict[str, float]:
+    """Run ``command`` (check=True) and return its peak RSS (MB) and wall seconds: from GNU time
+    where it is installed, else from the kernel's accounting of finished children (the GPU image
+    has no ``/usr/bin/time``; the benchmark runs one child at a time, so the maximum is its own)."""
+    if Path("/usr/bin/time").is_file():
+        subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), *command], check=True, **kwargs)
+        return time_v(timing)
+    import resource
+
+    started = time.time()
+    subprocess.run(command, check=True, **kwargs)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"peak_rss_mb": peak_kb / 1024, "wall_s": time.time() - started}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     run = args.work / args.model
     if run.exists():
@@ -81,8 +96,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     timing = args.work / f"{args.model}.train.time"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with open(args.work / f"{args.model}.train.log", "w") as log:
-        subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), sys.executable, "-m", "seq2seq", "train",
-                        str(cfg_path)], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+        t = run_timed([sys.executable, "-m", "seq2seq", "train", str(cfg_path)], timing, env=env, stdout=log,
+                      stderr=subprocess.STDOUT)
     records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     rows = [r for r in records if r.get("event") == "train"]
     base = ([{"step": 0, "seconds": 0.0}] + [r for r in rows if r["step"] <= args.warmup])[-1]
@@ -93,7 +108,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         tokens += r["tokens_per_s"] * (r["seconds"] - prev["seconds"])
         prev = r
     wall_rate = tokens / (post[-1]["seconds"] - base["seconds"])
-    t = time_v(timing)
     print(f"RESULT peer=seq2seq model={args.model} phase=train precision={args.precision} "
           f"train_tok_s={peer_style:.0f} train_tok_s_wall={wall_rate:.0f} updates={rows[-1]['step']} "
           f"train_wall_s={t['wall_s']:.2f} train_peak_rss_mb={t['peak_rss_mb']:.0f}", flush=True)
@@ -113,9 +127,8 @@ def cmd_decode(args: argparse.Namespace) -> None:
               str(out), str(report), str(args.beam), str(args.min_len), str(args.max_len), args.quantize or "",
               args.precision, args.device,
               str(args.threads), str(args.batch_tokens), str(args.batch_rows)]
-    subprocess.run(["/usr/bin/time", "-v", "-o", str(timing), *worker], env=env, check=True)
+    t = run_timed(worker, timing, env=env)
     r = json.loads(report.read_text())
-    t = time_v(timing)
     hyps = out.read_text(encoding="utf-8").splitlines()
     words = sum(len(h.split()) for h in hyps) / max(1, len(hyps))
     bleu = "nan"

@@ -1,8 +1,9 @@
-"""Process-wide CPU runtime settings: oneDNN's kernel cache and how malloc keeps freed memory.
+"""Where and in what precision the toolkit runs: device and precision choices, and process-wide
+settings (oneDNN's kernel cache and how malloc keeps freed memory on CPU; which fused attention
+kernels CUDA may use).
 
-Both change the whole process, not one model, so the entry points call them (``Trainer``, and
-``Translator.from_checkpoint`` on CPU), and each leaves alone what the user set in the
-environment.
+Each changes the whole process, not one model, so the entry points call them (``Trainer``, and
+``Translator.from_checkpoint``), and each leaves alone what the user set in the environment.
 """
 
 from __future__ import annotations
@@ -11,7 +12,60 @@ import ctypes
 import os
 import sys
 
-__all__ = ["limit_onednn_cache", "retain_freed_memory"]
+import torch
+
+from seq2seq.errors import Seq2SeqError
+
+__all__ = [
+    "DECODING_DTYPES",
+    "avoid_per_shape_attention_plans",
+    "cpu_has_fast_bf16",
+    "limit_onednn_cache",
+    "resolve_device",
+    "resolve_precision",
+    "retain_freed_memory",
+]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the first CUDA device when there is one, else the CPU.
+
+    Raises:
+        Seq2SeqError: ``name`` is not a device, or a CUDA device this machine does not have.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise Seq2SeqError(f"unknown device '{name}' (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise Seq2SeqError(f"device '{name}': CUDA is not available on this machine (use cpu or auto)")
+        if device.index is not None and device.index >= count:
+            raise Seq2SeqError(f"device '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return device
+
+
+DECODING_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 autocast on CUDA and on CPUs with native bf16 (about 2x faster there), else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
+        return "bf16"
+    return "fp32"
 
 
 def limit_onednn_cache(capacity: int = 64) -> None:
@@ -52,3 +106,21 @@ def retain_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 25
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+def avoid_per_shape_attention_plans() -> bool:
+    """Take cuDNN out of the fused attention kernels PyTorch may pick on CUDA, unless
+    ``SEQ2SEQ_CUDNN_ATTENTION=1``. Returns whether it was applied.
+
+    PyTorch 2.11 sends bf16/fp16 ``scaled_dot_product_attention`` to cuDNN first on Hopper, and
+    cuDNN builds an execution plan for every new shape (reported at 0.4-1 s each). Here shapes
+    change all the time: token-budget batches vary in rows and length, and incremental decoding
+    grows the key length at every step. On one H200, the first beam-5 pass over test2016 ran at
+    50 sentences/s in bf16 and the next passes at 1,270-1,620; bf16 training's first 150 updates
+    ran at a tenth of the later rate (docs/performance.md). FlashAttention and the
+    memory-efficient kernel need no per-shape plan. fp32 never used cuDNN attention.
+    """
+    if os.environ.get("SEQ2SEQ_CUDNN_ATTENTION") == "1" or not torch.cuda.is_available():
+        return False
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    return True

@@ -80,3 +80,33 @@ def test_two_processes_with_half_batches_match_one_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "ddp/train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["event"] == "train"] == list(range(1, 9))
+
+
+def test_nccl_with_more_processes_than_gpus_is_refused_with_what_to_do(monkeypatch):
+    """NCCL refuses two ranks on one GPU deep inside its first collective; say so before starting."""
+    from seq2seq.errors import ConfigError
+    from seq2seq.train import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.delenv("SEQ2SEQ_DIST_BACKEND", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="2 processes per machine but 1 GPU.*SEQ2SEQ_DIST_BACKEND=gloo"):
+        distributed.init_distributed("cuda")
+    monkeypatch.setenv("SEQ2SEQ_DIST_BACKEND", "mpi")
+    with pytest.raises(ConfigError, match="SEQ2SEQ_DIST_BACKEND='mpi': use nccl or gloo"):
+        distributed.init_distributed("cpu")
+
+
+def test_cudnn_attention_is_left_alone_without_cuda_or_when_asked_for(monkeypatch):
+    from seq2seq.runtime import avoid_per_shape_attention_plans
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert avoid_per_shape_attention_plans() is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("SEQ2SEQ_CUDNN_ATTENTION", "1")
+    assert avoid_per_shape_attention_plans() is False
+    monkeypatch.delenv("SEQ2SEQ_CUDNN_ATTENTION")
+    calls = []
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", calls.append)
+    assert avoid_per_shape_attention_plans() is True and calls == [False]

@@ -15,7 +15,8 @@ import pytest
 
 from seq2seq.cli import main
 from seq2seq.errors import DataError
-from seq2seq.infer.translator import DECODING_DTYPES, Translator
+from seq2seq.infer.translator import Translator
+from seq2seq.runtime import DECODING_DTYPES
 
 LETTERS = "a b c d e f g h".split()
 

@@ -82,6 +82,15 @@ def test_digits_recipe_small(tmp_path):
     assert strict.returncode == 2 and strict.stderr.startswith("seq2seq: error: 2 of 6 input line(s)")
     assert output.read_text() == "kept\n" and "Traceback" not in strict.stderr
 
+    # --eval-only scores the run's checkpoint again (e.g. one trained on another machine) without training
+    before = (moved / "best" / "model.safetensors").stat().st_mtime_ns
+    again = run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "600",
+                       "--valid-size", "50", "--test-size", "300", "--set", f"train.output_dir={moved}", "--eval-only")
+    rescored = json.loads((moved / "results.json").read_text())
+    assert (moved / "best" / "model.safetensors").stat().st_mtime_ns == before
+    assert rescored["errors"] == results["errors"] and rescored["updates"] == results["updates"]
+    assert "weakest stratum" in again.stdout
+
 
 def test_staged_recipe_small(tmp_path):
     out = tmp_path / "sweep"

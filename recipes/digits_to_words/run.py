@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     ]
     cfg = load_config(args.config, overrides)
     run_dir = Path(cfg.train.output_dir)  # --set train.output_dir=DIR moves the run, and the evaluation with it
-    result = Trainer(cfg, resume=args.resume).fit()
+    result = None if args.eval_only else Trainer(cfg, resume=args.resume).fit()
 
     pairs = [line.split("\t") for line in read_lines(data_dir / "test.tsv")]
     sources, references = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> dict:
     everyday = translator.translate(EVERYDAY, beam=args.beam)
     for text, hyp in zip(EVERYDAY, everyday):
         print(f"  {text:>15} -> {hyp}")
+    results_file = run_dir / "results.json"
+    previous = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {}
     results = {
         "lang": args.lang,
         "config": args.config,
@@ -114,13 +116,13 @@ def run(args: argparse.Namespace) -> dict:
         "weakest_stratum": weakest["stratum"],
         "errors_examples": [{"source": s, "output": h, "reference": r} for s, h, r in wrong[:50]],
         "train_size": args.train_size,
-        "train_seconds": round(result.seconds, 1),
-        "updates": result.steps,
+        "train_seconds": round(result.seconds, 1) if result else previous.get("train_seconds"),
+        "updates": result.steps if result else previous.get("updates"),
         "decode_seconds": round(decode_seconds, 1),
         "parameters": sum(p.numel() for p in translator.model.parameters()),
         "beam": args.beam,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results_file.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\ntry it: echo 4021 | seq2seq translate --checkpoint {run_dir / 'best'}")
     return results
 
@@ -139,6 +141,8 @@ def main() -> int:
     parser.add_argument("--beam", type=int, default=1, help="beam size for the test set")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the run's best/ checkpoint, no training "
+                        "(e.g. one trained elsewhere and copied into the run directory)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"

@@ -32,8 +32,9 @@ from seq2seq.data.batching import Example, collate, collate_source
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
 from seq2seq.errors import Seq2SeqError
 from seq2seq.infer.search import generate
-from seq2seq.infer.translator import Translator, encode_sources, length_batches, resolve_device
+from seq2seq.infer.translator import Translator, encode_sources, length_batches
 from seq2seq.models import Classifier, Composite, Encoded, Seq2SeqModel
+from seq2seq.runtime import resolve_device
 
 
 class _FixedContext:

@@ -16,34 +16,15 @@ from seq2seq.data.batching import TokenBudgetBatchSampler, collate_source
 from seq2seq.data.domain import find_out_of_domain
 from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, SpmTokenizer, TokenizerPair
-from seq2seq.errors import CheckpointError, DataError, Seq2SeqError
+from seq2seq.errors import CheckpointError, DataError
 from seq2seq.infer.search import Hypothesis, generate
 from seq2seq.models import Seq2SeqModel
-from seq2seq.runtime import retain_freed_memory
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> the first CUDA device when there is one, else the CPU.
-
-    Raises:
-        Seq2SeqError: ``name`` is not a device, or a CUDA device this machine does not have.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise Seq2SeqError(f"unknown device '{name}' (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise Seq2SeqError(f"device '{name}': CUDA is not available on this machine (use cpu or auto)")
-        if device.index is not None and device.index >= count:
-            raise Seq2SeqError(f"device '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
-    return device
-
-
-DECODING_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from seq2seq.runtime import (
+    DECODING_DTYPES,
+    avoid_per_shape_attention_plans,
+    resolve_device,
+    retain_freed_memory,
+)
 
 
 def encode_sources(tokenizer: SpmTokenizer, lines: list[str], max_tokens: int) -> list[list[int]]:
@@ -171,6 +152,8 @@ class Translator:
                                   "(use 'seq2seq classify' or 'seq2seq encode')")
         if dev.type == "cpu" and fast_cpu:
             retain_freed_memory()
+        if dev.type == "cuda":
+            avoid_per_shape_attention_plans()
         if precision != "fp32":
             model = model.to(DECODING_DTYPES[precision])
         elif quantize:

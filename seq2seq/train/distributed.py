@@ -19,6 +19,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from seq2seq.errors import ConfigError
+
 
 @dataclass
 class Distributed:
@@ -65,12 +67,25 @@ class Distributed:
 def init_distributed(device_type: str) -> Distributed:
     """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
     ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...): NCCL on CUDA, gloo on CPU. Without those
-    variables (or with one process) training is not distributed."""
+    variables (or with one process) training is not distributed.
+
+    Rank ``r`` on CUDA uses GPU ``LOCAL_RANK mod device_count``. NCCL refuses two ranks on one
+    GPU, so more processes than GPUs (to try the multi-process path on a one-GPU machine) need
+    ``SEQ2SEQ_DIST_BACKEND=gloo``, which also reduces CUDA tensors, through host memory."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()
+    backend = os.environ.get("SEQ2SEQ_DIST_BACKEND") or ("nccl" if device_type == "cuda" else "gloo")
+    if backend not in ("nccl", "gloo"):
+        raise ConfigError(f"SEQ2SEQ_DIST_BACKEND={backend!r}: use nccl or gloo")
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if backend == "nccl" and per_machine > torch.cuda.device_count():
+        raise ConfigError(
+            f"{per_machine} processes per machine but {torch.cuda.device_count()} GPU(s): NCCL needs one GPU "
+            "per process. Start at most that many (torchrun --nproc_per_node), or set SEQ2SEQ_DIST_BACKEND=gloo "
+            "to share GPUs (slower: gradients go through host memory)")
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    return Distributed(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
-                       device=f"cuda:{local_rank}" if device_type == "cuda" else "cpu")
+    device = f"cuda:{local_rank % torch.cuda.device_count()}" if device_type == "cuda" else "cpu"
+    return Distributed(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank, device=device)

@@ -66,11 +66,16 @@ from seq2seq.data.noise import add_noise, word_dropout
 from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, Seq2SeqError
-from seq2seq.infer.translator import Translator, resolve_device
+from seq2seq.infer.translator import Translator
 from seq2seq.metrics import bleu, chrf, exact_match
 from seq2seq.models import Classifier, Composite, Seq2SeqModel, build_classifier, build_model
 from seq2seq.models.cpu_kernels import use_cpu_kernels
-from seq2seq.runtime import limit_onednn_cache
+from seq2seq.runtime import (
+    avoid_per_shape_attention_plans,
+    limit_onednn_cache,
+    resolve_device,
+    resolve_precision,
+)
 from seq2seq.train.distributed import init_distributed
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import LRSchedule, kl_weight
@@ -161,23 +166,6 @@ class JsonlLog:
         os.replace(tmp, self.path)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 autocast on CUDA and on CPUs with native bf16 (about 2x faster there), else fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
-        return "bf16"
-    return "fp32"
-
-
 # Settings that may change on --resume without changing where the run goes.
 FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
                                          "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
@@ -247,8 +235,10 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         self.dist = init_distributed(self.device.type)  # launched by torchrun: one rank of several
         if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+            self.device = torch.device(self.dist.device)
             torch.cuda.set_device(self.device)
+        if self.device.type == "cuda":
+            avoid_per_shape_attention_plans()
         self.metric = cfg.train.early_stop_metric
         precision = resolve_precision(cfg.train.precision, self.device)
         self.autocast = (
