@@ -1,12 +1,16 @@
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+HERE = Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "seq2seq" / "__init__.py").read_text(), re.M).group(1)
+
 setup(
     name="seq2seq",
-    version="0.1.0",
+    version=VERSION,
     description="Encoder-decoder sequence models: translation, digits-to-words, sequence autoencoders",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["seq2seq", "seq2seq.*"]),
     python_requires=">=3.9",
@@ -18,12 +22,13 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.60",
         "pyyaml>=6.0",
-        "num2words>=0.5.12",
         "numpy>=1.23",
     ],
     extras_require={
         # matplotlib and tensorboard: the plots and the TensorBoard log are tested
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5", "tensorboard>=2.10"],
+        # num2words: the digits recipes' targets (the library itself never needs it)
+        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5", "tensorboard>=2.10", "num2words>=0.5.12"],
+        "recipes": ["num2words>=0.5.12", "matplotlib>=3.5"],
         "plot": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],
     },

@@ -40,3 +40,20 @@ def test_retain_freed_memory_applies_on_glibc(monkeypatch) -> None:
 def test_retain_freed_memory_is_a_no_op_elsewhere(monkeypatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     assert retain_freed_memory() is False
+
+
+def test_the_public_api_is_importable_from_the_top_and_import_stays_light() -> None:
+    """``import seq2seq`` pulls in no PyTorch; each public name loads its module on first use."""
+    import subprocess
+
+    code = (
+        "import sys, seq2seq; assert 'torch' not in sys.modules, 'import seq2seq loaded torch'; "
+        "from seq2seq import Autoencoder, Config, Seq2SeqError, Trainer, Translator, load_config; "
+        "from seq2seq.train.trainer import Trainer as T; assert Trainer is T; "
+        "assert set(seq2seq.__all__) <= set(dir(seq2seq))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import seq2seq
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        seq2seq.Nope  # noqa: B018
