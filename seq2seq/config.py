@@ -1,8 +1,8 @@
 """Typed configuration: YAML files mapped onto dataclasses, overridable from the command line.
 
-A config has five sections (``data``, ``tokenizer``, ``model``, ``train``, ``search``); every
-field has a default, so a YAML file only names what it changes. Unknown keys and values of the
-wrong type are errors that name the key::
+A config names its ``task`` and has six sections (``data``, ``tokenizer``, ``model``, ``train``,
+``search``, ``autoencoder``); every field has a default, so a YAML file only names what it
+changes. Unknown keys and values of the wrong type are errors that name the key::
 
     cfg = load_config("recipes/translation/transformer.yaml", ["train.lr=5e-4"])
 """
@@ -14,7 +14,7 @@ import json
 import math
 import re
 import typing
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -198,22 +198,31 @@ class AutoencoderConfig:
 
 @dataclass
 class SearchConfig:
-    """Decoding defaults (the CLI's --beam etc. override them)."""
+    """Decoding settings, saved with a checkpoint. The decoding commands (``seq2seq translate``,
+    ``evaluate``, ``reconstruct``) have one flag per field, made from its type and ``help``
+    (``--beam``, ``--max-len-a``, ...), that overrides the checkpoint's value."""
 
-    beam: int = 5
-    length_penalty: float = 1.0  # score / length**alpha
-    max_len_a: float = 1.5  # max output length = a * source length + b
-    max_len_b: int = 10
-    min_len: int = 0  # no EOS before this many output tokens
+    beam: int = field(default=5, metadata={"help": "beam size (1 = greedy)"})
+    length_penalty: float = field(
+        default=1.0, metadata={"help": "rank hypotheses by log-prob / length**A", "metavar": "A"}
+    )
+    max_len_a: float = field(
+        default=1.5, metadata={"help": "maximum output length = A * source length + B", "metavar": "A"}
+    )
+    max_len_b: int = field(default=10, metadata={"help": "B of the maximum output length", "metavar": "B"})
+    min_len: int = field(default=0, metadata={"help": "no end of sentence before N output tokens"})
     # A decoding batch holds at most batch_tokens source tokens (padding included) and at most
-    # batch_rows hypotheses (sentences x beam). The row cap bounds a step's logits (rows x vocabulary
-    # floats: 16 MB at 512 x 8,000): on the 2-core benchmark CPU, 181 sentences x beam 5 cost 2.6x as
-    # much per row in the output layer and log-softmax as 153 sentences did (out of cache), and peak
-    # memory grows with it (beam-5 Transformer: ~510 MB resident at 512 rows, ~550 at 640). With the
-    # cap, beam 5 holds its speed at any token budget, and greedy was ~25% faster at 6,000 tokens than
-    # at 2,000. Raise both on a GPU.
-    batch_tokens: int = 6000
-    batch_rows: int = 512
+    # batch_rows hypotheses (sentences x beam). The row cap bounds a step's logits (rows x
+    # vocabulary floats) and the peak memory: past a few hundred rows on a CPU the output layer and
+    # log-softmax fall out of cache and cost more per row, so with the cap beam search keeps its
+    # speed at any token budget while greedy search gains from a large one. Raise both on a GPU.
+    # Measurements: docs/performance.md, "Figures behind code defaults".
+    batch_tokens: int = field(
+        default=6000, metadata={"help": "source tokens per decoding batch (padding included)"}
+    )
+    batch_rows: int = field(
+        default=512, metadata={"help": "hypotheses (sentences x beam) per decoding batch"}
+    )
 
 
 @dataclass
@@ -556,8 +565,35 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"config key 'train.{key}' must be >= 0")
     if len(t.betas) != 2:
         raise ConfigError("config key 'train.betas' must be a list of two numbers")
-    for key in ("beam", "batch_tokens", "batch_rows"):
-        if getattr(cfg.search, key) < 1:
-            raise ConfigError(f"config key 'search.{key}' must be at least 1")
+    validate_search(cfg.search)
     if cfg.tokenizer.vocab_size < 4 and cfg.tokenizer.model_type != "char":
         raise ConfigError("config key 'tokenizer.vocab_size' must be at least 4")
+
+
+def _search_key(name: str) -> str:
+    return f"config key 'search.{name}'"
+
+
+def validate_search(search: SearchConfig, name: Callable[[str], str] = _search_key) -> None:
+    """Check decoding settings: the rules for a config's ``search`` section and for the decoding
+    flags that override it.
+
+    ``name`` says how the message names a field: ``config key 'search.beam'`` by default, the
+    flag (``--beam``) from the CLI.
+
+    Raises:
+        ConfigError: a size below 1, a negative length, or a number that is not finite.
+    """
+    for key in ("beam", "batch_tokens", "batch_rows"):
+        value = getattr(search, key)
+        if value < 1:
+            hint = " (1 = greedy)" if key == "beam" else ""
+            raise ConfigError(f"{name(key)} must be at least 1{hint}, got {value}")
+    for key in ("length_penalty", "max_len_a"):
+        value = getattr(search, key)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name(key)} must be a finite number, got {value}")
+    for key in ("max_len_a", "min_len"):
+        value = getattr(search, key)
+        if value < 0:
+            raise ConfigError(f"{name(key)} must be >= 0, got {value}")

@@ -2,7 +2,14 @@
 
 import pytest
 
-from seq2seq.config import Config, config_from_dict, load_config, parse_override
+from seq2seq.config import (
+    Config,
+    SearchConfig,
+    config_from_dict,
+    load_config,
+    parse_override,
+    validate_search,
+)
 from seq2seq.errors import ConfigError
 
 
@@ -74,3 +81,27 @@ def test_round_trip_through_dict():
     cfg = load_config(None, ["model.encoder=gru", "train.betas=[0.9, 0.99]"])
     assert config_from_dict(cfg.to_dict()) == cfg
     assert isinstance(cfg, Config)
+
+
+@pytest.mark.parametrize(
+    "search, message",
+    [
+        ({"beam": 0}, "'search.beam' must be at least 1"),
+        ({"batch_tokens": -1}, "'search.batch_tokens' must be at least 1"),
+        ({"min_len": -1}, "'search.min_len' must be >= 0"),
+        ({"max_len_a": -0.5}, "'search.max_len_a' must be >= 0"),
+    ],
+)
+def test_search_rules(search, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"search": search})
+
+
+def test_validate_search_names_fields_as_told():
+    """The CLI checks its decoding flags with the same rules, naming the flag."""
+    bad = SearchConfig(length_penalty=float("nan"))
+    with pytest.raises(ConfigError, match="'search.length_penalty' must be a finite number"):
+        validate_search(bad)
+    with pytest.raises(ConfigError, match="^--length-penalty must be a finite number, got nan$"):
+        validate_search(bad, lambda name: "--" + name.replace("_", "-"))
+    validate_search(SearchConfig())
