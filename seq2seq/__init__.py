@@ -29,7 +29,16 @@ _LAZY = {
     "load_config": "seq2seq.config",
 }
 
-__all__ = [*_LAZY, "CHECKPOINT_FORMAT", "__version__"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Autoencoder",
+    "Config",
+    "Seq2SeqError",
+    "Trainer",
+    "Translator",
+    "__version__",
+    "load_config",
+]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on demand
     from seq2seq.config import Config, load_config

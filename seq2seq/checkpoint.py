@@ -142,7 +142,7 @@ def _write_files(
         "seq2seq_version": __version__,
         "src_vocab_size": tokenizers.src.vocab_size,
         "tgt_vocab_size": tokenizers.tgt.vocab_size,
-        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "num_parameters": model.num_parameters(),
         **(extra or {}),
         "config": cfg.to_dict(),
     }
@@ -471,11 +471,25 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     return save_checkpoint(output_dir, model, cfg, tokenizers, None, extra)
 
 
+STEP_PREFIX = "step-"  # step-N/: the checkpoint of update N (train.keep_last)
+
+
+def step_number(path: Path) -> Optional[int]:
+    """N for a ``step-N`` checkpoint directory, else None (the one parser of that name)."""
+    digits = path.name[len(STEP_PREFIX) :] if path.name.startswith(STEP_PREFIX) else ""
+    return int(digits) if digits.isdigit() and path.is_dir() else None
+
+
+def step_checkpoints(run_dir: str | Path) -> list[Path]:
+    """A run's ``step-N/`` checkpoints, oldest first."""
+    steps = [p for p in Path(run_dir).glob(STEP_PREFIX + "*") if step_number(p) is not None]
+    return sorted(steps, key=lambda p: step_number(p) or 0)
+
+
 def last_checkpoints(run_dir: str | Path, count: int) -> list[Path]:
     """The ``count`` latest ``step-N/`` checkpoints of a training run, oldest first."""
     run = Path(run_dir)
-    steps = sorted((p for p in run.glob("step-*") if p.is_dir() and p.name[5:].isdigit()),
-                   key=lambda p: int(p.name[5:]))
+    steps = step_checkpoints(run)
     if count < 1:
         raise CheckpointError(f"the number of checkpoints to average must be at least 1, got {count}")
     if len(steps) < count:

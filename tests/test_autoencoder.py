@@ -23,6 +23,7 @@ from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.infer.autoencoder import Autoencoder
 from seq2seq.infer.hashing import CodeIndex
 from seq2seq.models import Bottleneck
+from seq2seq.train.objectives import choose_objective
 from seq2seq.train.schedules import kl_weight
 from seq2seq.train.trainer import Trainer
 
@@ -111,14 +112,14 @@ def test_trainer_noises_only_sources_and_only_for_autoencoders(corpus, tmp_path)
     cfg = load_config(None, ae_overrides(corpus, tmp_path / "r", "autoencoder.drop=0.3", "autoencoder.mask=0.3",
                                          "autoencoder.shuffle=0.5"), default_task="autoencoder")
     examples = [Example(i, list(range(3, 13)), list(range(3, 13))) for i in range(50)]
-    noisy = Trainer(cfg)._noised(examples, epoch=0, batch_number=0)
+    noisy = choose_objective(cfg).noise(examples, epoch=0, batch_number=0)
     assert all(e.tgt == list(range(3, 13)) and e.src == list(range(3, 13)) for e in examples)
     assert all(n.tgt == e.tgt for n, e in zip(noisy, examples))
     assert sum(n.src != e.src for n, e in zip(noisy, examples)) > 40
-    again = Trainer(cfg)._noised(examples, epoch=0, batch_number=0)
+    again = choose_objective(cfg).noise(examples, epoch=0, batch_number=0)
     assert [n.src for n in noisy] == [a.src for a in again]  # reproducible (resume sees the same noise)
     cfg.task = "translation"
-    assert Trainer(cfg)._noised(examples, 0, 0) is examples
+    assert choose_objective(cfg).noise(examples, 0, 0) is examples
 
 
 # ------------------------------------------------------------------------------- bottlenecks

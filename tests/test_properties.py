@@ -35,11 +35,11 @@ from seq2seq.data.batching import (
 from seq2seq.data.loading import ParallelText
 from seq2seq.data.noise import add_noise, local_shuffle, word_dropout
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SpmTokenizer, TokenizerPair
-from seq2seq.infer.search import Hypothesis, generate
+from seq2seq.infer.search import Hypothesis, SearchSpec, generate
 from seq2seq.infer.translator import Translator, encode_sources, length_batches
 from seq2seq.models import Seq2SeqModel, build_model
 from seq2seq.models.types import Decoder, Encoded, Encoder
-from seq2seq.train.trainer import Trainer
+from seq2seq.train.objectives import Objective, choose_objective
 
 # ============================================================================ 1. tokenizer
 #
@@ -603,14 +603,14 @@ def test_encoder_ignores_padding(name: str, sentences: list[list[int]]) -> None:
 
 
 def _decode_each(
-    model: Seq2SeqModel, sentences: list[list[int]], kw: dict[str, Any]
+    model: Seq2SeqModel, sentences: list[list[int]], spec: SearchSpec
 ) -> tuple[list[list[Hypothesis]], list[list[Hypothesis]]]:
     """(hypotheses of each sentence decoded in the padded batch, ... decoded alone)."""
     dtype = next(model.parameters()).dtype
     with torch.inference_mode(), torch.autocast("cpu", enabled=False):
         assert dtype in (torch.float32, torch.float64)
-        in_batch = generate(model, *collate_source(sentences), **kw)
-        alone = [generate(model, *collate_source([s]), **kw)[0] for s in sentences]
+        in_batch = generate(model, *collate_source(sentences), spec)
+        alone = [generate(model, *collate_source([s]), spec)[0] for s in sentences]
     return in_batch, alone
 
 
@@ -638,14 +638,14 @@ def test_search_result_does_not_depend_on_the_batch(
     max_output_len: int | None,
 ) -> None:
     nbest = 1 + int(nbest_frac * (beam - 1))  # 1 <= nbest <= beam; beam 1 is greedy search
-    kw: dict[str, Any] = dict(beam=beam, nbest=nbest, length_penalty=length_penalty, min_len=min_len,
-                              max_len_a=max_len_a, max_len_b=max_len_b, max_output_len=max_output_len)
-    in_batch, alone = _decode_each(get_model(name), sentences, kw)
+    spec = SearchSpec(bos_id=BOS_ID, eos_id=EOS_ID, beam=beam, nbest=nbest, length_penalty=length_penalty,
+                      min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b, max_output_len=max_output_len)
+    in_batch, alone = _decode_each(get_model(name), sentences, spec)
     tokens = [[h.tokens for h in hyps] for hyps in in_batch]
     if tokens != [[h.tokens for h in hyps] for hyps in alone]:
         # only a float tie may do this: float64 must then agree exactly
         event("fp32 tie resolved in float64")
-        in_batch, alone = _decode_each(get_model(name, torch.float64), sentences, kw)
+        in_batch, alone = _decode_each(get_model(name, torch.float64), sentences, spec)
         tokens = [[h.tokens for h in hyps] for hyps in in_batch]
         assert tokens == [[h.tokens for h in hyps] for hyps in alone]
     for b_hyps, a_hyps, sent in zip(in_batch, alone, sentences):
@@ -749,15 +749,15 @@ def test_word_dropout_only_writes_unk_outside_kept_ids(rows: list[list[int]], p:
 
 
 @pytest.fixture(scope="module")
-def trainers() -> dict[str, Trainer]:
-    """Trainers (never fitted) for an autoencoder with noise and for translation."""
+def objectives() -> dict[str, Objective]:
+    """The objectives of an autoencoder with noise and of translation."""
     auto = Config(task="autoencoder")
     auto.train.device = "cpu"
     auto.autoencoder.drop, auto.autoencoder.mask, auto.autoencoder.shuffle = 0.3, 0.3, 0.5
     translation = Config(task="translation")
     translation.train.device = "cpu"
     translation.autoencoder.drop = 0.5  # ignored outside the autoencoder task
-    return {"autoencoder": Trainer(auto), "translation": Trainer(translation)}
+    return {"autoencoder": choose_objective(auto), "translation": choose_objective(translation)}
 
 
 @settings(max_examples=60, deadline=None)
@@ -767,18 +767,18 @@ def trainers() -> dict[str, Trainer]:
     batch_number=st.integers(0, 1000),
 )
 def test_trainer_noise_leaves_the_target_clean(
-    trainers: dict[str, Trainer], pairs: list[tuple[list[int], bool]], epoch: int, batch_number: int
+    objectives: dict[str, Objective], pairs: list[tuple[list[int], bool]], epoch: int, batch_number: int
 ) -> None:
     # as in an autoencoder the target is the sentence itself; `shared`: the very same list
     examples = [Example(i, ids, ids if shared else list(ids)) for i, (ids, shared) in enumerate(pairs)]
     clean = copy.deepcopy(examples)
-    noised = trainers["autoencoder"]._noised(examples, epoch, batch_number)
+    noised = objectives["autoencoder"].noise(examples, epoch, batch_number)
     assert examples == clean  # the batch's examples are not modified
     assert [e.index for e in noised] == [e.index for e in clean]
     assert [e.tgt for e in noised] == [e.tgt for e in clean]  # clean targets
     for e, c in zip(noised, clean):
         assert (len(e.src) >= 1 if c.src else e.src == [])
         assert all(t == UNK_ID or t in c.src for t in e.src)
-    again = trainers["autoencoder"]._noised(copy.deepcopy(clean), epoch, batch_number)
+    again = objectives["autoencoder"].noise(copy.deepcopy(clean), epoch, batch_number)
     assert [e.src for e in again] == [e.src for e in noised]  # a function of (seed, epoch, batch)
-    assert trainers["translation"]._noised(examples, epoch, batch_number) is examples
+    assert objectives["translation"].noise(examples, epoch, batch_number) is examples

@@ -36,6 +36,7 @@ from seq2seq.config import load_config
 from seq2seq.data.tokenizer import SpmTokenizer, TokenizerPair
 from seq2seq.errors import CheckpointError, Seq2SeqError
 from seq2seq.models import build_model
+from seq2seq.train.objectives import Translation
 from seq2seq.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -436,20 +437,24 @@ def test_read_only_output_directory_is_a_clear_error(tmp_path, capsys):
 
 
 # -------------------------------------------------------- numerical faults
-class FaultyTrainer(Trainer):
+class FaultyTranslation(Translation):
     """Makes the loss of the listed updates NaN, or (``bad_grad``) their gradient inf."""
 
-    def __init__(self, cfg, bad_loss=(), bad_grad=(), resume=False):
-        super().__init__(cfg, resume)
+    def __init__(self, cfg, bad_loss=(), bad_grad=()):
+        super().__init__(cfg)
         self.bad_loss, self.bad_grad = set(bad_loss), set(bad_grad)
 
-    def _forward(self, model, batch, label_smoothing, step=0):
-        out = super()._forward(model, batch, label_smoothing, step)
+    def loss(self, model, batch, label_smoothing, step=0):
+        out = super().loss(model, batch, label_smoothing, step)
         if model.training and step + 1 in self.bad_loss:
             out.loss = out.loss * float("nan")
         if model.training and step + 1 in self.bad_grad:  # a finite loss whose gradient overflows
             out.loss.register_hook(lambda g: g * float("inf"))
         return out
+
+
+def FaultyTrainer(cfg, bad_loss=(), bad_grad=(), resume=False):  # noqa: N802 (reads as the class it makes)
+    return Trainer(cfg, resume, objective=FaultyTranslation(cfg, bad_loss, bad_grad))
 
 
 def test_nan_loss_and_inf_gradient_skip_the_update_and_are_logged(tmp_path):

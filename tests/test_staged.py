@@ -193,14 +193,14 @@ def test_freeze_encoder_keeps_it_bit_identical_with_no_gradient(digits, tmp_path
     # Forward only: the frozen half gets no gradient at all, and it runs without dropout.
     model, cfg, tokenizers, _ = load_checkpoint(run / "last")
     from seq2seq.data import collate, encode_pairs, load_parallel
-    from seq2seq.train.trainer import freeze_parts, train_mode
+    from seq2seq.train.objectives import choose_objective, freeze_parts, train_mode
 
     freeze_parts(model, ["encoder"])
     train_mode(model)
     assert not model.encoder.training and model.decoder.training
     examples, _ = encode_pairs(load_parallel(cfg.data, cfg.data.train), tokenizers, 16, 64)
     batch = collate(examples[:8])
-    Trainer(cfg)._forward(model, batch, 0.0).loss.backward()
+    choose_objective(cfg).loss(model, batch, 0.0).loss.backward()
     assert all(p.grad is None for m in model.part("encoder") for p in m.parameters())
     assert any(p.grad is not None for p in model.decoder.parameters())
     with pytest.raises(ConfigError, match="no part named 'encodr'"):

@@ -18,8 +18,8 @@ from seq2seq.models.types import Composite, Decoder, Encoded, Encoder
 
 
 class Seq2SeqModel(Composite):
-    """An encoder and a decoder. Training calls ``forward``; search calls ``encode`` once and
-    then ``decoder.init_state`` / ``decoder.step``.
+    """An encoder and a decoder. ``encode`` is the way from one to the other: training then
+    runs ``decoder`` on the whole target, search calls ``decoder.init_state`` / ``decoder.step``.
 
     With a :class:`ContextTarget` the halves meet through a K-dimensional interface vector
     (``context_head`` on the encoder side, ``context_input`` on the decoder side; see
@@ -51,30 +51,49 @@ class Seq2SeqModel(Composite):
             self.context_head = nn.Linear(encoder.context_dim, context_target.dim)
             self.context_input = nn.Linear(context_target.dim, encoder.context_dim)
 
-    def predict_context(self, src: Tensor, src_mask: Tensor) -> tuple[Encoded, Tensor]:
-        """The encoder side alone: -> (Encoded, raw interface outputs (B, K)).
-
-        Needs a context target; the raw outputs are what :meth:`ContextTarget.loss_sum` scores.
-        """
-        if self.context_head is None:
-            raise RuntimeError("predict_context needs a model built with a context target")
-        encoded = self.encoder(src, src_mask)
-        return encoded, self.context_head(encoded.context)  # (B, K)
-
     def encode(self, src: Tensor, src_mask: Tensor) -> Encoded:
-        """src (B, S) ids, src_mask (B, S) bool -> Encoded (through the interface or bottleneck)."""
-        return self.encode_with_kl(src, src_mask)[0]
+        """The one way from source to decoder: src (B, S) ids, src_mask (B, S) bool -> Encoded.
 
-    def encode_with_kl(self, src: Tensor, src_mask: Tensor) -> tuple[Encoded, Optional[Tensor]]:
-        """Like :meth:`encode`, plus the KL term (B,) of a variational bottleneck (else None)."""
-        if self.context_target is not None:
-            encoded, raw = self.predict_context(src, src_mask)
-            return self.encoded_from_vector(self.context_target.activate(raw), encoded), None
+        Through the interface vector when there is a context target (``from_interface`` of the
+        activated ``to_interface``), through the bottleneck when there is one (a variational
+        one samples in training and fills ``Encoded.kl``).
+        """
         encoded = self.encoder(src, src_mask)
+        if self.context_target is not None:
+            return self.from_interface(self.context_target.activate(self.to_interface(encoded)), encoded)
         if self.bottleneck is None:
-            return encoded, None
+            return encoded
         z, kl = self.bottleneck(encoded.context)  # (B, c), (B,) or None
-        return Encoded(states=encoded.states, mask=encoded.mask, context=z), kl
+        return Encoded(states=encoded.states, mask=encoded.mask, context=z, kl=kl)
+
+    # The staged interface: the two halves meet through a K-dimensional vector (context.py).
+    def to_interface(self, encoded: Encoded) -> Tensor:
+        """Encoder side: Encoded -> raw interface outputs (B, K), what
+        :meth:`ContextTarget.loss_sum` scores and ``activate`` turns into interface vectors."""
+        if self.context_head is None:
+            raise RuntimeError("to_interface needs a model built with a context target")
+        return self.context_head(encoded.context)  # (B, K)
+
+    def from_interface(self, vector: Tensor, encoded: Optional[Encoded] = None) -> Encoded:
+        """Decoder side: interface vectors (B, K) -> the Encoded a decoder reads.
+
+        Without ``encoded`` (a decoder trained from given context vectors) there are no
+        per-position states: the decoder must not attend (``attention: none``).
+        """
+        if self.context_input is None:
+            raise RuntimeError("from_interface needs a model built with a context target")
+        context = self.context_input(vector)  # (B, c)
+        if encoded is not None:
+            return Encoded(states=encoded.states, mask=encoded.mask, context=context)
+        return self.encoded_from_context(context)
+
+    def encoded_from_context(self, context: Tensor) -> Encoded:
+        """An :class:`Encoded` holding only a context vector (B, c) (e.g. sampled from the prior),
+        for decoders without attention: the states are a single zero position, never read."""
+        b = context.size(0)
+        states = context.new_zeros(b, 1, self.encoder.d_model)  # (B, 1, d)
+        mask = torch.ones(b, 1, dtype=torch.bool, device=context.device)
+        return Encoded(states=states, mask=mask, context=context)
 
     def context_vectors(self, src: Tensor, src_mask: Tensor) -> Tensor:
         """(B, S) ids -> (B, c) deterministic sentence vectors: the context vector (mu for a
@@ -84,34 +103,9 @@ class Seq2SeqModel(Composite):
         context = self.encoder(src, src_mask).context
         return context if self.bottleneck is None else self.bottleneck.features(context)
 
-    def decoder_input(self, context: Tensor) -> Encoded:
-        """An :class:`Encoded` holding only a context vector (B, c) (e.g. sampled from the prior),
-        for decoders without attention: the states are a single zero position, never read."""
-        b = context.size(0)
-        states = context.new_zeros(b, 1, self.encoder.d_model)  # (B, 1, d)
-        mask = torch.ones(b, 1, dtype=torch.bool, device=context.device)
-        return Encoded(states=states, mask=mask, context=context)
-
-    def encoded_from_vector(self, vector: Tensor, encoded: Optional[Encoded] = None) -> Encoded:
-        """The decoder side alone: interface vectors (B, K) -> the Encoded a decoder reads.
-
-        Without ``encoded`` (a decoder trained from given context vectors) there are no
-        per-position states: the decoder must not attend (``attention: none``).
-        """
-        if self.context_input is None:
-            raise RuntimeError("encoded_from_vector needs a model built with a context target")
-        context = self.context_input(vector)  # (B, c)
-        if encoded is not None:
-            return Encoded(states=encoded.states, mask=encoded.mask, context=context)
-        return self.decoder_input(context)
-
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: -> logits (B, T, tgt_vocab)."""
         return self.decoder(tgt_in, self.encode(src, src_mask))
-
-    def num_parameters(self, trainable_only: bool = False) -> int:
-        """Number of parameters; shared/tied ones are counted once."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
 def resolve_attention(cfg: ModelConfig) -> str:

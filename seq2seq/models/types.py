@@ -21,6 +21,7 @@ class Encoded:
     states: Tensor  # (batch, src_len, d_model) one vector per source position
     mask: Tensor  # (batch, src_len) bool, True at real tokens
     context: Tensor  # (batch, d_context) the fixed-size summary: the bottleneck
+    kl: Optional[Tensor] = None  # (batch,) KL term of a variational bottleneck's sample (training)
 
     def select(self, index: Tensor) -> Encoded:
         """Rows ``index`` of the batch (reorder or repeat sentences, e.g. for beam search)."""
@@ -28,6 +29,7 @@ class Encoded:
             states=self.states.index_select(0, index),
             mask=self.mask.index_select(0, index),
             context=self.context.index_select(0, index),
+            kl=None if self.kl is None else self.kl.index_select(0, index),
         )
 
 
@@ -126,6 +128,10 @@ class Composite(nn.Module):
     """
 
     PARTS: dict[str, tuple[str, ...]] = {}
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters; shared/tied ones are counted once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def part(self, name: str) -> list[nn.Module]:
         """The submodules of part ``name`` (a key of ``PARTS``, or any submodule's name)."""
