@@ -284,19 +284,6 @@ class Batch:
             context=None if self.context is None else move(self.context),
         )
 
-    def pin_memory(self) -> Batch:
-        """A copy in pinned host memory (for faster, non-blocking transfers to a GPU)."""
-        return Batch(
-            src=self.src.pin_memory(),
-            src_mask=self.src_mask.pin_memory(),
-            tgt_in=self.tgt_in.pin_memory(),
-            tgt_out=self.tgt_out.pin_memory(),
-            tgt_mask=self.tgt_mask.pin_memory(),
-            indices=list(self.indices),
-            n_tgt_tokens=self.n_tgt_tokens,
-            context=None if self.context is None else self.context.pin_memory(),
-        )
-
 
 def _pad(rows: Sequence[Sequence[int]], width: int, offset: int = 0) -> np.ndarray:
     """(len(rows), width) int64 array: row i holds rows[i] starting at column ``offset``."""

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from seq2seq.models.attention import BahdanauAttention, LuongAttention, MultiHeadAttention
 from seq2seq.models.embeddings import TransformerEmbedding, make_embedding
-from seq2seq.models.encoders import FeedForward, init_transformer_
+from seq2seq.models.layers import FeedForward, init_transformer_
 from seq2seq.models.types import Decoder, Encoded, rows_of
 
 State = dict[str, Any]

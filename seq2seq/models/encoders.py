@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.models.attention import MultiHeadAttention
 from seq2seq.models.embeddings import TransformerEmbedding, make_embedding
+from seq2seq.models.layers import FeedForward, init_transformer_
 from seq2seq.models.types import Encoded, Encoder, lengths_from_mask
 
 POOLINGS = ("final", "mean", "max")
@@ -28,21 +29,6 @@ def masked_pool(states: Tensor, mask: Tensor, how: str) -> Tensor:
         total = states.masked_fill(~m, 0.0).sum(dim=1)
         return total / m.sum(dim=1).clamp(min=1).to(states.dtype)
     raise ValueError(f"unknown pooling '{how}' (mean or max)")
-
-
-def init_transformer_(module: nn.Module) -> None:
-    """Xavier-uniform weights and zero biases for every Linear in ``module``; LayerNorms at (1, 0)."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    for m in module.modules():  # fused projections: Xavier per d x d block
-        if isinstance(m, MultiHeadAttention):
-            m.reset_parameters()
 
 
 class GRUEncoder(Encoder):
@@ -114,19 +100,6 @@ class GRUEncoder(Encoder):
             pooled = masked_pool(states, src_mask, self.pooling)  # (B, d)
         context = torch.tanh(self.context_proj(self.dropout(pooled)))  # (B, context_dim)
         return Encoded(states=states, mask=src_mask, context=context)
-
-
-class FeedForward(nn.Module):
-    """Position-wise Linear -> ReLU -> dropout -> Linear."""
-
-    def __init__(self, d_model: int, ffn_dim: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(d_model, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, d_model)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
 
 
 class TransformerEncoderLayer(nn.Module):
