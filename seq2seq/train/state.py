@@ -1,14 +1,23 @@
-"""Where training stands: :class:`TrainState`, and the random number streams a resume restores."""
+"""Where training stands: :class:`TrainState`, the random number streams a resume restores, and
+which config changes a resume allows."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import random
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
+
+from seq2seq.config import Config, config_from_dict
+from seq2seq.errors import ConfigError
+
+log = logging.getLogger("seq2seq.train")
 
 
 @dataclass
@@ -60,3 +69,37 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     random.setstate((3, tuple(int(x) for x in state["python_rng"]), None))
     np_state = np.random.get_state()
     np.random.set_state((np_state[0], state["numpy_rng"].numpy().astype(np.uint32), *np_state[2:]))
+
+
+# Settings that may change on --resume without changing where the run goes.
+FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
+                                         "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
+                                         "save_every", "max_bad_updates", "log_every", "progress")} | {"search"}
+
+
+def trajectory_changes(saved: Config, new: Config) -> list[str]:
+    """The config keys, other than :data:`FREE_ON_RESUME`, that differ between two runs."""
+    a, b = saved.to_dict(), new.to_dict()
+    changed = []
+    for section, values in a.items():
+        if section in FREE_ON_RESUME:
+            continue
+        if not isinstance(values, dict):
+            changed += [section] if values != b.get(section) else []
+            continue
+        changed += [f"{section}.{k}" for k, v in values.items()
+                    if f"{section}.{k}" not in FREE_ON_RESUME and v != b.get(section, {}).get(k)]
+    return changed
+
+
+def check_resumed_config(checkpoint: Path, cfg: Config) -> None:
+    """``--resume`` with ``cfg``: refuse another model than the checkpoint's; warn about changed
+    settings that change where the run goes (all but :data:`FREE_ON_RESUME`)."""
+    # Through config_from_dict, so fields added since the run started take their defaults.
+    saved = config_from_dict(json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))["config"])
+    if saved.model != cfg.model:
+        raise ConfigError(f"--resume: the model section differs from the one in {checkpoint}/config.json")
+    changed = trajectory_changes(saved, cfg)
+    if changed:
+        log.warning("--resume with changed settings (%s): the run goes on, but will not end where the "
+                    "original run would have", ", ".join(changed))

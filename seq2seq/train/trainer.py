@@ -14,7 +14,6 @@ one that was never interrupted. Ctrl-C (SIGINT) or SIGTERM finish the current up
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -27,11 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from seq2seq.checkpoint import load_trainer_state, load_weights
-from seq2seq.config import Config, config_from_dict
+from seq2seq.config import Config
 from seq2seq.data.batching import Batch, TokenBudgetBatchSampler, collate
 from seq2seq.data.domain import source_limits
 from seq2seq.data.tokenizer import TokenizerPair
-from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.errors import Seq2SeqError
 from seq2seq.models import Composite
 from seq2seq.models.cpu_kernels import use_cpu_kernels
 from seq2seq.runtime import (
@@ -46,7 +45,7 @@ from seq2seq.train.logbook import JsonlLog, LossWindow, StopRequests
 from seq2seq.train.objectives import Objective, StepLoss, choose_objective, train_mode
 from seq2seq.train.rundir import RunDir
 from seq2seq.train.schedules import LRSchedule
-from seq2seq.train.state import TrainState, capture_rng, restore_rng, set_seed
+from seq2seq.train.state import TrainState, capture_rng, check_resumed_config, restore_rng, set_seed
 from seq2seq.train.validation import Validator
 
 log = logging.getLogger("seq2seq.train")
@@ -59,27 +58,6 @@ class TrainResult:
     metric: str
     steps: int
     seconds: float
-
-
-# Settings that may change on --resume without changing where the run goes.
-FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
-                                         "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
-                                         "save_every", "max_bad_updates", "log_every", "progress")} | {"search"}
-
-
-def trajectory_changes(saved: Config, new: Config) -> list[str]:
-    """The config keys, other than :data:`FREE_ON_RESUME`, that differ between two runs."""
-    a, b = saved.to_dict(), new.to_dict()
-    changed = []
-    for section, values in a.items():
-        if section in FREE_ON_RESUME:
-            continue
-        if not isinstance(values, dict):
-            changed += [section] if values != b.get(section) else []
-            continue
-        changed += [f"{section}.{k}" for k, v in values.items()
-                    if f"{section}.{k}" not in FREE_ON_RESUME and v != b.get(section, {}).get(k)]
-    return changed
 
 
 class Trainer:
@@ -217,14 +195,7 @@ class Trainer:
     def _restore(self) -> None:
         last = self.run_dir.resumable()
         saved_state = load_trainer_state(last)  # verifies the checkpoint's files first
-        # Through config_from_dict, so fields added since the run started take their defaults.
-        saved = config_from_dict(json.loads((last / "config.json").read_text(encoding="utf-8"))["config"])
-        if saved.model != self.cfg.model:
-            raise ConfigError(f"--resume: the model section differs from the one in {last}/config.json")
-        changed = trajectory_changes(saved, self.cfg)
-        if changed:
-            log.warning("--resume with changed settings (%s): the run goes on, but will not end where the "
-                        "original run would have", ", ".join(changed))
+        check_resumed_config(last, self.cfg)
         load_weights(self.model, last, self.device)
         self.optimizer.load_state_dict(saved_state["optimizer"])
         self.schedule.load_state_dict(saved_state["schedule"])
