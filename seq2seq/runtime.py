@@ -60,7 +60,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 autocast on CUDA and on CPUs with native bf16 (about 2x faster there), else fp32."""
+    """``auto``: bf16 autocast on CUDA and on CPUs with native bf16 (faster there), else fp32."""
     if precision != "auto":
         return precision
     if device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()):
@@ -73,8 +73,8 @@ def limit_onednn_cache(capacity: int = 64) -> None:
     is set already (oneDNN reads it at its first kernel, so call this early).
 
     The default keeps 1,024 kernels, each with its own scratch memory, and training's varying
-    batch shapes fill it: fp32 Transformer training on the benchmark peaked at 5.1 GB resident
-    with it, 3.2 GB with 64 and 2.9 GB with 8, at the same speed (decoding speed unchanged too).
+    batch shapes fill it: resident memory grows by gigabytes, at no gain in speed
+    (docs/performance.md).
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
 
@@ -88,9 +88,8 @@ def retain_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 25
 
     By default glibc maps every large block (from 128 KB, a threshold it then adapts) fresh from
     the kernel and returns freed memory soon, so a decoding step's large tensors (the logits of
-    every beam, the attention caches) fault their pages in again at every step: on the benchmark
-    CPU about 100,000 page faults per 1,000 sentences, and beam-5 int8 Transformer decoding went
-    305 -> 360 sentences/s with this. The cost: the process keeps up to ``trim_threshold`` bytes
+    every beam, the attention caches) fault their pages in again at every step, and decoding
+    spends its time in page faults (docs/performance.md). The cost: the process keeps up to ``trim_threshold`` bytes
     of freed memory. A no-op off Linux/glibc, and where MALLOC_MMAP_THRESHOLD_ or
     MALLOC_TRIM_THRESHOLD_ is set (the user's choice wins).
     """
@@ -115,9 +114,8 @@ def avoid_per_shape_attention_plans() -> bool:
     PyTorch 2.11 sends bf16/fp16 ``scaled_dot_product_attention`` to cuDNN first on Hopper, and
     cuDNN builds an execution plan for every new shape (reported at 0.4-1 s each). Here shapes
     change all the time: token-budget batches vary in rows and length, and incremental decoding
-    grows the key length at every step. On one H200, the first beam-5 pass over test2016 ran at
-    50 sentences/s in bf16 and the next passes at 1,270-1,620; bf16 training's first 150 updates
-    ran at a tenth of the later rate (docs/performance.md). FlashAttention and the
+    grows the key length at every step, so the first bf16 pass of a process ran many times
+    slower than the next ones (docs/performance.md, one H200). FlashAttention and the
     memory-efficient kernel need no per-shape plan. fp32 never used cuDNN attention.
     """
     if os.environ.get("SEQ2SEQ_CUDNN_ATTENTION") == "1" or not torch.cuda.is_available():

@@ -138,8 +138,8 @@ class MultiHeadAttention(nn.Module):
                 causal = False
         if q.size(-2) <= self.FEW_QUERIES and not causal and not self.training and q.device.type == "cpu":
             # Incremental decoding: a few queries per row. Here two matmuls and a softmax
-            # beat the fused kernel (1.3x-3x on the benchmark CPU, measured for 1-5 queries
-            # over 10-25 keys); the fused kernel wins on whole sequences.
+            # beat the fused kernel on CPU (measured: docs/performance.md); the fused kernel
+            # wins on whole sequences.
             scores = torch.matmul(q, k.transpose(-1, -2)) * self.d_head**-0.5  # (B, h, T, S)
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
@@ -191,10 +191,10 @@ SHORT_ROWS = 16  # softmax rows shorter than this: see `softmax`
 def softmax(scores: Tensor) -> Tensor:
     """Softmax over the last dimension, the same values as ``scores.softmax(-1)``.
 
-    PyTorch's CPU kernel vectorizes along that dimension only from 16 elements on: below, it was
-    ~3x slower than ``exp`` and ``sum`` as separate ops (e.g. 103 vs 38 us for (64, 4, 5, 14)
-    scores on the benchmark CPU), and incremental decoding's attention rows (keys so far, or a
-    short source) are mostly that short. Without autograd only; otherwise the kernel.
+    PyTorch's CPU kernel vectorizes along that dimension only from 16 elements on: below, it is
+    slower than ``exp`` and ``sum`` as separate ops (docs/performance.md), and incremental
+    decoding's attention rows (keys so far, or a short source) are mostly that short. Without
+    autograd only; otherwise the kernel.
     """
     if scores.size(-1) >= SHORT_ROWS or scores.device.type != "cpu" or scores.requires_grad:
         return scores.softmax(dim=-1)

@@ -1,14 +1,14 @@
 """Faster CPU training kernels for ``nn.Linear`` (the same math) and ``nn.Dropout`` (its rate rounded).
 
-On the benchmark CPU (AMD EPYC, 2 cores) two things dominated an fp32 training step:
+Two things dominated an fp32 training step on the CPU measured (docs/performance.md):
 
-* PyTorch's fp32 GEMM reached ~110 GFLOPS on training-sized linears; oneDNN's (``mkldnn.
-  _linear_pointwise``, the op ``torch.compile`` uses for CPU linears) 160-270 GFLOPS, for
-  the forward and both backward products. :class:`OneDnnTrainingLinear` runs a linear's
-  forward and backward on it (fp32 only: under bf16 autocast PyTorch already uses oneDNN).
-* Dropout's mask came from ``bernoulli_``, one float draw per element on one core: a fifth
-  of the step. :class:`FastDropout` takes 16 random bits per element from 64-bit draws
-  (4x fewer generator calls) and keeps an element when its bits are >= p * 65536: the drop
+* PyTorch's fp32 GEMM is slower than oneDNN's (``mkldnn._linear_pointwise``, the op
+  ``torch.compile`` uses for CPU linears) on training-sized linears, for the forward and both
+  backward products. :class:`OneDnnTrainingLinear` runs a linear's forward and backward on
+  it (fp32 only: under bf16 autocast PyTorch already uses oneDNN).
+* Dropout's mask came from ``bernoulli_``, one float draw per element on one core.
+  :class:`FastDropout` takes 16 random bits per element from 64-bit draws (a quarter of the
+  generator calls) and keeps an element when its bits are >= p * 65536: the drop
   probability is p rounded to a multiple of 1/65536 (0.1 -> 0.100006), the scale 1 / (1 - p).
 
 :func:`use_cpu_kernels` switches a model's layers to them in place (the parameters, their
@@ -77,8 +77,8 @@ class OneDnnTrainingLinear(nn.Linear):
     """``nn.Linear`` whose fp32 CPU forward and backward run on oneDNN (see the module docstring).
 
     Only products of at least ``MIN_MACS`` multiply-adds go there: below, oneDNN's set-up
-    per call and per new shape costs more than it saves (measured: 0.5x at 2e5, 1.3x at
-    1.5e6, 2.2x from 3e7).
+    per call and per new shape costs more than it saves (the threshold is measured:
+    docs/performance.md).
     """
 
     MIN_MACS = 1 << 21
