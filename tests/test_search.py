@@ -6,6 +6,7 @@ don't depend on the real architectures; the real models are tested too when they
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -13,7 +14,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from seq2seq.infer.search import Hypothesis, beam_search, generate, greedy_search
+from seq2seq.config import SearchConfig
+from seq2seq.infer.search import Hypothesis, SearchSpec, beam_search, generate, greedy_search
 from seq2seq.models.types import Decoder, Encoded, Encoder
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -157,8 +159,13 @@ def collate(seqs: list[list[int]]) -> tuple[Tensor, Tensor]:
     return src, src.ne(PAD)
 
 
-def one_by_one(search, model, seqs: list[list[int]], **kw) -> list:
-    return [search(model, *collate([s]), **kw)[0] for s in seqs]
+def settings(**changes: Any) -> SearchSpec:
+    """The default config's search settings with these tests' BOS/EOS, ``changes`` applied."""
+    return SearchSpec.from_config(SearchConfig(), BOS, EOS, **changes)
+
+
+def one_by_one(search, model, seqs: list[list[int]], given: SearchSpec) -> list:
+    return [search(model, *collate([s]), given)[0] for s in seqs]
 
 
 def rescore(model: Any, src: list[int], tokens: list[int]) -> float:
@@ -190,7 +197,7 @@ def sources() -> list[list[int]]:
 
 def test_outputs_are_varied(toy: ToyModel, sources: list[list[int]]) -> None:
     """Sanity check of the fixture: some outputs end at EOS, some at their maximum length."""
-    out = greedy_search(toy, *collate(sources), max_len_a=1.0, max_len_b=3)
+    out = greedy_search(toy, *collate(sources), settings(max_len_a=1.0, max_len_b=3))
     caps = [int(1.0 * n + 3) for n in LENGTHS]
     assert any(len(o) < c for o, c in zip(out, caps))
     assert any(len(o) == c for o, c in zip(out, caps))
@@ -199,10 +206,10 @@ def test_outputs_are_varied(toy: ToyModel, sources: list[list[int]]) -> None:
 
 def test_beam_1_equals_greedy(toy: ToyModel, sources: list[list[int]]) -> None:
     src, mask = collate(sources)
-    greedy = greedy_search(toy, src, mask)
-    beam1 = beam_search(toy, src, mask, beam=1)
+    greedy = greedy_search(toy, src, mask, settings())
+    beam1 = beam_search(toy, src, mask, settings(beam=1))
     assert [h[0].tokens for h in beam1] == greedy
-    gen = generate(toy, src, mask, beam=1, nbest=1)
+    gen = generate(toy, src, mask, settings(beam=1, nbest=1))
     for g, b in zip(gen, beam1):
         assert g[0].tokens == b[0].tokens
         assert g[0].log_prob == pytest.approx(b[0].log_prob, abs=1e-5)
@@ -210,21 +217,21 @@ def test_beam_1_equals_greedy(toy: ToyModel, sources: list[list[int]]) -> None:
 
 
 def test_greedy_batch_independent(toy: ToyModel, sources: list[list[int]]) -> None:
-    batched = greedy_search(toy, *collate(sources))
-    assert batched == one_by_one(greedy_search, toy, sources)
+    batched = greedy_search(toy, *collate(sources), settings())
+    assert batched == one_by_one(greedy_search, toy, sources, settings())
     # Different partners and order (and a longer padded width) change nothing either.
     others = random_sources([20, 4, 17], seed=7)
-    mixed = greedy_search(toy, *collate(others + sources[::-1]))[len(others) :]
+    mixed = greedy_search(toy, *collate(others + sources[::-1]), settings())[len(others) :]
     assert mixed == batched[::-1]
 
 
 @pytest.mark.parametrize("beam", [2, 5])
 def test_beam_batch_independent(toy: ToyModel, sources: list[list[int]], beam: int) -> None:
-    kw = {"beam": beam, "nbest": beam}
-    batched = beam_search(toy, *collate(sources), **kw)
-    single = one_by_one(beam_search, toy, sources, **kw)
+    kw = settings(beam=beam, nbest=beam)
+    batched = beam_search(toy, *collate(sources), kw)
+    single = one_by_one(beam_search, toy, sources, kw)
     others = random_sources([20, 4, 17], seed=7)
-    mixed = beam_search(toy, *collate(others + sources[::-1]), **kw)[len(others) :][::-1]
+    mixed = beam_search(toy, *collate(others + sources[::-1]), kw)[len(others) :][::-1]
     for b, s, m in zip(batched, single, mixed):
         assert [h.tokens for h in b] == [h.tokens for h in s] == [h.tokens for h in m]
         assert [h.score for h in b] == pytest.approx([h.score for h in s], abs=1e-5)
@@ -232,10 +239,10 @@ def test_beam_batch_independent(toy: ToyModel, sources: list[list[int]], beam: i
 
 def test_big_batch_matches_single(toy: ToyModel) -> None:
     seqs = random_sources([1 + (7 * i) % 19 for i in range(64)], seed=3)
-    batched = beam_search(toy, *collate(seqs), beam=4)
+    batched = beam_search(toy, *collate(seqs), settings(beam=4))
     for i in (0, 5, 17, 63):
         assert [h.tokens for h in batched[i]] == [
-            h.tokens for h in beam_search(toy, *collate([seqs[i]]), beam=4)[0]
+            h.tokens for h in beam_search(toy, *collate([seqs[i]]), settings(beam=4))[0]
         ]
 
 
@@ -243,7 +250,7 @@ def test_big_batch_matches_single(toy: ToyModel) -> None:
 def test_nbest_distinct_sorted_and_scored(
     toy: ToyModel, sources: list[list[int]], length_penalty: float
 ) -> None:
-    out = beam_search(toy, *collate(sources), beam=5, nbest=5, length_penalty=length_penalty)
+    out = beam_search(toy, *collate(sources), settings(beam=5, nbest=5, length_penalty=length_penalty))
     for src, hyps in zip(sources, out):
         assert len(hyps) == 5
         assert len({tuple(h.tokens) for h in hyps}) == 5
@@ -260,8 +267,8 @@ def test_nbest_distinct_sorted_and_scored(
 
 def test_beam_not_worse_than_greedy(toy: ToyModel, sources: list[list[int]]) -> None:
     src, mask = collate(sources)
-    greedy = generate(toy, src, mask, beam=1, nbest=1, length_penalty=0.0)
-    beam = beam_search(toy, src, mask, beam=8, length_penalty=0.0)
+    greedy = generate(toy, src, mask, settings(beam=1, nbest=1, length_penalty=0.0))
+    beam = beam_search(toy, src, mask, settings(beam=8, length_penalty=0.0))
     # Not guaranteed in general (beam search is a heuristic), but holds for this model.
     assert sum(b[0].score for b in beam) >= sum(g[0].score for g in greedy) - 1e-6
 
@@ -270,7 +277,7 @@ def test_beam_not_worse_than_greedy(toy: ToyModel, sources: list[list[int]]) -> 
 def test_max_length_per_sentence(sources: list[list[int]], beam: int) -> None:
     never_eos = ToyModel(eos_bias=-1e4)
     src, mask = collate(sources)
-    out = generate(never_eos, src, mask, beam=beam, nbest=1, max_len_a=0.5, max_len_b=2)
+    out = generate(never_eos, src, mask, settings(beam=beam, nbest=1, max_len_a=0.5, max_len_b=2))
     assert [len(h[0].tokens) for h in out] == [int(0.5 * n + 2) for n in LENGTHS]
     # The forced EOS is scored like any other token.
     for s, h in zip(sources, out):
@@ -278,7 +285,7 @@ def test_max_length_per_sentence(sources: list[list[int]], beam: int) -> None:
         assert h[0].log_prob == pytest.approx(expected, rel=1e-6, abs=1e-3)
     # With a model that does stop, nothing exceeds its own cap either.
     toy = ToyModel()
-    for h, n in zip(generate(toy, src, mask, beam=beam, nbest=1, max_len_b=1), LENGTHS):
+    for h, n in zip(generate(toy, src, mask, settings(beam=beam, nbest=1, max_len_b=1)), LENGTHS):
         assert len(h[0].tokens) <= int(1.5 * n + 1)
 
 
@@ -286,8 +293,8 @@ def test_max_length_per_sentence(sources: list[list[int]], beam: int) -> None:
 def test_min_len(sources: list[list[int]], beam: int) -> None:
     eager = ToyModel(eos_bias=1e4)  # EOS as soon as it is allowed
     src, mask = collate(sources)
-    assert all(len(h[0].tokens) == 0 for h in generate(eager, src, mask, beam=beam, nbest=1))
-    out = generate(eager, src, mask, beam=beam, nbest=1, min_len=4, max_len_a=1.0, max_len_b=2)
+    assert all(len(h[0].tokens) == 0 for h in generate(eager, src, mask, settings(beam=beam, nbest=1)))
+    out = generate(eager, src, mask, settings(beam=beam, nbest=1, min_len=4, max_len_a=1.0, max_len_b=2))
     # min_len 4, but the maximum length (src_len + 2) wins where it is shorter.
     assert [len(h[0].tokens) for h in out] == [min(4, n + 2) for n in LENGTHS]
 
@@ -305,17 +312,17 @@ def test_beam_finds_what_greedy_misses() -> None:
     }
     model = TableModel(table)
     src, mask = collate([[A, B, C]])
-    assert greedy_search(model, src, mask) == [[A]]
-    best = beam_search(model, src, mask, beam=2, nbest=2, length_penalty=0.0)[0]
+    assert greedy_search(model, src, mask, settings()) == [[A]]
+    best = beam_search(model, src, mask, settings(beam=2, nbest=2, length_penalty=0.0))[0]
     assert [h.tokens for h in best] == [[B], [A]]
     assert best[0].log_prob == pytest.approx(math.log(0.36), abs=1e-6)
     assert best[1].log_prob == pytest.approx(math.log(0.24), abs=1e-6)
     assert best[0].score == best[0].log_prob
     # Length-normalised scores: both have length 2 (EOS counted).
-    best = beam_search(model, src, mask, beam=2, nbest=2, length_penalty=1.0)[0]
+    best = beam_search(model, src, mask, settings(beam=2, nbest=2, length_penalty=1.0))[0]
     assert best[0].score == pytest.approx(math.log(0.36) / 2, abs=1e-6)
     # Greedy hypotheses get their log-probability too.
-    (g,) = generate(model, src, mask, beam=1, nbest=1)[0]
+    (g,) = generate(model, src, mask, settings(beam=1, nbest=1))[0]
     assert g.tokens == [A] and g.log_prob == pytest.approx(math.log(0.24), abs=1e-6)
 
 
@@ -325,10 +332,10 @@ def test_length_penalty_changes_ranking() -> None:
     table = {(): {EOS: 0.4, A: 0.6}, (A,): {EOS: 0.6, A: 0.4}}
     model = TableModel(table)
     src, mask = collate([[A]])
-    raw = beam_search(model, src, mask, beam=2, nbest=2, length_penalty=0.0)[0]
+    raw = beam_search(model, src, mask, settings(beam=2, nbest=2, length_penalty=0.0))[0]
     assert [h.tokens for h in raw] == [[], [A]]
     assert raw[0].score == pytest.approx(math.log(0.4), abs=1e-6)
-    normalised = beam_search(model, src, mask, beam=2, nbest=2, length_penalty=1.0)[0]
+    normalised = beam_search(model, src, mask, settings(beam=2, nbest=2, length_penalty=1.0))[0]
     assert [h.tokens for h in normalised] == [[A], []]
     assert normalised[0].score == pytest.approx(math.log(0.36) / 2, abs=1e-6)
 
@@ -337,7 +344,7 @@ def test_eos_outside_top_beam_is_dropped() -> None:
     # fairseq's rule: only EOS candidates among the best `beam` finish. Beam 1: A (.5) beats
     # EOS (.3), so [] never finishes; then A EOS is taken.
     table = {(): {A: 0.5, EOS: 0.3, B: 0.2}, (A,): {EOS: 1.0}}
-    out = beam_search(TableModel(table), *collate([[A]]), beam=1)[0]
+    out = beam_search(TableModel(table), *collate([[A]]), settings(beam=1))[0]
     assert [h.tokens for h in out] == [[A]]
 
 
@@ -349,7 +356,7 @@ def test_step_0_runs_one_row_per_sentence() -> None:
     rows: list[int] = []
     step = model.decoder.step
     model.decoder.step = lambda tokens, encoded, state: (rows.append(tokens.size(0)), step(tokens, encoded, state))[1]
-    out = beam_search(model, *collate([[A], [B, C]]), beam=3, nbest=3, length_penalty=0.0, max_len_b=2)
+    out = beam_search(model, *collate([[A], [B, C]]), settings(beam=3, nbest=3, length_penalty=0.0, max_len_b=2))
     assert rows[0] == 2 and set(rows[1:]) == {6}
     assert [h.tokens for h in out[0][:2]] == [[B], [A, A]]  # .3, then .5 * .6 * 1 = .3 finished later
     assert [h.log_prob for h in out[0]] == pytest.approx([math.log(0.3), math.log(0.3), math.log(0.2)])
@@ -359,17 +366,28 @@ def test_beam_wider_than_the_vocabulary() -> None:
     """Fewer tokens than beams: the beams with no candidate start dead and never finish."""
     model = TableModel({(): {A: 0.7, EOS: 0.3}, (A,): {EOS: 1.0}})
     model.decoder.vocab = 5  # PAD, BOS, EOS, A, B: 3 possible outputs for 6 beams
-    out = beam_search(model, *collate([[A]]), beam=6, nbest=6, length_penalty=0.0)[0]
+    out = beam_search(model, *collate([[A]]), settings(beam=6, nbest=6, length_penalty=0.0))[0]
     assert [h.tokens for h in out] == [[A], []]
     assert [h.log_prob for h in out] == pytest.approx([math.log(0.7), math.log(0.3)])
 
 
 def test_argument_checks(toy: ToyModel, sources: list[list[int]]) -> None:
     src, mask = collate(sources)
-    with pytest.raises(ValueError):
-        beam_search(toy, src, mask, beam=2, nbest=3)
-    with pytest.raises(ValueError):
-        beam_search(toy, src, mask, beam=0)
+    with pytest.raises(ValueError, match="nbest must be between 1 and the beam size"):
+        beam_search(toy, src, mask, settings(beam=2, nbest=3))
+    with pytest.raises(ValueError, match="beam must be >= 1"):
+        beam_search(toy, src, mask, settings(beam=0))
+    with pytest.raises(dataclasses.FrozenInstanceError):  # the settings are fixed for a search
+        settings().beam = 3  # type: ignore[misc]
+
+
+def test_spec_from_config() -> None:
+    """One spec carries a config's search settings (batching aside) and the special ids."""
+    cfg = SearchConfig(beam=4, length_penalty=0.6, max_len_a=2.0, max_len_b=7, min_len=1, batch_rows=8)
+    assert SearchSpec.from_config(cfg, BOS, EOS, nbest=2, max_output_len=30) == SearchSpec(
+        bos_id=BOS, eos_id=EOS, beam=4, length_penalty=0.6, max_len_a=2.0, max_len_b=7, min_len=1, nbest=2,
+        max_output_len=30,
+    )
 
 
 # --------------------------------------------------------------------------- real models
@@ -416,12 +434,13 @@ def test_real_models(spec: tuple[str, str, str], vocab: int) -> None:
     lengths = [5, 12, 1, 8, 3]
     seqs = random_sources(lengths, vocab=vocab, seed=2)
     src, mask = collate(seqs)
-    kw: dict[str, Any] = {"max_len_a": 1.0, "max_len_b": 4}
-    greedy = greedy_search(model, src, mask, **kw)
-    assert greedy == one_by_one(greedy_search, model, seqs, **kw)
-    assert [h[0].tokens for h in beam_search(model, src, mask, beam=1, **kw)] == greedy
-    batched = beam_search(model, src, mask, beam=3, nbest=3, **kw)
-    single = one_by_one(beam_search, model, seqs, beam=3, nbest=3, **kw)
+    lengths_only = settings(max_len_a=1.0, max_len_b=4)
+    greedy = greedy_search(model, src, mask, lengths_only)
+    assert greedy == one_by_one(greedy_search, model, seqs, lengths_only)
+    assert [h[0].tokens for h in beam_search(model, src, mask, settings(beam=1, max_len_a=1.0, max_len_b=4))] == greedy
+    kw = settings(beam=3, nbest=3, max_len_a=1.0, max_len_b=4)
+    batched = beam_search(model, src, mask, kw)
+    single = one_by_one(beam_search, model, seqs, kw)
     assert [[h.tokens for h in b] for b in batched] == [[h.tokens for h in s] for s in single]
     for n, s, hyps in zip(lengths, seqs, batched):
         for h in hyps:
@@ -431,7 +450,7 @@ def test_real_models(spec: tuple[str, str, str], vocab: int) -> None:
     # search with the memory repeated per beam gives the same hypotheses.
     assert model.decoder.grouped_rows
     model.decoder.grouped_rows = False
-    repeated = beam_search(model, src, mask, beam=3, nbest=3, **kw)
+    repeated = beam_search(model, src, mask, kw)
     assert [[h.tokens for h in b] for b in repeated] == [[h.tokens for h in b] for b in batched]
     for hyps_r, hyps_b in zip(repeated, batched):
         assert [h.log_prob for h in hyps_r] == pytest.approx([h.log_prob for h in hyps_b], abs=1e-9)

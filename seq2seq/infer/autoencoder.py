@@ -18,6 +18,7 @@ encode: their vectors are zeros and their scores NaN, with a warning that counts
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -27,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from seq2seq.config import Config
+from seq2seq.config import Config, SearchConfig
 from seq2seq.data.batching import Example, collate, collate_source
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
 from seq2seq.errors import Seq2SeqError
-from seq2seq.infer.search import generate
+from seq2seq.infer.search import SearchSpec, generate
 from seq2seq.infer.translator import Translator, encode_sources, length_batches
 from seq2seq.models import Classifier, Composite, Encoded, Seq2SeqModel
 from seq2seq.runtime import resolve_device
@@ -43,7 +44,7 @@ class _FixedContext:
 
     def __init__(self, model: Seq2SeqModel, context: torch.Tensor) -> None:
         self.decoder = model.decoder
-        self.encoded = model.decoder_input(context)
+        self.encoded = model.encoded_from_context(context)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
         return self.encoded
@@ -68,11 +69,17 @@ class Autoencoder:
         self.max_src_tokens = cfg.model.max_positions
 
     @classmethod
-    def from_checkpoint(cls, directory: Union[str, Path], device: str = "auto") -> Autoencoder:
+    def from_checkpoint(
+        cls, directory: Union[str, Path], device: str = "auto", search: Optional[SearchConfig] = None
+    ) -> Autoencoder:
+        """Load a checkpoint; ``search``: the decoding and batching settings (default: the
+        checkpoint's ``search`` section)."""
         from seq2seq.checkpoint import load_checkpoint
 
         dev = resolve_device(device)
         model, cfg, tokenizers, meta = load_checkpoint(directory, dev)
+        if search is not None:
+            cfg = dataclasses.replace(cfg, search=search)
         return cls(model, tokenizers, cfg, dev, meta.get("labels"))
 
     # ------------------------------------------------------------------ helpers
@@ -130,10 +137,11 @@ class Autoencoder:
         return out
 
     def reconstruct(self, lines: list[str], beam: Optional[int] = None, progress: bool = False) -> list[str]:
-        """Each line passed through the bottleneck and decoded (greedy unless ``beam`` > 1)."""
+        """Each line passed through the bottleneck and decoded with the search settings (``beam``:
+        another beam size; 1 = greedy)."""
         self._require("decoder")
         translator = Translator(self.model, self.tokenizers, self.cfg.search, self.device, self.max_src_tokens)
-        return translator.translate(lines, beam=beam or self.cfg.search.beam, progress=progress)
+        return translator.translate(lines, beam=beam, progress=progress)
 
     @torch.inference_mode()
     def score(self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False) -> np.ndarray:
@@ -175,8 +183,10 @@ class Autoencoder:
         b = contexts.size(0)
         src = torch.full((b, 1), EOS_ID, dtype=torch.long, device=self.device)  # unused by _FixedContext
         mask = torch.ones(b, 1, dtype=torch.bool, device=self.device)
-        hyps = generate(_FixedContext(self.model, contexts), src, mask, beam=1, max_len_a=0.0, max_len_b=max_len,
-                        bos_id=BOS_ID, eos_id=EOS_ID, max_output_len=self.max_src_tokens - 1)
+        # Greedy, and the length is max_len alone: there is no source to measure.
+        spec = SearchSpec.from_config(self.cfg.search, BOS_ID, EOS_ID, beam=1, min_len=0, max_len_a=0.0,
+                                      max_len_b=max_len, max_output_len=self.max_src_tokens - 1)
+        hyps = generate(_FixedContext(self.model, contexts), src, mask, spec)
         return [self.tokenizers.tgt.decode(h[0].tokens) for h in hyps]
 
     def sample(self, n: int, seed: int = 1, max_len: int = 60) -> list[str]:

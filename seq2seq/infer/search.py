@@ -1,7 +1,9 @@
 """Greedy and beam search over the incremental :class:`~seq2seq.models.types.Decoder` API.
 
 Both searches are batched and incremental: the source is encoded once, and each output
-position costs one ``decoder.step`` over the rows still being decoded.
+position costs one ``decoder.step`` over the rows still being decoded. Their settings come in
+one frozen :class:`SearchSpec` (special ids, beam, lengths), usually made from a config's
+``search`` section with :meth:`SearchSpec.from_config`.
 
 Conventions shared by both:
 
@@ -34,9 +36,10 @@ from typing import Any, Optional, Protocol
 import torch
 from torch import Tensor
 
+from seq2seq.config import SearchConfig
 from seq2seq.models.types import Decoder, Encoded, lengths_from_mask
 
-__all__ = ["Hypothesis", "beam_search", "generate", "greedy_search"]
+__all__ = ["Hypothesis", "SearchSpec", "beam_search", "generate", "greedy_search"]
 
 
 class Seq2SeqLike(Protocol):
@@ -56,13 +59,49 @@ class Hypothesis:
     log_prob: float  # sum of the token log-probabilities, EOS included
 
 
-def _max_lengths(
-    src_mask: Tensor, max_len_a: float, max_len_b: float, max_output_len: Optional[int] = None
-) -> Tensor:
+@dataclass(frozen=True)
+class SearchSpec:
+    """What a search decodes with, besides the model and the batch.
+
+    The special ids come from the tokenizer and the rest usually from a config's ``search``
+    section: :meth:`from_config`. Greedy search reads only the ids and the lengths.
+    """
+
+    bos_id: int  # fed as the first decoder input; never produced
+    eos_id: int  # ends a hypothesis
+    beam: int
+    length_penalty: float  # score = log_prob / len ** length_penalty (len counts EOS)
+    max_len_a: float  # maximum output length = int(max_len_a * src_len + max_len_b)
+    max_len_b: int
+    min_len: int = 0  # no EOS before this many output tokens
+    nbest: int = 1  # hypotheses returned per sentence, 1 <= nbest <= beam
+    max_output_len: Optional[int] = None  # a hard cap on every sentence's maximum length
+
+    def __post_init__(self) -> None:
+        if self.beam < 1:
+            raise ValueError(f"beam must be >= 1, got {self.beam}")
+        if not 1 <= self.nbest <= self.beam:
+            raise ValueError(f"nbest must be between 1 and the beam size ({self.beam}), got {self.nbest}")
+
+    @classmethod
+    def from_config(cls, search: SearchConfig, bos_id: int, eos_id: int, **changes: Any) -> SearchSpec:
+        """``search``'s settings with these special ids; ``changes`` replace fields (``beam=1``,
+        ``nbest=3``, ``max_output_len=255``, ...)."""
+        values: dict[str, Any] = {
+            "beam": search.beam,
+            "length_penalty": search.length_penalty,
+            "max_len_a": search.max_len_a,
+            "max_len_b": search.max_len_b,
+            "min_len": search.min_len,
+        }
+        return cls(bos_id=bos_id, eos_id=eos_id, **{**values, **changes})
+
+
+def _max_lengths(src_mask: Tensor, spec: SearchSpec) -> Tensor:
     """(batch, src_len) bool -> (batch,) int64: each sentence's maximum output length."""
     lengths = lengths_from_mask(src_mask).tolist()
-    cap = math.inf if max_output_len is None else max(0, max_output_len)
-    max_lens = [int(max(0, min(cap, max_len_a * n + max_len_b))) for n in lengths]
+    cap = math.inf if spec.max_output_len is None else max(0, spec.max_output_len)
+    max_lens = [int(max(0, min(cap, spec.max_len_a * n + spec.max_len_b))) for n in lengths]
     return torch.tensor(max_lens, dtype=torch.long, device=src_mask.device)
 
 
@@ -78,26 +117,25 @@ def _step_log_probs(
     state: dict[str, Any],
     step: int,
     forced: Tensor,
-    min_len: int,
-    bos_id: int,
-    eos_id: int,
+    spec: SearchSpec,
     pad_id: int = 0,
 ) -> tuple[Tensor, dict[str, Any]]:
     """One decoder step -> (float32 log-probabilities (rows, vocab) with constraints, state).
 
     BOS and PAD are never outputs. ``forced``: (rows,) bool, rows at their maximum length: only EOS
-    is allowed there. Before ``min_len`` tokens EOS is forbidden (except where forced).
+    is allowed there. Before ``spec.min_len`` tokens EOS is forbidden (except where forced).
     """
     logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
     # In place (the caller owns a step's logits, see Decoder.step): the largest tensor of a step
-    # exists once, not twice (~30 MB less peak memory measured at 640 beam rows, vocabulary 8,000).
+    # exists once, not twice, which lowers the peak memory of wide beams (docs/performance.md).
     logits = logits.float()  # (a copy only if the decoder ran in another precision)
     lprobs = torch.log_softmax(logits, dim=-1, out=logits)  # (rows, vocab)
-    lprobs[:, bos_id] = -math.inf
+    eos_id = spec.eos_id
+    lprobs[:, spec.bos_id] = -math.inf
     if 0 <= pad_id < lprobs.size(1):
         lprobs[:, pad_id] = -math.inf
     eos_lp = lprobs[:, eos_id].clone()  # (rows,)
-    if step < min_len:
+    if step < spec.min_len:
         lprobs[:, eos_id] = -math.inf
     if bool(forced.any()):
         lprobs.masked_fill_(forced.unsqueeze(1), -math.inf)
@@ -117,8 +155,8 @@ def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Ten
     maximum (with the row's score), then the k best entries of those chunks. Every one of the
     k best entries lies in one of the k best chunks, so this is a top-k of the whole
     (n, beam * V), from one pass of chunk maxima and a small top-k, instead of adding the
-    scores to and running top-k over all of it (~3 ms -> ~2 ms a step with the log-softmax
-    for 75 sentences, beam 5, V 8,000 on the benchmark CPU).
+    scores to and running top-k over all of it: about a third less time per step, log-softmax
+    included, on a CPU (docs/performance.md).
     """
     n, beam = scores.shape
     vocab = lprobs.size(1)
@@ -136,15 +174,7 @@ def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Ten
 
 
 def _greedy(
-    model: Seq2SeqLike,
-    src: Tensor,
-    src_mask: Tensor,
-    max_len_a: float,
-    max_len_b: float,
-    bos_id: int,
-    eos_id: int,
-    min_len: int,
-    max_output_len: Optional[int] = None,
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec
 ) -> tuple[list[list[int]], list[float]]:
     """Greedy decoding -> (tokens per sentence (no BOS/EOS), summed log-probability per sentence)."""
     decoder = model.decoder
@@ -152,9 +182,9 @@ def _greedy(
     device = src.device
     encoded = model.encode(src, src_mask)
     state = decoder.init_state(encoded)
-    max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,) for the n active sentences
+    max_len = _max_lengths(src_mask, spec)  # (n,) for the n active sentences
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
-    prev = torch.full((batch,), bos_id, dtype=torch.long, device=device)  # (n,)
+    prev = torch.full((batch,), spec.bos_id, dtype=torch.long, device=device)  # (n,)
     tokens = torch.empty((batch, 0), dtype=torch.long, device=device)  # (n, step)
     total = torch.zeros(batch, dtype=torch.float32, device=device)  # (n,) running log-prob
     out_tokens: list[list[int]] = [[] for _ in range(batch)]
@@ -163,12 +193,10 @@ def _greedy(
     step = 0
     while active.numel() > 0:
         forced = max_len.eq(step)  # (n,)
-        lprobs, state = _step_log_probs(
-            decoder, prev, encoded, state, step, forced, min_len, bos_id, eos_id
-        )
+        lprobs, state = _step_log_probs(decoder, prev, encoded, state, step, forced, spec)
         # Same arithmetic as beam search's candidate scores, so beam 1 picks the same tokens.
         total, prev = (total.unsqueeze(1) + lprobs).max(dim=1)  # (n,), (n,)
-        done = prev.eq(eos_id) | forced  # (n,)
+        done = prev.eq(spec.eos_id) | forced  # (n,)
         if bool(done.any()):
             for i, toks, lp in zip(
                 active[done].tolist(), tokens[done].tolist(), total[done].tolist()
@@ -188,46 +216,24 @@ def _greedy(
 
 
 @torch.inference_mode()
-def greedy_search(
-    model: Seq2SeqLike,
-    src: Tensor,
-    src_mask: Tensor,
-    *,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    bos_id: int = 2,
-    eos_id: int = 3,
-    min_len: int = 0,
-    max_output_len: Optional[int] = None,
-) -> list[list[int]]:
+def greedy_search(model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec) -> list[list[int]]:
     """Greedy decoding of a batch: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
     Returns the output ids (no BOS, no EOS) of each sentence. A sentence stops at EOS or at
-    its own maximum length ``int(max_len_a * src_len + max_len_b)``.
+    its own maximum length ``int(max_len_a * src_len + max_len_b)``. ``spec.beam``, ``nbest``
+    and ``length_penalty`` play no part.
     """
-    tokens, _ = _greedy(model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len, max_output_len)
+    tokens, _ = _greedy(model, src, src_mask, spec)
     return tokens
 
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2SeqLike,
-    src: Tensor,
-    src_mask: Tensor,
-    *,
-    beam: int = 5,
-    nbest: int = 1,
-    length_penalty: float = 1.0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    bos_id: int = 2,
-    eos_id: int = 3,
-    min_len: int = 0,
-    max_output_len: Optional[int] = None,
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec
 ) -> list[list[Hypothesis]]:
     """Batched beam search: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
-    Returns, per sentence, up to ``nbest`` hypotheses, best first (fewer only if the model
+    Returns, per sentence, up to ``spec.nbest`` hypotheses, best first (fewer only if the model
     gives probability 0 to every continuation). The decoder state holds ``n * beam`` rows
     for the ``n`` active sentences, sentence-major. Each step scores ``2 * beam`` candidates
     per sentence; EOS candidates among the best ``beam`` are finished with score
@@ -236,10 +242,7 @@ def beam_search(
     (fairseq's criterion) or reaches its maximum length (its live beams then end with a
     forced EOS); done sentences leave the batch.
     """
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1, got {beam}")
-    if not 1 <= nbest <= beam:
-        raise ValueError(f"nbest must be between 1 and the beam size ({beam}), got {nbest}")
+    beam, eos_id = spec.beam, spec.eos_id
     decoder = model.decoder
     batch = src.size(0)
     device = src.device
@@ -250,10 +253,10 @@ def beam_search(
     state = decoder.init_state(encoded)
     width = 1  # rows per sentence: 1 at step 0, then `beam`
 
-    max_len = _max_lengths(src_mask, max_len_a, max_len_b, max_output_len)  # (n,)
+    max_len = _max_lengths(src_mask, spec)  # (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
     scores = torch.zeros((batch, width), dtype=torch.float32, device=device)  # (n, width) running log-probs
-    prev = torch.full((batch * width,), bos_id, dtype=torch.long, device=device)  # (n*width,)
+    prev = torch.full((batch * width,), spec.bos_id, dtype=torch.long, device=device)  # (n*width,)
     tokens = torch.empty((batch * width, 0), dtype=torch.long, device=device)  # (n*width, step)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
 
@@ -268,9 +271,7 @@ def beam_search(
             state,
             step,
             forced.repeat_interleave(width),
-            min_len,
-            bos_id,
-            eos_id,
+            spec,
         )  # (n*width, vocab)
         vocab = lprobs.size(1)
 
@@ -298,7 +299,7 @@ def beam_search(
             for s, toks, lp in zip(
                 active[sent].tolist(), tokens[rows].tolist(), top_scores[sent, pos].tolist()
             ):
-                finished[s].append(Hypothesis(toks, _normalise(lp, step + 1, length_penalty), lp))
+                finished[s].append(Hypothesis(toks, _normalise(lp, step + 1, spec.length_penalty), lp))
 
         # The best `beam` non-EOS candidates continue (there are at least `beam` of them,
         # since each row contributes at most one EOS candidate).
@@ -334,51 +335,22 @@ def beam_search(
     results = []
     for hyps in finished:
         hyps.sort(key=lambda h: h.score, reverse=True)  # stable: ties keep finishing order
-        results.append(hyps[:nbest])
+        results.append(hyps[: spec.nbest])
     return results
 
 
-def generate(
-    model: Seq2SeqLike,
-    src: Tensor,
-    src_mask: Tensor,
-    *,
-    beam: int = 5,
-    nbest: int = 1,
-    length_penalty: float = 1.0,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    bos_id: int = 2,
-    eos_id: int = 3,
-    min_len: int = 0,
-    max_output_len: Optional[int] = None,
-) -> list[list[Hypothesis]]:
-    """Greedy search when ``beam == nbest == 1``, else beam search; hypotheses either way.
+def generate(model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec) -> list[list[Hypothesis]]:
+    """Greedy search when ``spec.beam == spec.nbest == 1``, else beam search; hypotheses either way.
 
     Greedy hypotheses carry their log-probability and the same length-normalised score as
-    beam search would give them. ``max_output_len`` caps every sentence's maximum length
+    beam search would give them. ``spec.max_output_len`` caps every sentence's maximum length
     (e.g. at the decoder's ``max_positions - 1``: BOS takes position 0).
     """
-    if beam == 1 and nbest == 1:
+    if spec.beam == 1 and spec.nbest == 1:
         with torch.inference_mode():
-            tokens, log_probs = _greedy(
-                model, src, src_mask, max_len_a, max_len_b, bos_id, eos_id, min_len, max_output_len
-            )
+            tokens, log_probs = _greedy(model, src, src_mask, spec)
         return [
-            [Hypothesis(toks, _normalise(lp, len(toks) + 1, length_penalty), lp)]
+            [Hypothesis(toks, _normalise(lp, len(toks) + 1, spec.length_penalty), lp)]
             for toks, lp in zip(tokens, log_probs)
         ]
-    return beam_search(
-        model,
-        src,
-        src_mask,
-        beam=beam,
-        nbest=nbest,
-        length_penalty=length_penalty,
-        max_len_a=max_len_a,
-        max_len_b=max_len_b,
-        bos_id=bos_id,
-        eos_id=eos_id,
-        min_len=min_len,
-        max_output_len=max_output_len,
-    )
+    return beam_search(model, src, src_mask, spec)

@@ -17,7 +17,7 @@ from seq2seq.data.domain import find_out_of_domain
 from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, SpmTokenizer, TokenizerPair
 from seq2seq.errors import CheckpointError, DataError
-from seq2seq.infer.search import Hypothesis, generate
+from seq2seq.infer.search import Hypothesis, SearchSpec, generate
 from seq2seq.models import Seq2SeqModel
 from seq2seq.runtime import (
     DECODING_DTYPES,
@@ -122,16 +122,21 @@ class Translator:
     ) -> Translator:
         """Load a checkpoint for decoding; ``quantize="int8"``: dynamic int8 weights (CPU only).
 
+        ``search``: the decoding settings (default: the checkpoint's ``search`` section); the
+        CLI passes the checkpoint's settings with its flags applied.
+
         ``precision``: "fp32" (default), "bf16" or "fp16": the model's weights and activations in
         that type (log-probabilities and scores stay fp32). For GPUs; on a CPU with native bf16
-        (AVX512-BF16) it can pay too: on the benchmark machine bf16 beam search was 1.0-1.4x as fast
-        as fp32 (see the README), BLEU within 0.1; fp16 on a CPU is slow (no fp16 GEMM there).
+        (AVX512-BF16) bf16 can pay too, at the same BLEU; fp16 on a CPU is slow (no fp16 GEMM
+        there).
 
         On CPU (``fast_cpu``) the fp32 linear layers run on oneDNN kernels (see
-        :func:`seq2seq.infer.quantize.onednn_linears`): the same model; beam-5 decoding was
-        1.6x (Transformer) and 1.8x (GRU) faster on the benchmark machine. ``fast_cpu`` also has
-        malloc keep freed memory for reuse (:func:`seq2seq.runtime.retain_freed_memory`, a
-        process-wide setting): int8 beam-5 decoding went 305 -> 360 sentences/s with it.
+        :func:`seq2seq.infer.onednn.onednn_linears`): the same model, decoded faster.
+        ``fast_cpu`` also has malloc keep freed memory for reuse
+        (:func:`seq2seq.runtime.retain_freed_memory`, a process-wide setting), which spares
+        decoding the page faults of memory returned and taken back at every step.
+
+        The speed-ups measured for each: docs/performance.md, "Figures behind code defaults".
         """
         from seq2seq.checkpoint import (
             load_checkpoint,  # checkpoint imports the data and model packages
@@ -161,7 +166,7 @@ class Translator:
 
             model = quantize_int8(model)
         elif dev.type == "cpu" and fast_cpu:
-            from seq2seq.infer.quantize import onednn_linears
+            from seq2seq.infer.onednn import onednn_linears
 
             model = onednn_linears(model)
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
@@ -186,9 +191,8 @@ class Translator:
         (sentences x beam); both default to the search settings. Lines outside the training
         domain give one warning; with ``strict`` a DataError (nothing is decoded).
         """
-        beam = beam or self.search.beam
-        if nbest > beam:
-            raise ValueError(f"nbest ({nbest}) cannot exceed the beam size ({beam})")
+        spec = SearchSpec.from_config(self.search, BOS_ID, EOS_ID, beam=beam or self.search.beam, nbest=nbest,
+                                      max_output_len=self.max_output_tokens)  # checks 1 <= nbest <= beam
         self.model.eval()
         sources, ids = self.read_sources(lines)
         if self.check_inputs or strict:
@@ -200,26 +204,13 @@ class Translator:
                 warnings.warn(unreadable.summary(), stacklevel=2)
         ids = truncate_sources(ids, self.max_src_tokens)
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
-        batches = self.batches(ids, beam, batch_tokens, batch_rows)
+        batches = self.batches(ids, spec.beam, batch_tokens, batch_rows)
         capped = 0  # outputs stopped by max_output_tokens rather than by EOS or max_len_a/b
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
             src, src_mask = src.to(self.device), src_mask.to(self.device)
-            hyps: list[list[Hypothesis]] = generate(
-                self.model,
-                src,
-                src_mask,
-                beam=beam,
-                nbest=nbest,
-                length_penalty=self.search.length_penalty,
-                max_len_a=self.search.max_len_a,
-                max_len_b=self.search.max_len_b,
-                min_len=self.search.min_len,
-                bos_id=BOS_ID,
-                eos_id=EOS_ID,
-                max_output_len=self.max_output_tokens,
-            )
+            hyps: list[list[Hypothesis]] = generate(self.model, src, src_mask, spec)
             for pos, sentence_hyps in zip(positions, hyps):
                 # (no hypothesis at all only if the model gives every continuation probability 0)
                 results[pos] = [(self.tokenizers.tgt.decode(h.tokens), h.score) for h in sentence_hyps] or [
