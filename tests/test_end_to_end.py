@@ -3,6 +3,7 @@
 Also the CLI's handling of bad input: one-line errors, exit status 2, nothing damaged.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq.cli import main
+from seq2seq.config import SearchConfig
 from seq2seq.errors import DataError
 from seq2seq.infer.translator import Translator
 from seq2seq.runtime import DECODING_DTYPES
@@ -306,6 +308,17 @@ def test_help_is_complete(capsys):
     for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--batch-rows", "--input", "--output",
                  "--ref", "--strict"):
         assert flag in text
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate", "reconstruct"])
+def test_decoding_flags_follow_search_config(capsys, command):
+    """Each decoding command has one flag per SearchConfig field, with the field's help."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for field in dataclasses.fields(SearchConfig):
+        assert f"--{field.name.replace('_', '-')} " in text
+        assert f"{field.metadata['help']}; default: the checkpoint's search.{field.name}" in text
 
 
 def test_onednn_linears_match_plain_linears(trained):

@@ -561,6 +561,8 @@ def test_join_never_replaces_what_is_not_a_checkpoint(env, tmp_path, capsys):
         (["translate", "--max-len-a", "-1"], "--max-len-a must be >= 0"),
         (["translate", "--max-len-a", "nan"], "--max-len-a must be a finite number"),
         (["translate", "--length-penalty", "inf"], "--length-penalty must be a finite number"),
+        (["translate", "--min-len", "-1"], "--min-len must be >= 0"),
+        (["reconstruct", "--batch-rows", "0"], "--batch-rows must be at least 1"),
         (["translate", "--nbest", "0"], "--nbest must be at least 1"),
         (["translate", "--nbest", "3"], "--nbest (3) cannot exceed the checkpoint's beam (2)"),
         (["translate", "--device", "bogus"], "unknown device 'bogus'"),
@@ -589,7 +591,7 @@ def test_an_unexpected_exception_is_one_line_with_status_1(env, capsys, monkeypa
     def broken(args):
         raise ValueError("something nobody foresaw\nsecond line")
 
-    monkeypatch.setattr("seq2seq.cli.cmd_translate", broken)
+    monkeypatch.setattr("seq2seq.cli.translate.cmd_translate", broken)
     result = run(capsys, "translate", "--checkpoint", env.tr, "-i", os.devnull)
     assert result.rc == 1
     assert result.err.strip() == ("seq2seq: error: unexpected ValueError: something nobody foresaw (a bug in "
