@@ -127,7 +127,7 @@ def _step_log_probs(
     """
     logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
     # In place (the caller owns a step's logits, see Decoder.step): the largest tensor of a step
-    # exists once, not twice, which lowers the peak memory of wide beams (docs/performance.md).
+    # exists once, not twice: less peak memory for wide beams (docs/performance.md).
     logits = logits.float()  # (a copy only if the decoder ran in another precision)
     lprobs = torch.log_softmax(logits, dim=-1, out=logits)  # (rows, vocab)
     eos_id = spec.eos_id
@@ -155,8 +155,8 @@ def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Ten
     maximum (with the row's score), then the k best entries of those chunks. Every one of the
     k best entries lies in one of the k best chunks, so this is a top-k of the whole
     (n, beam * V), from one pass of chunk maxima and a small top-k, instead of adding the
-    scores to and running top-k over all of it: about a third less time per step, log-softmax
-    included, on a CPU (docs/performance.md).
+    scores to and running top-k over all of it, which is slower on a CPU (measured:
+    docs/performance.md, "Figures behind code defaults").
     """
     n, beam = scores.shape
     vocab = lprobs.size(1)

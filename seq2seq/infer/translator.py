@@ -127,8 +127,8 @@ class Translator:
 
         ``precision``: "fp32" (default), "bf16" or "fp16": the model's weights and activations in
         that type (log-probabilities and scores stay fp32). For GPUs; on a CPU with native bf16
-        (AVX512-BF16) bf16 can pay too, at the same BLEU; fp16 on a CPU is slow (no fp16 GEMM
-        there).
+        (AVX512-BF16) bf16 can pay too, with about the same BLEU; fp16 on a CPU is slow (no fp16
+        GEMM there).
 
         On CPU (``fast_cpu``) the fp32 linear layers run on oneDNN kernels (see
         :func:`seq2seq.infer.onednn.onednn_linears`): the same model, decoded faster.
