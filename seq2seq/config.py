@@ -61,6 +61,10 @@ class DataConfig:
     # Source normalisation before the tokenizer, in training and in translate (see
     # seq2seq/data/normalize.py): none | numerals (1,000 -> 1000, 007 -> 7, 3.140 -> 3.14).
     normalize: str = "none"
+    # Where the tokenized training data (and SentencePiece models trained on it) are kept for
+    # the next run (seq2seq/data/store.py). Empty: .seq2seq-cache/ beside the training data, or
+    # ~/.cache/seq2seq when that directory is not writable. Relative: to the working directory.
+    cache_dir: str = ""
 
 
 @dataclass

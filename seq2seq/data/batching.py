@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -147,6 +147,35 @@ def encode_labelled(
     return examples, FilterStats(len(examples), empty, too_long, len(ids), truncated=truncated)
 
 
+class EpochBatches(Sequence[list[int]]):
+    """The batches of one epoch, in the order they are served, as arrays (no Python list per
+    batch or position): batch ``k`` is ``order[bounds[b]:bounds[b + 1]]`` with ``b = perm[k]``."""
+
+    def __init__(self, order: np.ndarray, bounds: np.ndarray, perm: Optional[np.ndarray] = None) -> None:
+        self.order = order  # (N,) positions in packing order
+        self.bounds = bounds  # (batches + 1,) where each batch starts in ``order``
+        self.perm = perm  # (batches,) serving order of the packed batches; None: packing order
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def _one(self, k: int) -> list[int]:
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"batch {k} of {len(self)}")
+        b = int(self.perm[k]) if self.perm is not None else k
+        return self.order[self.bounds[b] : self.bounds[b + 1]].tolist()
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self._one(i) for i in range(*k.indices(len(self)))]
+        return self._one(int(k))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return (self._one(k) for k in range(len(self)))
+
+
 class TokenBudgetBatchSampler:
     """Length-bucketed batches whose padded size fits a token budget.
 
@@ -158,21 +187,23 @@ class TokenBudgetBatchSampler:
     which decoding uses (sort by length, then restore the order via the positions).
 
     Iterating yields lists of positions into the length sequences; every position appears exactly
-    once per epoch.
+    once per epoch. Ties have equal widths, so where the batches are cut is the same in every
+    epoch: it is found once, over runs of equal widths (a few thousand steps for any corpus size).
+    Memory: a few arrays of N int32/int64 (no Python object per example).
     """
 
     def __init__(
         self,
-        src_lengths: Sequence[int],
-        tgt_lengths: Sequence[int],
+        src_lengths: Sequence[int] | np.ndarray,
+        tgt_lengths: Sequence[int] | np.ndarray,
         max_tokens: int,
         max_sentences: int = 0,
         shuffle: bool = True,
         seed: int = 0,
     ) -> None:
         """Lengths exclude BOS/EOS (the target's +1 is added here)."""
-        self.src_lengths = np.asarray(src_lengths, dtype=np.int64).reshape(-1)  # (N,)
-        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64).reshape(-1)  # (N,)
+        self.src_lengths = np.asarray(src_lengths, dtype=np.int64).reshape(-1).astype(np.int32)  # (N,)
+        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64).reshape(-1).astype(np.int32)  # (N,)
         if self.src_lengths.shape != self.tgt_lengths.shape:
             raise ValueError(
                 f"{len(self.src_lengths)} source lengths but {len(self.tgt_lengths)} target lengths"
@@ -184,10 +215,16 @@ class TokenBudgetBatchSampler:
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.epoch = 0
+        self._cache: tuple[int, EpochBatches] | None = None
+        # (tgt_len, src_len) as one integer, the sort key: 16 bits where it fits (a radix sort).
+        key = self.tgt_lengths.astype(np.int64) * (int(self.src_lengths.max(initial=0)) + 1) + self.src_lengths
+        top = int(key.max(initial=0))
+        self._key = key.astype(np.uint16 if top < 2**16 else np.int32 if top < 2**31 else np.int64)  # (N,)
+        del key
         # Padded width of each example: its longer side, the target counting BOS/EOS once.
-        self._width = np.maximum(self.src_lengths, self.tgt_lengths + 1)  # (N,)
-        self._cache: tuple[int, list[list[int]]] | None = None
-        self._len = len(self._pack(self._order(None)))
+        order = self._order(None)
+        width = np.maximum(self.src_lengths, self.tgt_lengths + 1)  # (N,)
+        self._bounds = self._pack(width[order])  # (batches + 1,)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose batches ``__iter__`` yields."""
@@ -195,55 +232,76 @@ class TokenBudgetBatchSampler:
 
     def _order(self, rng: np.random.Generator | None) -> np.ndarray:
         """Positions sorted by (tgt_len, src_len), ties random (rng) or by position."""
-        n = len(self._width)
-        tie = rng.permutation(n) if rng is not None else np.arange(n)
-        return np.lexsort((tie, self.src_lengths, self.tgt_lengths))  # last key is primary
+        n = len(self.src_lengths)
+        index = np.int32 if n < 2**31 else np.int64
+        if rng is None:
+            return np.argsort(self._key, kind="stable").astype(index)
+        # As np.lexsort((tie, src, tgt)) with tie = rng.permutation(n), 5x faster: visit the
+        # positions in the order of their tie rank, then sort them stably by (tgt, src).
+        tie = rng.permutation(n)
+        by_tie = np.empty(n, dtype=index)
+        by_tie[tie] = np.arange(n, dtype=index)
+        return by_tie[np.argsort(self._key[by_tie], kind="stable")]
 
-    def _pack(self, order: np.ndarray) -> list[list[int]]:
-        """Greedily cut ``order`` into consecutive batches within the budget."""
-        widths = self._width[order].tolist()
-        positions = order.tolist()
+    def _pack(self, widths: np.ndarray) -> np.ndarray:
+        """Where greedy packing cuts ``widths`` (in serving order) into batches within the
+        budget: the bounds ``[0, ..., N]`` (a batch grows while ``(n + 1) * longest`` fits)."""
+        n_all = len(widths)
+        if not n_all:
+            return np.zeros(1, dtype=np.int64)
+        change = np.flatnonzero(np.diff(widths)) + 1
+        starts = np.concatenate(([0], change)).tolist()
+        values = widths[starts].tolist()
+        counts = np.diff(np.concatenate((starts, [n_all]))).tolist()
         budget, cap = self.max_tokens, self.max_sentences
-        cuts: list[int] = []
-        n = 0
-        longest = 0
-        for k, w in enumerate(widths):
-            if w > longest:
-                new_longest = w
-            else:
-                new_longest = longest
-            if n and ((n + 1) * new_longest > budget or (cap and n + 1 > cap)):
-                cuts.append(k)
-                n, longest = 1, w
-            else:
-                n, longest = n + 1, new_longest
-        bounds = [0, *cuts, len(positions)]
-        return [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        cuts = [0]
+        n = longest = 0  # sentences in the open batch and its widest
+        position = 0
+        for w, c in zip(values, counts):
+            while c:
+                if not n:  # a batch always takes its first sentence
+                    n, longest, c, position = 1, w, c - 1, position + 1
+                    continue
+                widest = w if w > longest else longest
+                room = budget // widest - n
+                if cap and cap - n < room:
+                    room = cap - n
+                if room <= 0:
+                    cuts.append(position)
+                    n = 0
+                    continue
+                k = room if room < c else c
+                n, longest, c, position = n + k, widest, c - k, position + k
+        cuts.append(n_all)
+        return np.asarray(cuts, dtype=np.int64)
 
-    def batches(self, epoch: int) -> list[list[int]]:
-        """All batches of ``epoch`` in the order they are served (deterministic per seed+epoch).
-
-        Training code can resume mid-epoch by skipping the first k.
-        """
+    def ordered(self, epoch: int) -> EpochBatches:
+        """The batches of ``epoch`` in the order they are served (deterministic per seed and
+        epoch), as arrays; training resumes inside an epoch by skipping the first k."""
         epoch = int(epoch)
         if self._cache is not None and self._cache[0] == epoch:
-            return [list(b) for b in self._cache[1]]
+            return self._cache[1]
         if self.shuffle:
             rng = np.random.default_rng([self.seed, epoch])
-            packed = self._pack(self._order(rng))
-            perm = rng.permutation(len(packed)).tolist()
-            result = [packed[i] for i in perm]
+            order = self._order(rng)
+            perm = rng.permutation(len(self._bounds) - 1)
+            result = EpochBatches(order, self._bounds, perm)
         else:
-            result = self._pack(self._order(None))
+            result = EpochBatches(self._order(None), self._bounds)
         self._cache = (epoch, result)
-        return [list(b) for b in result]
+        return result
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch`` as lists of positions, in the order they are served
+        (:meth:`ordered` without building the lists)."""
+        return list(self.ordered(epoch))
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches(self.epoch))
+        return iter(self.ordered(self.epoch))
 
     def __len__(self) -> int:
         """Number of batches (the same every epoch: ties have equal widths)."""
-        return self._len
+        return len(self._bounds) - 1
 
 
 @dataclass

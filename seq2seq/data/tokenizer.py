@@ -121,9 +121,19 @@ class SpmTokenizer:
             raise DataError("cannot train a tokenizer on an empty corpus (no non-empty lines)")
         is_char = model_type == "char"
         writer = io.BytesIO()
+        failed: list[BaseException] = []  # what the texts raised (SentencePiece would wrap it in a RuntimeError)
+
+        def sentences() -> Iterator[str]:
+            try:
+                yield first
+                yield from it
+            except BaseException as e:
+                failed.append(e)
+                raise
+
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=itertools.chain([first], it),
+                sentence_iterator=sentences(),
                 model_writer=writer,
                 vocab_size=_CHAR_VOCAB_SIZE if is_char else int(vocab_size),
                 model_type=model_type,
@@ -140,6 +150,8 @@ class SpmTokenizer:
                 minloglevel=2,
             )
         except RuntimeError as e:
+            if failed:  # reading the texts failed (a bad line in a streamed file): that error, as it was
+                raise failed[0] from None
             msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
             msg = msg.split("] ", 1)[-1]  # drop "INTERNAL: src/...cc(638) [check]" noise
             raise DataError(
@@ -199,15 +211,16 @@ class SpmTokenizer:
             _check_encodable([text])
             raise
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (no BOS/EOS), encoded in parallel by SentencePiece.
+    def encode_batch(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
+        """Token ids of each text (no BOS/EOS), encoded in parallel by SentencePiece (``threads``
+        of its own; -1: one per core).
 
         Raises ValueError naming the first text that is not valid Unicode (a lone surrogate).
         """
         if not texts:
             return []
         try:
-            return self._sp.encode(list(texts), out_type=int)
+            return self._sp.encode(list(texts), out_type=int, num_threads=threads)
         except (RuntimeError, TypeError):  # TypeError: "List elements must be str or bytes"
             _check_encodable(texts)
             raise

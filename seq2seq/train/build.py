@@ -1,11 +1,17 @@
 """What a run is made of, built from its :class:`Config`: data, SentencePiece models, model,
 optimizer. Each function is one step of :meth:`Trainer.fit`; the objective supplies what
-differs between cases."""
+differs between cases.
+
+The training split is never loaded: SentencePiece reads it as a stream, and it is tokenized
+once into a token store (:mod:`seq2seq.data.store`) that every later run and every rank maps
+into memory. ``seq2seq prepare`` runs these steps alone (:func:`prepare`)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -13,10 +19,19 @@ import torch
 
 from seq2seq.checkpoint import load_part, resolve_checkpoint
 from seq2seq.config import Config
-from seq2seq.data.batching import Batch, TokenBudgetBatchSampler, collate
+from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, collate
 from seq2seq.data.context_targets import load_context_targets
-from seq2seq.data.loading import ParallelText, resolve_path
+from seq2seq.data.loading import ParallelText, TextSource, resolve_path
 from seq2seq.data.normalize import source_normalizer
+from seq2seq.data.store import (
+    StoreExamples,
+    TokenStore,
+    cached_tokenizers,
+    default_cache_dir,
+    open_store,
+    store_dir,
+    store_spec,
+)
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import ConfigError
 from seq2seq.models import Composite
@@ -25,27 +40,59 @@ from seq2seq.train.objectives import Objective, freeze_parts
 log = logging.getLogger("seq2seq.train")
 
 
-def load_data(cfg: Config, objective: Objective) -> tuple[ParallelText, Optional[ParallelText]]:
-    """The training and (if any) validation splits, sources normalized as ``translate`` does."""
+def train_source(cfg: Config, objective: Objective) -> TextSource:
+    """The training split as a stream (nothing is read yet; missing files are errors here)."""
+    return objective.source(cfg.data.train)
+
+
+def load_valid(cfg: Config, objective: Objective) -> Optional[ParallelText]:
+    """The validation split (if any) in memory, sources normalized as ``translate`` does."""
     d = cfg.data
-    train = objective.load(d.train)
     valid = objective.load(d.valid) if d.valid else None
-    if d.normalize != "none":  # translation only (validate() says so)
-        normalize = source_normalizer(d.normalize)
-        train = replace(train, src=[normalize(s) for s in train.src])
-        valid = valid and replace(valid, src=[normalize(s) for s in valid.src])
-    return train, valid
+    if valid is not None and d.normalize != "none":  # translation only (validate() says so)
+        valid = replace(valid, src=list(map(source_normalizer(d.normalize), valid.src)))
+    return valid
 
 
-def context_targets(cfg: Config, name: str, split: ParallelText) -> Optional[np.ndarray]:
-    """The split's context target vectors (stages ``encoder``/``decoder``), else None."""
+def cache_dir(cfg: Config, source: TextSource) -> Path:
+    """``data.cache_dir``, or the default for ``source`` (see :func:`~seq2seq.data.store.default_cache_dir`)."""
+    return Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else default_cache_dir(source)
+
+
+def _reading(cfg: Config) -> dict[str, Any]:
+    """The data settings that decide what is read from a split's files."""
+    d = cfg.data
+    return {"format": d.format, "src_lang": d.src_lang, "tgt_lang": d.tgt_lang, "skip_header": d.skip_header,
+            "hub_config": d.hub_config}
+
+
+def train_store(cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair,
+                build: bool = True) -> TokenStore:
+    """The token store of the training split for ``tokenizers``: opened, or built when missing
+    (``build=False``: a DataError instead)."""
+    spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
+    return open_store(cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress)
+
+
+def source_limits(cfg: Config, train: StoreExamples) -> dict[str, int]:
+    """What the training sources were like (see :mod:`seq2seq.data.domain`): the longest kept
+    source in tokens and, for numerals, the most integer and decimal digits of any source."""
+    limits = {"max_tokens": int(train.src_lengths.max(initial=0))}
+    if cfg.data.normalize == "numerals":
+        limits.update(train.store.numeral_limits)
+    return limits
+
+
+def context_targets(cfg: Config, name: str, rows: int, split: str) -> Optional[np.ndarray]:
+    """The context target vectors of a split of ``rows`` lines named ``split`` (stages
+    ``encoder``/``decoder``), else None."""
     if cfg.train.stage == "joint":
         return None
     key = "context_targets" if name == "train" else "valid_context_targets"
     path = getattr(cfg.data, key)
     if not path:
-        raise ConfigError(f"train.stage={cfg.train.stage} needs data.{key} (one vector per line of {split.name})")
-    return load_context_targets(resolve_path(cfg.data, path), len(split), cfg.model.context_target_dim)
+        raise ConfigError(f"train.stage={cfg.train.stage} needs data.{key} (one vector per line of {split})")
+    return load_context_targets(resolve_path(cfg.data, path), rows, cfg.model.context_target_dim)
 
 
 def valid_batches(cfg: Config, objective: Objective, valid: ParallelText, tokenizers: TokenizerPair) -> list[Batch]:
@@ -54,27 +101,40 @@ def valid_batches(cfg: Config, objective: Objective, valid: ParallelText, tokeni
     examples = [e for e in examples if e.src and e.tgt]
     sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) + 1 for e in examples],
                                       max_tokens=cfg.train.max_tokens, shuffle=False)
-    targets = context_targets(cfg, "valid", valid)
+    targets = context_targets(cfg, "valid", len(valid), valid.name)
     return [collate([examples[i] for i in b], targets) for b in sampler.batches(0)]
 
 
-def build_tokenizers(cfg: Config, objective: Objective, train: ParallelText) -> TokenizerPair:
+def build_tokenizers(cfg: Config, objective: Objective, train: TextSource) -> TokenizerPair:
     """SentencePiece models for a new run: given (``tokenizer.model``), trained on the training
     data, or brought by the checkpoints ``train.init_encoder`` / ``train.init_decoder`` load
-    parts from (token ids must mean what they meant when those parts were trained)."""
-    t, tok = cfg.train, cfg.tokenizer
-    src_texts, tgt_texts = objective.tokenizer_texts(train)
+    parts from (token ids must mean what they meant when those parts were trained).
 
-    def build(src: list[str], tgt: list[str]) -> TokenizerPair:
-        if not tok.model:
-            log.info("training SentencePiece (%s, vocab %d) on %d sentence pairs", tok.model_type, tok.vocab_size,
-                     len(src))
-        return TokenizerPair.build(tok, src, tgt)
+    Models trained here read the split as a stream (SentencePiece keeps at most
+    ``tokenizer.max_sentences`` of it) and are kept in the cache directory, so that the next run
+    on the same data and settings (and ``seq2seq prepare`` before it) has the same models, hence
+    the same token store."""
+    t, tok, d = cfg.train, cfg.tokenizer, cfg.data
+    texts = train.map_sources(source_normalizer(d.normalize)) if d.normalize != "none" else train
+
+    def build() -> TokenizerPair:
+        if tok.model or tok.tgt_model:
+            return TokenizerPair.build(tok, [], [])
+
+        def trained() -> TokenizerPair:
+            train.require_examples()  # an empty split says so, not that SentencePiece has nothing to read
+            log.info("training SentencePiece (%s, vocab %d) on %s", tok.model_type, tok.vocab_size, train.name)
+            return TokenizerPair.build(tok, *objective.tokenizer_texts(texts))
+
+        settings = {k: v for k, v in vars(tok).items() if k not in ("model", "tgt_model")}
+        spec = {"kind": objective.store_kind, "source": train.name, "identity": train.identity(),
+                "reading": _reading(cfg), "normalize": d.normalize, "tokenizer": settings}
+        return cached_tokenizers(cache_dir(cfg, train), spec, trained)
 
     given = {side: TokenizerPair.load(resolve_checkpoint(path))
              for side, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)) if path}
     if not given:
-        return build(src_texts, tgt_texts)
+        return build()
     src = given["encoder"].src if "encoder" in given else None
     tgt = given["decoder"].tgt if "decoder" in given else None
     if tok.joint:
@@ -89,7 +149,7 @@ def build_tokenizers(cfg: Config, objective: Objective, train: ParallelText) -> 
             )
         src = tgt = src or tgt
     if tok.model:
-        mine = build([], [])
+        mine = build()
         for side, theirs, own in (("encoder", src, mine.src), ("decoder", tgt, mine.tgt)):
             if theirs is not None and theirs.fingerprint != own.fingerprint:
                 raise ConfigError(
@@ -99,9 +159,39 @@ def build_tokenizers(cfg: Config, objective: Objective, train: ParallelText) -> 
                 )
         src, tgt = src or mine.src, tgt or mine.tgt
     elif src is None or tgt is None:
-        built = build(src_texts, tgt_texts)
+        built = build()
         src, tgt = src or built.src, tgt or built.tgt
     return TokenizerPair(src) if tok.joint else TokenizerPair(src, tgt)
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` made or found."""
+
+    tokenizers: TokenizerPair
+    store: TokenStore
+    stats: FilterStats  # what the config's length limits keep of the store
+    valid: Optional[ParallelText]
+    built_seconds: float  # 0: the store was there already
+
+
+def prepare(cfg: Config) -> Prepared:
+    """What a new training run of ``cfg`` does before building its model: SentencePiece models
+    (trained on the split, or given), the token store of the training split, the validation
+    split read (so its errors show now). Nothing is written but the cache."""
+    from seq2seq.train.objectives import choose_objective
+
+    objective = choose_objective(cfg)
+    source = train_source(cfg, objective)
+    valid = load_valid(cfg, objective)
+    tokenizers = build_tokenizers(cfg, objective, source)
+    start = time.time()
+    existed = (store_dir(cache_dir(cfg, source), store_spec(objective.store_kind, source, _reading(cfg),
+                                                             cfg.data.normalize, tokenizers)) / "meta.json").is_file()
+    store = train_store(cfg, objective, source, tokenizers)
+    objective.prepare(store)
+    _, stats = objective.select(store)
+    return Prepared(tokenizers, store, stats, valid, 0.0 if existed else time.time() - start)
 
 
 def build_model(cfg: Config, objective: Objective, tokenizers: TokenizerPair, device: torch.device,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,20 @@ import torch
 from seq2seq.checkpoint import verify_checkpoint
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, Example, FilterStats, encode_labelled, encode_pairs
-from seq2seq.data.loading import ParallelText, load_labelled, load_monolingual, load_parallel
+from seq2seq.data.loading import (
+    ParallelText,
+    TextSource,
+    load_labelled,
+    load_monolingual,
+    load_parallel,
+    open_labelled,
+    open_monolingual,
+    open_parallel,
+)
 from seq2seq.data.noise import add_noise, word_dropout
+from seq2seq.data.store import StoreExamples, TokenStore, select_labelled, select_pairs
 from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
-from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.errors import ConfigError, DataError, Seq2SeqError
 from seq2seq.models import Classifier, Composite, build_classifier, build_model
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import kl_weight
@@ -124,28 +135,42 @@ class Objective:
 
     #: validation also decodes the validation sources (greedy) for chrF / BLEU / exact match
     decodes = False
+    #: what the training split's token store holds (see :mod:`seq2seq.data.store`)
+    store_kind = "pairs"
 
     def __init__(self, cfg: Config, autocast: Optional[AbstractContextManager] = None) -> None:
         self.cfg = cfg
         self.autocast = autocast if autocast is not None else nullcontext()
 
     # data
-    def prepare(self, train: ParallelText, resumed: Optional[Path] = None) -> None:
-        """Learn what the objective needs from the training data before anything is encoded
+    def prepare(self, train: TokenStore, resumed: Optional[Path] = None) -> None:
+        """Learn what the objective needs from the training data before training starts
         (``resumed``: the checkpoint a resumed run continues, whose choices stand)."""
 
+    def source(self, file: str) -> TextSource:
+        """One split, streamed (the training data, ``data.train``)."""
+        return open_parallel(self.cfg.data, file)
+
     def load(self, file: str) -> ParallelText:
-        """One split of the training data (``data.train``, ``data.valid``)."""
+        """One split in memory (``data.valid``)."""
         return load_parallel(self.cfg.data, file)
 
-    def tokenizer_texts(self, train: ParallelText) -> tuple[list[str], list[str]]:
-        """The (source, target) sentences SentencePiece is trained on."""
-        return train.src, train.tgt
+    def tokenizer_texts(self, train: TextSource) -> tuple[Iterable[str], Iterable[str]]:
+        """The (source, target) sentences SentencePiece is trained on, streamed."""
+        return train.texts("src"), train.texts("tgt")
 
     def encode(self, text: ParallelText, tokenizers: TokenizerPair, drop: bool) -> tuple[list[Example], FilterStats]:
-        """Token ids of a split; ``drop``: filter by the length limits (training data)."""
+        """Token ids of a split in memory; ``drop``: filter by the length limits."""
         d = self.cfg.data
         return encode_pairs(text, tokenizers, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens if drop else 0, drop=drop)
+
+    def select(self, train: TokenStore) -> tuple[StoreExamples, FilterStats]:
+        """The training examples: the store's rows within the length limits (the rows
+        :meth:`encode` keeps with ``drop=True``)."""
+        d = self.cfg.data
+        chosen = select_pairs(train, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens)
+        stats = FilterStats(len(chosen.rows), chosen.empty, chosen.too_long, train.size, too_short=chosen.too_short)
+        return StoreExamples(train, chosen.rows), stats
 
     def noise(self, examples: list[Example], epoch: int, batch_number: int) -> list[Example]:
         """The examples as trained on (noisy sources for a denoising autoencoder)."""
@@ -213,11 +238,16 @@ class Autoencoding(Translation):
     """The sentence is its own target: denoising (noise on the input only), word dropout on the
     decoder's inputs, and for a variational bottleneck the annealed KL term."""
 
+    store_kind = "monolingual"
+
+    def source(self, file: str) -> TextSource:
+        return open_monolingual(self.cfg.data, file)
+
     def load(self, file: str) -> ParallelText:
         return load_monolingual(self.cfg.data, file)
 
-    def tokenizer_texts(self, train: ParallelText) -> tuple[list[str], list[str]]:
-        return train.src, []  # one language: train on the sentences only
+    def tokenizer_texts(self, train: TextSource) -> tuple[Iterable[str], Iterable[str]]:
+        return train.texts("src"), []  # one language: train on the sentences only
 
     def noise(self, examples: list[Example], epoch: int, batch_number: int) -> list[Example]:
         """Noisy sources, clean targets. The noise depends only on (seed, epoch, batch), so a
@@ -259,29 +289,45 @@ class Classification(Objective):
     """Sentence -> label. The labels are the sorted set of the training labels (numerically
     when all are integers); checkpoints record them."""
 
+    store_kind = "labelled"
+
     def __init__(self, cfg: Config, autocast: Optional[AbstractContextManager] = None) -> None:
         super().__init__(cfg, autocast)
         self.labels: list[str] = []  # label texts, index = class id
 
-    def prepare(self, train: ParallelText, resumed: Optional[Path] = None) -> None:
+    def prepare(self, train: TokenStore, resumed: Optional[Path] = None) -> None:
         """The label set: a resumed run's, else the training labels."""
         if resumed is not None:
             self.labels = list(verify_checkpoint(resumed)["labels"])
             return
-        labels = sorted(set(train.tgt), key=lambda x: (0, int(x), x) if x.lstrip("-").isdigit() else (1, 0, x))
+        labels = sorted(set(train.labels), key=lambda x: (0, int(x), x) if x.lstrip("-").isdigit() else (1, 0, x))
         if len(labels) < 2:
             raise Seq2SeqError(f"{train.name}: a classifier needs at least two labels, found {labels}")
         self.labels = labels
 
+    def source(self, file: str) -> TextSource:
+        return open_labelled(self.cfg.data, file)
+
     def load(self, file: str) -> ParallelText:
         return load_labelled(self.cfg.data, file)
 
-    def tokenizer_texts(self, train: ParallelText) -> tuple[list[str], list[str]]:
-        return train.src, []
+    def tokenizer_texts(self, train: TextSource) -> tuple[Iterable[str], Iterable[str]]:
+        return train.texts("src"), []
 
     def encode(self, text: ParallelText, tokenizers: TokenizerPair, drop: bool) -> tuple[list[Example], FilterStats]:
         label_ids = {label: i for i, label in enumerate(self.labels)}
         return encode_labelled(text, tokenizers.src, label_ids, self.cfg.data.max_src_tokens, drop=drop)
+
+    def select(self, train: TokenStore) -> tuple[StoreExamples, FilterStats]:
+        ids = {label: i for i, label in enumerate(self.labels)}
+        unknown = [k for k, label in enumerate(train.labels) if label not in ids]
+        if unknown and train.label_ids is not None:
+            row = int(np.flatnonzero(np.isin(train.label_ids, unknown))[0])
+            raise DataError(f"{train.name}: example {row + 1} has the label '{train.labels[train.label_ids[row]]}', "
+                            f"unknown to the training data (labels: {', '.join(sorted(ids))})")
+        chosen = select_labelled(train, self.cfg.data.max_src_tokens)
+        stats = FilterStats(len(chosen.rows), chosen.empty, chosen.too_long, train.size)
+        return StoreExamples(train, chosen.rows, [ids[label] for label in train.labels]), stats
 
     def build_model(self, tokenizers: TokenizerPair) -> Composite:
         if self.cfg.train.init_decoder:

@@ -74,7 +74,8 @@ def restore_rng(state: Mapping[str, Any]) -> None:
 # Settings that may change on --resume without changing where the run goes.
 FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
                                          "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
-                                         "save_every", "max_bad_updates", "log_every", "progress")} | {"search"}
+                                         "save_every", "max_bad_updates", "log_every", "progress")}
+FREE_ON_RESUME |= {"search", "data.cache_dir"}
 
 
 def trajectory_changes(saved: Config, new: Config) -> list[str]:

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from seq2seq.checkpoint import load_trainer_state, load_weights
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, TokenBudgetBatchSampler, collate
-from seq2seq.data.domain import source_limits
+from seq2seq.data.loading import TextSource
+from seq2seq.data.store import TokenStore
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import Seq2SeqError
 from seq2seq.models import Composite
@@ -98,17 +99,21 @@ class Trainer:
         self._prepare_output_dir()
         set_seed(t.seed)
 
-        train_text, self.valid_text = build.load_data(cfg, self.objective)
+        # The training split is streamed into a token store (built once, then mapped: see
+        # data/store.py), never loaded; the validation split is small and loaded.
+        source = build.train_source(cfg, self.objective)
+        self.valid_text = build.load_valid(cfg, self.objective)
+        self.tokenizers = self._tokenizers(source)
+        self.store = self._store(source)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)  # after the data: bad data leaves no empty run behind
-        self.objective.prepare(train_text, self.run_dir.resumable() if self.resume else None)
-        self.tokenizers = self._tokenizers(train_text)
-        self.examples, stats = self.objective.encode(train_text, self.tokenizers, drop=True)
-        log.info("training data %s: %s", train_text.name, stats.summary())
-        if not self.examples:
-            raise Seq2SeqError(f"no training pairs left after filtering {train_text.name} ({stats.summary()})")
-        self.source_limits = source_limits([e.src for e in self.examples], train_text.src, cfg.data.normalize)
-        self.train_targets = build.context_targets(cfg, "train", train_text)
+        self.objective.prepare(self.store, self.run_dir.resumable() if self.resume else None)
+        self.train_data, stats = self.objective.select(self.store)
+        log.info("training data %s: %s", self.store.name, stats.summary())
+        if not len(self.train_data):
+            raise Seq2SeqError(f"no training pairs left after filtering {self.store.name} ({stats.summary()})")
+        self.source_limits = build.source_limits(cfg, self.train_data)
+        self.train_targets = build.context_targets(cfg, "train", self.store.size, self.store.name)
         self.valid_batches: list[Batch] = []
         if self.valid_text is not None:
             self.valid_batches = build.valid_batches(cfg, self.objective, self.valid_text, self.tokenizers)
@@ -141,7 +146,7 @@ class Trainer:
         # Global batches of world_size x train.max_tokens, each split across the ranks.
         world = self.dist.world
         self.sampler = TokenBudgetBatchSampler(
-            [len(e.src) for e in self.examples], [len(e.tgt) + 1 for e in self.examples],
+            self.train_data.src_lengths, self.train_data.tgt_lengths + 1,
             max_tokens=t.max_tokens * world, max_sentences=t.max_sentences * world, shuffle=True, seed=t.seed)
         try:
             stop = self._loop()
@@ -168,17 +173,25 @@ class Trainer:
             self.run_dir.recover()
         self.dist.barrier()
 
-    def _tokenizers(self, train_text: Any) -> TokenizerPair:
+    def _tokenizers(self, source: TextSource) -> TokenizerPair:
         """A resumed run's SentencePiece models, or new ones (rank 0 builds, the others read them)."""
         if self.resume:
             return TokenizerPair.load(self.run_dir.resumable())
-        tokenizers = build.build_tokenizers(self.cfg, self.objective, train_text) if self.dist.main else None
+        tokenizers = build.build_tokenizers(self.cfg, self.objective, source) if self.dist.main else None
         if self.dist.active:
             if self.dist.main:
                 tokenizers.save(self.out)
             self.dist.barrier()
             tokenizers = TokenizerPair.load(self.out)
         return tokenizers
+
+    def _store(self, source: TextSource) -> TokenStore:
+        """The training split's token store: built if missing by the first rank of each machine
+        while the others wait, then opened by every rank."""
+        builder = self.dist.local_rank == 0
+        store = build.train_store(self.cfg, self.objective, source, self.tokenizers) if builder else None
+        self.dist.barrier()
+        return store or build.train_store(self.cfg, self.objective, source, self.tokenizers, build=False)
 
     # -------------------------------------------------------------- checkpoints
     def _save(self, improved: bool, validated: bool) -> None:
@@ -216,13 +229,13 @@ class Trainer:
         self.last_validated = self.last_saved = -1  # updates of the last validation and of the last save
         with StopRequests() as stop_requested:
             while s.epoch < t.max_epochs:
-                batches = self.sampler.batches(s.epoch)
+                batches = self.sampler.ordered(s.epoch)  # arrays: no list per batch
                 bar = tqdm(total=len(batches), initial=s.batches_done, desc=f"epoch {s.epoch + 1}", unit="batch",
                            disable=not (t.progress and self.dist.main), dynamic_ncols=True, mininterval=1.0,
                            leave=False)
                 try:
-                    for positions in batches[s.batches_done:]:
-                        self._forward_backward(positions)
+                    for k in range(s.batches_done, len(batches)):
+                        self._forward_backward(batches[k])
                         bar.update(1)
                         if self.micro < t.accumulate:
                             continue
@@ -254,7 +267,7 @@ class Trainer:
     def _forward_backward(self, positions: list[int]) -> None:
         """One micro-batch: loss, backward (gradients are sums over tokens), window sums."""
         t, s, dist = self.cfg.train, self.state, self.dist
-        chosen = self.objective.noise([self.examples[i] for i in positions], s.epoch, s.batches_done)
+        chosen = self.objective.noise(self.train_data.examples(positions), s.epoch, s.batches_done)  # read from the store
         mine = dist.shard(chosen)  # this rank's sentences of the global batch (all of it alone)
         out: StepLoss
         if dist.active:
