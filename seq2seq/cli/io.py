@@ -51,7 +51,9 @@ def saved_config(directory: str) -> Config:
         path = resolve_checkpoint(directory)
         meta = verify_checkpoint(path)
         if not isinstance(meta.get("config"), dict):
-            raise CheckpointError(f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train")
+            raise CheckpointError(
+                f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train"
+            )
         try:
             return config_from_dict(meta["config"])
         except ConfigError as e:
@@ -105,7 +107,9 @@ def clean_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
-def add_checkpoint_flag(p: argparse.ArgumentParser, help: str = "checkpoint directory (e.g. runs/NAME/best)") -> None:
+def add_checkpoint_flag(
+    p: argparse.ArgumentParser, help: str = "checkpoint directory (e.g. runs/NAME/best)"
+) -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help=help)
 
 

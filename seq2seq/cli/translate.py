@@ -116,7 +116,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.input is None and sys.stdin is not None and sys.stdin.isatty():
         return _interactive(translator, args)
     lines = read_input_lines(args.input)
-    results = translator.translate_hypotheses(lines, nbest=args.nbest, progress=not args.quiet, strict=args.strict)
+    results = translator.translate_hypotheses(
+        lines, nbest=args.nbest, progress=not args.quiet, strict=args.strict
+    )
     with atomic_output(args.output) as out:
         for index, hyps in enumerate(results):
             if args.nbest == 1:
