@@ -324,7 +324,7 @@ def test_decoding_flags_follow_search_config(capsys, command):
 def test_onednn_linears_match_plain_linears(trained):
     import torch
 
-    from seq2seq.infer.quantize import OneDnnLinear
+    from seq2seq.infer.onednn import OneDnnLinear
     from seq2seq.infer.translator import Translator
 
     linear = torch.nn.Linear(16, 7).eval()
@@ -344,16 +344,16 @@ def test_onednn_linear_both_kernels(monkeypatch):
     """The pre-packed oneDNN linear and its fallback (PyTorch builds without the packed ops)."""
     import torch
 
-    from seq2seq.infer import quantize
+    from seq2seq.infer import onednn
 
     if not torch.backends.mkldnn.is_available():
         pytest.skip("no oneDNN in this PyTorch build")
     linear = torch.nn.Linear(16, 70).eval()
     x = torch.randn(5, 3, 16)
-    packed = quantize.OneDnnLinear.from_linear(linear)
-    assert packed.packed == quantize.has_onednn_linear()
-    monkeypatch.setattr(quantize, "has_onednn_linear", lambda: False)
-    fallback = quantize.OneDnnLinear.from_linear(linear)
+    packed = onednn.OneDnnLinear.from_linear(linear)
+    assert packed.packed == onednn.has_onednn_linear()
+    monkeypatch.setattr(onednn, "has_onednn_linear", lambda: False)
+    fallback = onednn.OneDnnLinear.from_linear(linear)
     assert not fallback.packed
     with torch.inference_mode():
         expected = linear(x)
@@ -391,7 +391,7 @@ def test_onednn_gru_decoder_matches_the_plain_one():
     import torch
 
     from seq2seq.config import load_config
-    from seq2seq.infer.quantize import OneDnnGRU, onednn_linears
+    from seq2seq.infer.onednn import OneDnnGRU, onednn_linears
     from seq2seq.models import build_model
 
     torch.manual_seed(0)
