@@ -10,10 +10,10 @@ import warnings
 from typing import Optional
 
 from seq2seq import __version__
-from seq2seq.cli import checkpoints, encode, prepare, train, translate
+from seq2seq.cli import checkpoints, encode, prepare, serve, train, translate
 from seq2seq.errors import Seq2SeqError
 
-FAMILIES = (train, prepare, translate, checkpoints, encode)  # each module's add_parsers(sub), in help order
+FAMILIES = (train, prepare, translate, checkpoints, encode, serve)  # each module's add_parsers(sub), in help order
 
 
 def build_parser() -> argparse.ArgumentParser:

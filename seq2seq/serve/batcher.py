@@ -1,0 +1,276 @@
+"""Batching across requests: a queue that the HTTP handlers fill and one worker thread drains.
+
+A request becomes one :class:`Job` (its texts, and a key: the operation and the settings it
+decodes with). The worker takes the oldest job, waits up to ``max_wait`` seconds for more jobs
+with the same key (until ``cap(key)`` texts are there), and runs them as one call of ``run``;
+each job then gets exactly its own slice of the results, in order. Jobs with another key wait
+for a later batch, in arrival order. A merged batch that fails is run again one job at a time,
+so an error reaches only the request that caused it.
+
+The model runs on the worker thread alone, so the event loop stays free to accept requests,
+answer ``/health`` and turn requests away while a batch decodes. The queue is bounded (in
+texts): :meth:`Batcher.submit` raises :class:`QueueFull` at once rather than letting waits grow
+without limit, and :class:`TimedOut` when the answer takes longer than the request's timeout
+(a job still queued then is withdrawn; one already decoding is finished and its result dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from seq2seq.errors import Seq2SeqError
+
+log = logging.getLogger("seq2seq.serve")
+
+__all__ = ["Batcher", "Closed", "QueueFull", "TimedOut"]
+
+
+class QueueFull(Exception):
+    """The queue holds as many texts as it may: come back in ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the queue is full; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class TimedOut(Exception):
+    """No answer within the request's timeout."""
+
+
+class Closed(Exception):
+    """The batcher is shutting down and takes no new work."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's texts (``items``), the key they decode with, and where its answer goes."""
+
+    key: Hashable
+    items: list[Any]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    arrived: float = field(default_factory=time.monotonic)
+
+
+def _deliver(future: asyncio.Future, result: Any = None, error: Optional[BaseException] = None) -> None:
+    """Resolve ``future`` on its loop's thread, unless it is already done (cancelled, timed out)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Batcher:
+    """A bounded queue of jobs decoded together by one worker thread (see the module docstring).
+
+    ``run(key, items)`` returns one result per item, in order; ``cap(key)``: the most texts
+    merged into one call for that key (a single larger job still runs, alone); ``max_wait``:
+    seconds the worker waits after a job arrives for others to join it (0: merge only what is
+    already queued); ``max_queue``: texts that may wait at once.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Hashable, list[Any]], list[Any]],
+        cap: Callable[[Hashable], int],
+        max_wait: float = 0.005,
+        max_queue: int = 1024,
+    ) -> None:
+        if max_wait < 0:
+            raise ValueError(f"max_wait must be >= 0, got {max_wait}")
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        self.run = run
+        self.cap = cap
+        self.max_wait = max_wait
+        self.max_queue = max_queue
+        self._queue: deque[Job] = deque()
+        self._queued_items = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._paused = False
+        self._thread: Optional[threading.Thread] = None
+        self._seconds_per_item = 0.01  # running estimate, for Retry-After
+        self.batches = 0  # batches run
+        self.requests = 0  # jobs answered by the worker
+        self.items = 0  # texts decoded
+        self.largest_batch = 0  # most jobs merged into one batch
+        self.in_flight = 0  # jobs in the batch being run now
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="seq2seq-batcher", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Take no new jobs, finish the queued ones, and stop the worker."""
+        with self._cond:
+            self._closing = True
+            self._paused = False
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def pause(self) -> None:
+        """Hold the worker before its next batch (jobs keep queueing): for a drain or a test."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Let the worker go on after :meth:`pause`."""
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def stats(self) -> dict[str, Any]:
+        """Queue and throughput counters, for ``/health``."""
+        with self._cond:
+            return {
+                "queued_requests": len(self._queue),
+                "queued_texts": self._queued_items,
+                "in_flight_requests": self.in_flight,
+                "batches": self.batches,
+                "requests": self.requests,
+                "texts": self.items,
+                "largest_batch_requests": self.largest_batch,
+            }
+
+    # ------------------------------------------------------------------ the handlers' side
+    async def submit(self, key: Hashable, items: list[Any], timeout: float) -> list[Any]:
+        """Queue ``items`` and wait for their results (one per item, in order).
+
+        Raises QueueFull at once when they do not fit in the queue, Closed while shutting down,
+        TimedOut after ``timeout`` seconds, and whatever ``run`` raised for this job.
+        """
+        loop = asyncio.get_running_loop()
+        job = Job(key, list(items), loop.create_future(), loop)
+        with self._cond:
+            if self._closing:
+                raise Closed("the server is shutting down")
+            if self._queue and self._queued_items + len(job.items) > self.max_queue:
+                raise QueueFull(self._retry_after())
+            self._queue.append(job)
+            self._queued_items += len(job.items)
+            self._cond.notify_all()
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout)
+        except asyncio.TimeoutError:
+            self._withdraw(job)
+            raise TimedOut(f"no answer within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._withdraw(job)
+            raise
+
+    def _withdraw(self, job: Job) -> None:
+        """Take a job out of the queue if it is still there (its handler has given up on it)."""
+        with self._cond:
+            try:
+                self._queue.remove(job)
+            except ValueError:
+                return  # already taken by the worker: its result will be dropped
+            self._queued_items -= len(job.items)
+
+    def _retry_after(self) -> int:
+        """Seconds until the queue has likely drained (at least 1), from the recent rate."""
+        return int(min(60, max(1, math.ceil(self._queued_items * self._seconds_per_item))))
+
+    # ------------------------------------------------------------------ the worker's side
+    def _take(self) -> Optional[list[Job]]:
+        """Wait for work and return the next batch's jobs (None: closed and drained)."""
+        with self._cond:
+            while not self._closing and (self._paused or not self._queue):
+                self._cond.wait()
+            if not self._queue:
+                return None
+            first = self._queue[0]
+            cap = max(1, self.cap(first.key))
+            until = first.arrived + self.max_wait
+            while not self._closing and not self._paused:
+                waiting = sum(len(j.items) for j in self._queue if j.key == first.key)
+                left = until - time.monotonic()
+                if waiting >= cap or left <= 0:
+                    break
+                self._cond.wait(left)
+            while self._paused and not self._closing:
+                self._cond.wait()
+            if not self._queue:
+                return None if self._closing else []
+            first = self._queue[0]  # (the first job may have been withdrawn meanwhile)
+            cap = max(1, self.cap(first.key))
+            taken, count = [], 0
+            for job in list(self._queue):
+                if job.key != first.key:
+                    continue
+                if taken and count + len(job.items) > cap:
+                    break
+                taken.append(job)
+                count += len(job.items)
+            for job in taken:
+                self._queue.remove(job)
+            self._queued_items -= count
+            self.in_flight = len(taken)
+            return taken
+
+    def _work(self) -> None:
+        while True:
+            jobs = self._take()
+            if jobs is None:
+                return
+            if not jobs:
+                continue
+            started = time.monotonic()
+            self._run(jobs)
+            elapsed = time.monotonic() - started
+            texts = sum(len(j.items) for j in jobs)
+            with self._cond:
+                self.batches += 1
+                self.requests += len(jobs)
+                self.items += texts
+                self.largest_batch = max(self.largest_batch, len(jobs))
+                self.in_flight = 0
+                if texts:
+                    self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
+
+    def _run(self, jobs: list[Job]) -> None:
+        """Run the jobs as one call and deliver each its slice; on an error, one job at a time."""
+        items = [item for job in jobs for item in job.items]
+        try:
+            results = self.run(jobs[0].key, items) if items else []
+            if len(results) != len(items):
+                raise RuntimeError(f"{len(results)} results for {len(items)} inputs")
+        except Exception as e:  # noqa: BLE001 - every job must get an answer
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._run([job])
+                return
+            if not isinstance(e, Seq2SeqError):
+                log.exception("a batch failed")
+            self._send(jobs[0], error=e)
+            return
+        start = 0
+        for job in jobs:
+            self._send(job, result=results[start : start + len(job.items)])
+            start += len(job.items)
+
+    @staticmethod
+    def _send(job: Job, result: Any = None, error: Optional[BaseException] = None) -> None:
+        try:
+            job.loop.call_soon_threadsafe(_deliver, job.future, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits for this answer any more
+            pass
