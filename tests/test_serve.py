@@ -429,7 +429,7 @@ def _start_server(ckpt: Path, *flags: str) -> tuple[subprocess.Popen, str]:
         if found:
             url = found.group(1)
             threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-            wait_until(lambda: _get(url + "/health") == 200, what="the server to answer")
+            wait_until(lambda u=url: _get(u + "/health") == 200, what="the server to answer")
             proc.log = lines
             return proc, url
     proc.kill()
