@@ -25,11 +25,18 @@ Conventions shared by both:
   the lower token id (``argmax``'s first-index rule in greedy search).
 * BOS and PAD (id 0) are never produced (their probability is set to 0); scores are the model's own
   log-probabilities of the chosen tokens (the softmax is taken before any masking).
+* Prefixes: with ``prefixes`` (output ids per sentence), a sentence's first tokens are forced:
+  at a prefix position only the prefix token can be chosen, with the model's own log-probability
+  (so scores are those of the whole output), and the search goes on from the end of the prefix.
+  A sentence's maximum length is at least its prefix's length (a prefix longer than
+  ``max_output_len`` is cut to it). Beam search then keeps one live hypothesis per sentence
+  through the prefix (its other rows score -inf) and widens after it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
@@ -105,6 +112,36 @@ def _max_lengths(src_mask: Tensor, spec: SearchSpec) -> Tensor:
     return torch.tensor(max_lens, dtype=torch.long, device=src_mask.device)
 
 
+def _prefix_table(
+    prefixes: Optional[Sequence[Sequence[int]]], max_len: Tensor, spec: SearchSpec
+) -> tuple[Optional[Tensor], Tensor]:
+    """Forced output ids as a (batch, longest prefix) table padded with -1 (None without prefixes),
+    and the maximum lengths raised to the prefix lengths (prefixes cut to ``max_output_len``)."""
+    if prefixes is None or not any(prefixes):
+        return None, max_len
+    if len(prefixes) != max_len.numel():
+        raise ValueError(f"{len(prefixes)} prefixes for a batch of {max_len.numel()}")
+    cap = len(max(prefixes, key=len)) if spec.max_output_len is None else max(0, spec.max_output_len)
+    cut = [list(p)[:cap] for p in prefixes]
+    if any(t in (spec.bos_id, spec.eos_id) or t <= 0 for p in cut for t in p):
+        raise ValueError("a prefix cannot hold BOS, EOS, PAD (0) or negative ids")
+    width = max(1, max(len(p) for p in cut))
+    table = torch.tensor([p + [-1] * (width - len(p)) for p in cut], dtype=torch.long, device=max_len.device)
+    lengths = torch.tensor([len(p) for p in cut], dtype=torch.long, device=max_len.device)
+    return table, torch.maximum(max_len, lengths)
+
+
+def _forced_tokens(table: Optional[Tensor], step: int, width: int = 1) -> Optional[Tensor]:
+    """(rows,) the prefix token each row must take at ``step`` (-1: free), or None when no row
+    is forced; ``width``: rows per sentence."""
+    if table is None or step >= table.size(1):
+        return None
+    tokens = table[:, step]
+    if not bool(tokens.ge(0).any()):
+        return None
+    return tokens.repeat_interleave(width) if width > 1 else tokens
+
+
 def _normalise(log_prob: float, length: int, length_penalty: float) -> float:
     """Length-normalised score; ``length`` counts EOS, so it is at least 1."""
     return log_prob / (length**length_penalty) if length_penalty else log_prob
@@ -119,11 +156,13 @@ def _step_log_probs(
     forced: Tensor,
     spec: SearchSpec,
     pad_id: int = 0,
+    prefix: Optional[Tensor] = None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """One decoder step -> (float32 log-probabilities (rows, vocab) with constraints, state).
 
     BOS and PAD are never outputs. ``forced``: (rows,) bool, rows at their maximum length: only EOS
     is allowed there. Before ``spec.min_len`` tokens EOS is forbidden (except where forced).
+    ``prefix``: (rows,) the token each row must take (-1: none), with its own log-probability.
     """
     logits, state = decoder.step(prev, encoded, state)  # (rows, vocab)
     # In place (the caller owns a step's logits, see Decoder.step): the largest tensor of a step
@@ -140,6 +179,12 @@ def _step_log_probs(
     if bool(forced.any()):
         lprobs.masked_fill_(forced.unsqueeze(1), -math.inf)
         lprobs[:, eos_id] = torch.where(forced, eos_lp, lprobs[:, eos_id])
+    if prefix is not None:  # (a prefix is never longer than a row's maximum length: not `forced` here)
+        rows = prefix.ge(0).unsqueeze(1)  # (rows, 1)
+        token = prefix.clamp(min=0).unsqueeze(1)  # (rows, 1)
+        kept = lprobs.gather(1, token)  # (rows, 1)
+        lprobs.masked_fill_(rows, -math.inf)
+        lprobs.scatter_(1, token, torch.where(rows, kept, lprobs.gather(1, token)))
     return lprobs, state
 
 
@@ -174,7 +219,8 @@ def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Ten
 
 
 def _greedy(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> tuple[list[list[int]], list[float]]:
     """Greedy decoding -> (tokens per sentence (no BOS/EOS), summed log-probability per sentence)."""
     decoder = model.decoder
@@ -182,7 +228,7 @@ def _greedy(
     device = src.device
     encoded = model.encode(src, src_mask)
     state = decoder.init_state(encoded)
-    max_len = _max_lengths(src_mask, spec)  # (n,) for the n active sentences
+    prefix, max_len = _prefix_table(prefixes, _max_lengths(src_mask, spec), spec)  # (n, P), (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
     prev = torch.full((batch,), spec.bos_id, dtype=torch.long, device=device)  # (n,)
     tokens = torch.empty((batch, 0), dtype=torch.long, device=device)  # (n, step)
@@ -193,7 +239,8 @@ def _greedy(
     step = 0
     while active.numel() > 0:
         forced = max_len.eq(step)  # (n,)
-        lprobs, state = _step_log_probs(decoder, prev, encoded, state, step, forced, spec)
+        lprobs, state = _step_log_probs(decoder, prev, encoded, state, step, forced, spec,
+                                        prefix=_forced_tokens(prefix, step))
         # Same arithmetic as beam search's candidate scores, so beam 1 picks the same tokens.
         total, prev = (total.unsqueeze(1) + lprobs).max(dim=1)  # (n,), (n,)
         done = prev.eq(spec.eos_id) | forced  # (n,)
@@ -208,6 +255,7 @@ def _greedy(
                 break
             active, max_len, prev, total = active[keep], max_len[keep], prev[keep], total[keep]
             tokens = tokens[keep]
+            prefix = prefix[keep] if prefix is not None else None
             encoded = encoded.select(keep)
             state = decoder.reorder_state(state, keep, static=True)
         tokens = torch.cat([tokens, prev.unsqueeze(1)], dim=1)  # (n, step + 1)
@@ -216,31 +264,37 @@ def _greedy(
 
 
 @torch.inference_mode()
-def greedy_search(model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec) -> list[list[int]]:
+def greedy_search(
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    prefixes: Optional[Sequence[Sequence[int]]] = None,
+) -> list[list[int]]:
     """Greedy decoding of a batch: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
     Returns the output ids (no BOS, no EOS) of each sentence. A sentence stops at EOS or at
     its own maximum length ``int(max_len_a * src_len + max_len_b)``. ``spec.beam``, ``nbest``
-    and ``length_penalty`` play no part.
+    and ``length_penalty`` play no part. ``prefixes``: output ids each sentence must start with
+    (empty: none), forced as the module docstring says.
     """
-    tokens, _ = _greedy(model, src, src_mask, spec)
+    tokens, _ = _greedy(model, src, src_mask, spec, prefixes)
     return tokens
 
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
     Returns, per sentence, up to ``spec.nbest`` hypotheses, best first (fewer only if the model
-    gives probability 0 to every continuation). The decoder state holds ``n * beam`` rows
+    gives probability 0 to every continuation, or a prefix leaves no room for another). The decoder state holds ``n * beam`` rows
     for the ``n`` active sentences, sentence-major. Each step scores ``2 * beam`` candidates
     per sentence; EOS candidates among the best ``beam`` are finished with score
     ``log_prob / len ** length_penalty`` (``len`` counts EOS), the best ``beam`` non-EOS
     candidates continue. A sentence is done once it has ``beam`` finished hypotheses
     (fairseq's criterion) or reaches its maximum length (its live beams then end with a
-    forced EOS); done sentences leave the batch.
+    forced EOS); done sentences leave the batch. ``prefixes``: output ids each sentence must start
+    with (empty: none), forced as the module docstring says.
     """
     beam, eos_id = spec.beam, spec.eos_id
     decoder = model.decoder
@@ -253,7 +307,7 @@ def beam_search(
     state = decoder.init_state(encoded)
     width = 1  # rows per sentence: 1 at step 0, then `beam`
 
-    max_len = _max_lengths(src_mask, spec)  # (n,)
+    prefix, max_len = _prefix_table(prefixes, _max_lengths(src_mask, spec), spec)  # (n, P), (n,)
     active = torch.arange(batch, device=device)  # (n,) original position of each active sentence
     scores = torch.zeros((batch, width), dtype=torch.float32, device=device)  # (n, width) running log-probs
     prev = torch.full((batch * width,), spec.bos_id, dtype=torch.long, device=device)  # (n*width,)
@@ -272,6 +326,7 @@ def beam_search(
             step,
             forced.repeat_interleave(width),
             spec,
+            prefix=_forced_tokens(prefix, step, width),
         )  # (n*width, vocab)
         vocab = lprobs.size(1)
 
@@ -318,6 +373,7 @@ def beam_search(
             rows = rows.view(n, beam)[keep].view(-1)  # (n'*beam,)
             prev = prev.view(n, beam)[keep].view(-1)
             scores, active, max_len = scores[keep], active[keep], max_len[keep]
+            prefix = prefix[keep] if prefix is not None else None
         if grouped and pruned:
             encoded = encoded.select(keep)
             state = decoder.reorder_state(state, rows, static_index=keep)
@@ -339,18 +395,22 @@ def beam_search(
     return results
 
 
-def generate(model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec) -> list[list[Hypothesis]]:
+def generate(
+    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    prefixes: Optional[Sequence[Sequence[int]]] = None,
+) -> list[list[Hypothesis]]:
     """Greedy search when ``spec.beam == spec.nbest == 1``, else beam search; hypotheses either way.
 
     Greedy hypotheses carry their log-probability and the same length-normalised score as
     beam search would give them. ``spec.max_output_len`` caps every sentence's maximum length
-    (e.g. at the decoder's ``max_positions - 1``: BOS takes position 0).
+    (e.g. at the decoder's ``max_positions - 1``: BOS takes position 0). ``prefixes``: output ids
+    each sentence must start with (empty: none); its hypotheses' tokens start with them.
     """
     if spec.beam == 1 and spec.nbest == 1:
         with torch.inference_mode():
-            tokens, log_probs = _greedy(model, src, src_mask, spec)
+            tokens, log_probs = _greedy(model, src, src_mask, spec, prefixes)
         return [
             [Hypothesis(toks, _normalise(lp, len(toks) + 1, spec.length_penalty), lp)]
             for toks, lp in zip(tokens, log_probs)
         ]
-    return beam_search(model, src, src_mask, spec)
+    return beam_search(model, src, src_mask, spec, prefixes)
