@@ -371,6 +371,41 @@ def test_long_texts_are_truncated_with_a_warning(reverse_service):
         assert any("<unk>" in w for w in results[2]["warnings"])
 
 
+# ---------------------------------------------------------------- prefixes
+@pytest.mark.parametrize("beam", [1, 3])
+def test_translator_prefixes(reverse_service, beam):
+    """Outputs start with their prefix; a prefix that the unforced output starts with changes
+    nothing; a line's output does not depend on the other lines' prefixes."""
+    translator = reverse_service.model
+    free = translator.translate_hypotheses(SOURCES, beam=beam)
+    starts = [" ".join(h[0][0].split()[:2]) for h in free]
+    same = translator.translate_hypotheses(SOURCES, beam=beam, prefixes=starts)
+    assert [h[0][0] for h in same] == [h[0][0] for h in free]
+    assert [h[0][1] for h in same] == pytest.approx([h[0][1] for h in free], abs=1e-5)
+    prefixes = ["h h", None, "a", "", "b c d e f g h a", None]
+    forced = translator.translate(SOURCES, beam=beam, prefixes=prefixes)
+    for out, prefix, alone_free in zip(forced, prefixes, free):
+        assert out.startswith(prefix or "")
+        if not prefix:
+            assert out == alone_free[0][0]
+    alone = [translator.translate([s], beam=beam, prefixes=[p])[0] for s, p in zip(SOURCES, prefixes)]
+    assert alone == forced
+    assert translator.translate(["", "a b"], beam=beam, prefixes=["c d", None]) == [
+        "c d", translator.translate(["a b"], beam=beam)[0]]  # an empty line's output: its prefix
+    with pytest.raises(ValueError, match="2 prefixes for 1 lines"):
+        translator.translate(["a b"], prefixes=["a", "b"])
+
+
+def test_prefixes_through_the_server(reverse_service):
+    with client_for(reverse_service) as client:
+        r = client.post("/translate", json={"texts": ["a b c d", "e f g"], "prefixes": ["b b", None], "nbest": 2})
+        assert r.status_code == 200, r.text
+        first, second = r.json()["results"]
+        assert first["translation"].startswith("b b")
+        assert all(h["translation"].startswith("b b") for h in first["hypotheses"])
+        assert second["translation"] == reverse_service.model.translate(["e f g"])[0]
+
+
 # ---------------------------------------------------------------- autoencoders and classifiers
 def test_autoencoder_endpoints(ae_ckpt):
     service = Service.from_checkpoint(ae_ckpt, device="cpu")

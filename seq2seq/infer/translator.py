@@ -277,6 +277,7 @@ class Translator:
         progress: bool = False,
         batch_rows: Optional[int] = None,
         strict: bool = False,
+        prefixes: Optional[Sequence[Optional[str]]] = None,
     ) -> list[list[tuple[str, float]]]:
         """Up to ``nbest`` (text, score) pairs per input line, best first.
 
@@ -285,8 +286,13 @@ class Translator:
         domain give one warning; with ``strict`` a DataError (nothing is decoded).
         All lines are read and sorted together: for input of any length, in bounded memory,
         use :meth:`translate_windows` or :meth:`translate_stream`.
+
+        ``prefixes``: one target text per line (None or "": none) that its outputs must start
+        with: the decoder is forced through the prefix's tokens, then continues (see
+        :mod:`seq2seq.infer.search`). An empty line's output is its prefix.
         """
         spec = self._spec(beam, nbest)
+        prefix_ids = self.prefix_ids(prefixes, len(lines))
         self.model.eval()
         sources, ids = self.read_sources(lines)
         if self.check_inputs or strict:
@@ -299,10 +305,21 @@ class Translator:
         truncated = _cut_sources(ids, self.max_src_tokens)
         if truncated:
             warnings.warn(_truncated_message(truncated, self.max_src_tokens), stacklevel=2)
-        results, capped = self._decode(ids, spec, batch_tokens, batch_rows, progress)
+        results, capped = self._decode(ids, spec, batch_tokens, batch_rows, progress, prefix_ids)
         if capped:
             warnings.warn(_capped_message(capped, self.max_output_tokens), stacklevel=2)
         return results
+
+    def prefix_ids(self, prefixes: Optional[Sequence[Optional[str]]], count: int) -> Optional[list[list[int]]]:
+        """The target token ids of each of ``count`` lines' prefix (None or "": none), or None
+        when no line has one."""
+        if prefixes is None:
+            return None
+        if len(prefixes) != count:
+            raise ValueError(f"{len(prefixes)} prefixes for {count} lines: give one per line (None for none)")
+        if not any(prefixes):
+            return None
+        return [self.tokenizers.tgt.encode(p) if p else [] for p in prefixes]
 
     def _decode(
         self,
@@ -311,17 +328,22 @@ class Translator:
         batch_tokens: Optional[int],
         batch_rows: Optional[int],
         progress: bool,
+        prefix_ids: Optional[list[list[int]]] = None,
     ) -> tuple[list[list[tuple[str, float]]], int]:
         """Hypotheses for source ``ids`` (already cut to ``max_src_tokens``), in their order, and
-        how many outputs stopped at ``max_output_tokens`` rather than by EOS or max_len_a/b."""
-        results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in ids]
+        how many outputs stopped at ``max_output_tokens`` rather than by EOS or max_len_a/b;
+        ``prefix_ids``: the target ids each line's outputs start with (an empty line: just those)."""
+        decode = self.tokenizers.tgt.decode
+        results: list[list[tuple[str, float]]] = [[(decode(prefix_ids[i]) if prefix_ids else "", 0.0)]
+                                                  for i in range(len(ids))]
         batches = self.batches(ids, spec.beam, batch_tokens, batch_rows)
         capped = 0
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
                               disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
             src, src_mask = src.to(self.device), src_mask.to(self.device)
-            hyps: list[list[Hypothesis]] = generate(self.model, src, src_mask, spec)
+            forced = [prefix_ids[i] for i in positions] if prefix_ids else None
+            hyps: list[list[Hypothesis]] = generate(self.model, src, src_mask, spec, prefixes=forced)
             for pos, sentence_hyps in zip(positions, hyps):
                 # (no hypothesis at all only if the model gives every continuation probability 0)
                 results[pos] = [(self.tokenizers.tgt.decode(h.tokens), h.score) for h in sentence_hyps] or [
@@ -452,11 +474,12 @@ class Translator:
         progress: bool = False,
         batch_rows: Optional[int] = None,
         strict: bool = False,
+        prefixes: Optional[Sequence[Optional[str]]] = None,
     ) -> list[str]:
-        """One detokenized translation per input line, in order (``strict``: see
+        """One detokenized translation per input line, in order (``strict`` and ``prefixes``: see
         :meth:`translate_hypotheses`)."""
         hyps = self.translate_hypotheses(
             lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress, batch_rows=batch_rows,
-            strict=strict,
+            strict=strict, prefixes=prefixes,
         )
         return [h[0][0] for h in hyps]
