@@ -222,7 +222,7 @@ def test_parallel_build_equals_in_process_build(tmp_path, monkeypatch):
     spec = store_spec("pairs", source, READING, "none", tok)
     one = open_store(tmp_path / "one", spec, source, tok, workers=1, progress=False)
     two = open_store(tmp_path / "two", spec, source, tok, workers=2, progress=False)
-    for name in ("src.tok", "src.len", "src.idx", "tgt.tok", "tgt.len", "tgt.idx"):
+    for name in ("src.tok", "src.len", "tgt.tok", "tgt.len"):
         assert (one.path / name).read_bytes() == (two.path / name).read_bytes(), name
 
 
@@ -345,3 +345,29 @@ def test_sampler_on_store_lengths_is_flat(tmp_path):
     batches = s.ordered(3)
     assert len(batches) == len(s) and batches[0] == s.batches(3)[0] and batches[-1] == s.batches(3)[-1]
     assert sum(len(b) for b in batches) == n
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "disk"])
+def test_dataset_formats_are_stored_once(tmp_path, fmt):
+    src, tgt = corpus(120, seed=6)
+    src = [s or "x" for s in src]
+    tgt = [t or "y" for t in tgt]
+    if fmt == "jsonl":
+        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"translation": {"de": s, "en": t}}) + "\n"
+                                                  for s, t in zip(src, tgt)))
+        cfg, split = DataConfig(format="jsonl", path=str(tmp_path), src_lang="de", tgt_lang="en"), "d.jsonl"
+    else:
+        import datasets
+
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict({"de": src, "en": tgt})}).save_to_disk(
+            str(tmp_path / "dd"))
+        cfg, split = DataConfig(format="disk", path=str(tmp_path / "dd"), src_lang="de", tgt_lang="en"), "train"
+    tok = tokenizer(src + tgt)
+    source = open_parallel(cfg, split)
+    cache = store_module.default_cache_dir(source)  # inside the dataset's directory for disk
+    first = open_store(cache, store_spec("pairs", source, {}, "none", tok), source, tok, progress=False)
+    again = open_parallel(cfg, split)
+    second = open_store(cache, store_spec("pairs", again, {}, "none", tok), again, tok, build=False, progress=False)
+    assert second.path == first.path and first.size == 120
+    loaded = load_parallel(cfg, split)
+    assert [first.src(i) for i in range(120)] == [[] if s.isspace() else tok.src.encode(s) for s in loaded.src]

@@ -201,13 +201,13 @@ class TokenBudgetBatchSampler:
         shuffle: bool = True,
         seed: int = 0,
     ) -> None:
-        """Lengths exclude BOS/EOS (the target's +1 is added here)."""
-        self.src_lengths = np.asarray(src_lengths, dtype=np.int64).reshape(-1).astype(np.int32)  # (N,)
-        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64).reshape(-1).astype(np.int32)  # (N,)
-        if self.src_lengths.shape != self.tgt_lengths.shape:
-            raise ValueError(
-                f"{len(self.src_lengths)} source lengths but {len(self.tgt_lengths)} target lengths"
-            )
+        """Lengths exclude BOS/EOS (the target's +1 is added here). Only a sort key (2 bytes per
+        example where lengths allow), the batch bounds and the current epoch's order are kept."""
+        src = np.asarray(src_lengths).reshape(-1).astype(np.int32, copy=False)  # (N,)
+        tgt = np.asarray(tgt_lengths).reshape(-1).astype(np.int32, copy=False)  # (N,)
+        if src.shape != tgt.shape:
+            raise ValueError(f"{len(src)} source lengths but {len(tgt)} target lengths")
+        self.n = len(src)
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
         self.max_tokens = int(max_tokens)
@@ -217,14 +217,13 @@ class TokenBudgetBatchSampler:
         self.epoch = 0
         self._cache: tuple[int, EpochBatches] | None = None
         # (tgt_len, src_len) as one integer, the sort key: 16 bits where it fits (a radix sort).
-        key = self.tgt_lengths.astype(np.int64) * (int(self.src_lengths.max(initial=0)) + 1) + self.src_lengths
+        key = tgt.astype(np.int64) * (int(src.max(initial=0)) + 1) + src  # (N,)
         top = int(key.max(initial=0))
         self._key = key.astype(np.uint16 if top < 2**16 else np.int32 if top < 2**31 else np.int64)  # (N,)
         del key
         # Padded width of each example: its longer side, the target counting BOS/EOS once.
         order = self._order(None)
-        width = np.maximum(self.src_lengths, self.tgt_lengths + 1)  # (N,)
-        self._bounds = self._pack(width[order])  # (batches + 1,)
+        self._bounds = self._pack(np.maximum(src, tgt + 1)[order])  # (batches + 1,)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose batches ``__iter__`` yields."""
@@ -232,7 +231,7 @@ class TokenBudgetBatchSampler:
 
     def _order(self, rng: np.random.Generator | None) -> np.ndarray:
         """Positions sorted by (tgt_len, src_len), ties random (rng) or by position."""
-        n = len(self.src_lengths)
+        n = self.n
         index = np.int32 if n < 2**31 else np.int64
         if rng is None:
             return np.argsort(self._key, kind="stable").astype(index)

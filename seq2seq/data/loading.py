@@ -453,7 +453,10 @@ def _dataset_files(cfg: DataConfig, split: str) -> tuple[tuple[Path, ...], str]:
     if cfg.format == "disk" and cfg.path:
         root = Path(cfg.path).expanduser()
         if root.is_dir():
-            return tuple(sorted(f for f in root.rglob("*") if f.is_file())), f"{root}[{split}]"
+            # Hidden entries are not the dataset's (a token store cache may be kept in there).
+            files = (f for f in root.rglob("*") if f.is_file() and not any(
+                part.startswith(".") for part in f.relative_to(root).parts))
+            return tuple(sorted(files)), f"{root}[{split}]"
     return (), f"{cfg.path}{'/' + cfg.hub_config if cfg.hub_config else ''}[{split}]"
 
 

@@ -1,23 +1,22 @@
-"""Training data tokenized once, memory-mapped after: the on-disk token store.
+"""Training data tokenized once, read from disk after: the token store.
 
-A :class:`TokenStore` holds one training split as token ids, in flat files that training maps
-into memory instead of reading (fairseq's binarized datasets work the same way)::
+A :class:`TokenStore` holds one training split as token ids in flat files (fairseq's binarized
+datasets work the same way)::
 
     <cache dir>/<name>-<key>/
         meta.json            what it holds (written last: a store without it is never used)
-        src.tok  src.len  src.idx    all source ids end to end (uint16, or int32 for a vocabulary
-                                     over 65,536), the length of each sentence (int32) and where
-                                     each starts (int64, one more than there are sentences)
-        tgt.tok  tgt.len  tgt.idx    the same for the targets (translation); an autoencoder's
-                                     target is its source and has no files of its own
-        labels.ids                   a classifier's label of each sentence (int32, an index into
-                                     meta.json's "labels")
+        src.tok  src.len     all source ids end to end (uint16, or int32 for a vocabulary over
+                             65,536) and the length of each sentence (int32)
+        tgt.tok  tgt.len     the same for the targets (translation); an autoencoder's target is
+                             its source and has no files of its own
+        labels.ids           a classifier's label of each sentence (int32, an index into
+                             meta.json's "labels")
 
 Row ``i`` is line ``i`` of the split. Nothing is filtered when the store is built: the length
 limits (``data.max_src_tokens`` ...) select rows from the length arrays when training starts
 (:func:`select_pairs`, :func:`select_labelled`), so changing them does not rebuild it. A
-whitespace-only sentence is stored empty in translation and autoencoder stores (both are dropped
-as empty there), as it is in a classifier's (which keeps what SentencePiece makes of it).
+whitespace-only sentence is stored empty in translation and autoencoder stores (both drop it as
+empty); a classifier's store keeps what SentencePiece makes of it, as its in-memory path did.
 
 **Key.** A store is found again by a SHA-256 of what it was built from (:func:`store_key`): the
 split's files (path, size, modification time; a hash of the text for a hub dataset), how they
@@ -30,28 +29,34 @@ data, or ``$XDG_CACHE_HOME/seq2seq`` (``~/.cache/seq2seq``) when that directory 
 or the split has no local files (:func:`default_cache_dir`).
 
 **Building** (:func:`open_store`) streams the split (it is never all in memory), encodes blocks
-of a few MB in a pool of processes (one per core; a split of one block is encoded in-process),
-and shows a progress bar. It writes into a temporary directory beside the store and renames it
-into place once ``meta.json`` is written: an error or Ctrl-C removes the temporary directory, a
-killed build leaves one that is never read (and is removed by the next build of that store). Two
-processes building the same store at once both succeed; the first rename wins.
+of a few MB in a pool of processes (one per core; a split of one block is encoded in-process,
+where SentencePiece uses every core itself), and shows a progress bar. It writes into a
+temporary directory beside the store and renames it into place once ``meta.json`` is written:
+an error or Ctrl-C removes the temporary directory, a killed build leaves one that is never
+read (and is removed by the next build of that store). Two processes building the same store at
+once both succeed; the first rename wins.
 
-**Why flat files, not Hugging Face ``datasets``' Arrow cache.** Measured on 1M Multi30k pairs
-(2 cores, an 8k BPE model; ``docs/performance.md``, "Training data on disk"): both build in about
-the same time, since SentencePiece does most of the work, but reading one example back from an
-Arrow table costs several times as much as slicing a memory-mapped array (``ds[i]`` goes through
-pyarrow's conversion for each row), opening a store and getting its length arrays is immediate
-(``np.fromfile``) where Arrow needs a pass over a list column, and the format is a few numpy
-calls with nothing to configure (no fingerprints, no cache files of ``datasets``' own).
+**Reading.** Opening a store reads the length arrays (8 bytes a pair; 4 more for labels) and
+keeps the start of every :data:`STRIDE`-th sentence; a batch's ids are read with ``pread``
+(:meth:`TokenStore.sources`). So a training process's resident memory does not grow with the
+corpus nor with the batches it has read: ids read through a memory map would stay in its
+resident size (with the kernel's fault-around, 4,000 random pairs of a 5M-pair store added
+~350 MB), although they are the file cache's pages.
 
-**Memory.** Opening a store reads the two length arrays (8 bytes a pair) and maps the rest;
-the pages of ids a process reads count in its resident size but are the operating system's
-file cache, shared by every process reading the store (the DDP ranks of a machine) and freed
-under memory pressure.
+**Why flat files, not Hugging Face ``datasets``' Arrow cache** (``benchmarks/store_format.py``,
+1M Multi30k pairs, 2 workers, an 8k BPE model; figures in ``docs/performance.md``, "Training
+data on disk"): building costs the same or less (SentencePiece does most of the work; Arrow
+also writes a table of the text first), the store is a quarter of the size on disk (63 vs
+261 MB), the reading process's memory stays flat where Arrow's memory-mapped table grows with
+what it has read, and the format is a few numpy calls with nothing of ``datasets`` (its
+fingerprints and cache files) between the data and the trainer. Arrow read single examples
+faster than ``pread`` here (about 2.5x, a few microseconds each): a batch of 200 pairs costs
+about a millisecond either way, next to a training step of tens to hundreds.
 """
 
 from __future__ import annotations
 
+import array
 import itertools
 import json
 import logging
@@ -76,6 +81,7 @@ from seq2seq.errors import DataError
 log = logging.getLogger("seq2seq.data")
 
 VERSION = 1  # of the layout and of what is stored; a change makes every store be built again
+STRIDE = 32  # an opened store keeps the start of every STRIDE-th sentence in memory
 KINDS = ("pairs", "monolingual", "labelled")
 META = "meta.json"
 _TMP_PREFIX = ".tmp-"
@@ -131,12 +137,46 @@ def store_dir(cache_dir: Path, spec: dict[str, Any]) -> Path:
 
 
 # ---------------------------------------------------------------------------------- the store
+class _Side:
+    """One side's ids on disk, read with ``pread``: the lengths in memory, the start of every
+    :data:`STRIDE`-th sentence, and a sentence's start is found from those."""
+
+    def __init__(self, path: Path, dtype: np.dtype, lengths: np.ndarray, tokens: int) -> None:
+        self.path, self.dtype, self.lengths = path, dtype, lengths  # lengths (N,) int32
+        per_stride = np.add.reduceat(lengths, np.arange(0, len(lengths), STRIDE), dtype=np.int64) \
+            if len(lengths) else np.zeros(0, dtype=np.int64)  # (ceil(N / STRIDE),)
+        self.starts = np.concatenate(([0], np.cumsum(per_stride)))  # (ceil(N / STRIDE) + 1,) int64
+        self.typecode = {2: "H", 4: "i"}[dtype.itemsize]  # array.array's name for uint16 / int32
+        if int(lengths.sum(dtype=np.int64)) != tokens or path.stat().st_size != tokens * dtype.itemsize:
+            raise DataError(f"{path}: the ids do not add up to the lengths; delete the store to build it again")
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self, rows: np.ndarray) -> list[list[int]]:
+        """The ids of sentences ``rows`` (B,), each a list."""
+        within = rows % STRIDE  # (B,)
+        first = rows - within  # (B,) the first sentence of each one's stride
+        window = self.lengths[np.minimum(first[:, None] + np.arange(STRIDE), len(self.lengths) - 1)]  # (B, STRIDE)
+        before = np.where(np.arange(STRIDE) < within[:, None], window, 0).sum(axis=1)  # (B,) ids before it there
+        starts = (self.starts[rows // STRIDE] + before) * self.dtype.itemsize  # (B,) byte offsets
+        sizes = self.lengths[rows].astype(np.int64) * self.dtype.itemsize  # (B,)
+        fd, code = self.fd, self.typecode
+        return [array.array(code, os.pread(fd, n, at)).tolist() if n else []
+                for at, n in zip(starts.tolist(), sizes.tolist())]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class TokenStore:
-    """A built store, opened: lengths in memory, ids memory-mapped (see the module docstring)."""
+    """A built store, opened: the lengths in memory, the ids read from disk when asked for (see
+    the module docstring)."""
 
     def __init__(self, path: Path) -> None:
         """Open the store in ``path``. Raises DataError when it is not a complete store."""
         self.path = Path(path)
+        self._sides: list[_Side] = []
         try:
             self.meta: dict[str, Any] = json.loads((self.path / META).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -146,45 +186,59 @@ class TokenStore:
         self.kind: str = self.meta["kind"]
         self.name: str = self.meta["name"]
         self.size: int = int(self.meta["pairs"])
-        self.src_lengths, self._src_idx, self._src_tok = self._side("src")  # (N,) int32, (N+1,) int64, (T,)
-        if self.kind == "pairs":
-            self.tgt_lengths, self._tgt_idx, self._tgt_tok = self._side("tgt")
-        else:
-            self.tgt_lengths, self._tgt_idx, self._tgt_tok = self.src_lengths, self._src_idx, self._src_tok
+        self._src = self._side("src")
+        self.src_lengths = self._src.lengths  # (N,) int32
+        self._tgt = self._side("tgt") if self.kind == "pairs" else self._src
+        self.tgt_lengths = self._tgt.lengths  # (N,) int32
         self.labels: list[str] = list(self.meta.get("labels") or [])
         self.label_ids: Optional[np.ndarray] = None  # (N,) int32 into self.labels
         if self.kind == "labelled":
-            self.label_ids = self._map("labels.ids", np.int32, self.size)
+            self.label_ids = self._array("labels.ids", np.int32)
             self.tgt_lengths = np.ones(self.size, dtype=np.int32)  # one label
 
-    def _map(self, name: str, dtype: Any, count: int) -> np.ndarray:
-        if count == 0:
-            return np.zeros(0, dtype=dtype)
-        # A plain ndarray view of the map: slicing a np.memmap makes a memmap per slice (slow).
-        return np.memmap(self.path / name, dtype=dtype, mode="r", shape=(count,)).view(np.ndarray)
-
-    def _side(self, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        info = self.meta[side]
-        lengths = np.fromfile(self.path / f"{side}.len", dtype=np.int32)  # (N,)
-        if len(lengths) != self.size:
-            raise DataError(f"{self.path}: {side}.len has {len(lengths)} entries, expected {self.size}; "
+    def _array(self, name: str, dtype: Any) -> np.ndarray:
+        array = np.fromfile(self.path / name, dtype=dtype)  # (N,)
+        if len(array) != self.size:
+            raise DataError(f"{self.path}: {name} has {len(array)} entries, expected {self.size}; "
                             "delete the store to build it again")
-        offsets = self._map(f"{side}.idx", np.int64, self.size + 1)  # (N+1,)
-        tokens = self._map(f"{side}.tok", np.dtype(info["dtype"]), int(info["tokens"]))  # (T,)
-        return lengths, offsets, tokens
+        return array
+
+    def _side(self, side: str) -> _Side:
+        info = self.meta[side]
+        one = _Side(self.path / f"{side}.tok", np.dtype(info["dtype"]), self._array(f"{side}.len", np.int32),
+                    int(info["tokens"]))
+        self._sides.append(one)
+        return one
+
+    def close(self) -> None:
+        """Close the files (the store is not read after)."""
+        for side in self._sides:
+            side.close()
+
+    def __del__(self) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return self.size
 
+    def sources(self, rows: np.ndarray) -> list[list[int]]:
+        """The source ids of lines ``rows``."""
+        return self._src.read(np.asarray(rows, dtype=np.int64).reshape(-1))
+
+    def targets(self, rows: np.ndarray) -> list[list[int]]:
+        """The target ids of lines ``rows`` (a classifier's: its label's index in :attr:`labels`)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.label_ids is not None:
+            return [[i] for i in self.label_ids[rows].tolist()]
+        return self._tgt.read(rows)
+
     def src(self, row: int) -> list[int]:
         """The source ids of line ``row``."""
-        return self._src_tok[self._src_idx[row] : self._src_idx[row + 1]].tolist()
+        return self.sources(np.array([row]))[0]
 
     def tgt(self, row: int) -> list[int]:
-        """The target ids of line ``row`` (a classifier's: its label's index in :attr:`labels`)."""
-        if self.label_ids is not None:
-            return [int(self.label_ids[row])]
-        return self._tgt_tok[self._tgt_idx[row] : self._tgt_idx[row + 1]].tolist()
+        """The target ids of line ``row``."""
+        return self.targets(np.array([row]))[0]
 
     @property
     def numeral_limits(self) -> dict[str, int]:
@@ -280,12 +334,10 @@ class _Writer:
         sides = ["src", "tgt"] if kind == "pairs" else ["src"]
         self.dtypes = {"src": token_dtype(tokenizers.src.vocab_size), "tgt": token_dtype(tokenizers.tgt.vocab_size)}
         self.files = {f"{side}.{ext}": open(directory / f"{side}.{ext}", "wb")  # noqa: SIM115 (closed in close())
-                      for side in sides for ext in ("tok", "len", "idx")}
+                      for side in sides for ext in ("tok", "len")}
         if kind == "labelled":
             self.files["labels.ids"] = open(directory / "labels.ids", "wb")  # noqa: SIM115
         self.tokens = dict.fromkeys(sides, 0)
-        for side in sides:
-            self.files[f"{side}.idx"].write(np.zeros(1, dtype=np.int64).tobytes())
         self.pairs = self.non_blank = 0
         self.labels: dict[str, int] = {}
         self.numerals: Optional[tuple[int, int]] = None
@@ -297,8 +349,6 @@ class _Writer:
         for side, lengths, tokens in sides:
             self.files[f"{side}.tok"].write(tokens.tobytes())
             self.files[f"{side}.len"].write(lengths.tobytes())
-            offsets = self.tokens[side] + np.cumsum(lengths, dtype=np.int64)  # (n,) ends of the sentences
-            self.files[f"{side}.idx"].write(offsets.tobytes())
             self.tokens[side] += int(lengths.sum())
         if block.labels is not None and block.label_ids is not None:
             remap = np.array([self.labels.setdefault(t, len(self.labels)) for t in block.labels], dtype=np.int32)
@@ -512,7 +562,7 @@ class StoreExamples:
 
     def __init__(self, store: TokenStore, rows: np.ndarray, label_map: Optional[Sequence[int]] = None) -> None:
         self.store = store
-        self.rows = np.asarray(rows, dtype=np.int64)  # (n,)
+        self.rows = np.asarray(rows, dtype=np.int32 if store.size < 2**31 else np.int64)  # (n,)
         self.label_map = None if label_map is None else np.asarray(label_map, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -530,16 +580,11 @@ class StoreExamples:
 
     def examples(self, positions: Sequence[int]) -> list[Any]:
         """The :class:`~seq2seq.data.batching.Example` s at ``positions`` (indices into the
-        selection); ``Example.index`` is the store row, the line of the split."""
+        selection), read from the store; ``Example.index`` is the store row, the line of the split."""
         from seq2seq.data.batching import Example
 
-        out = []
-        store, label_map = self.store, self.label_map
-        for p in positions:
-            row = int(self.rows[p])
-            tgt = store.tgt(row)
-            if label_map is not None:
-                tgt = [int(label_map[tgt[0]])]
-            out.append(Example(row, store.src(row), tgt))
-        return out
-
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]  # (B,)
+        sources, targets = self.store.sources(rows), self.store.targets(rows)
+        if self.label_map is not None:
+            targets = [[i] for i in self.label_map[[t[0] for t in targets]].tolist()]
+        return [Example(row, src, tgt) for row, src, tgt in zip(rows.tolist(), sources, targets)]

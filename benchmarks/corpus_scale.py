@@ -1,0 +1,216 @@
+"""Training start-up and memory against corpus size (issue 18). A script that prints figures,
+not a test.
+
+For each size it writes a synthetic de-en corpus (Multi30k's training pairs repeated and
+shuffled: the same sentences, so the same lengths and speed, at any size), then:
+
+1. ``seq2seq prepare``: the token store is built (its wall time and peak RSS);
+2. ``seq2seq train``, the store built: a tiny Transformer (d_model 64, 1+1 layers, fp32,
+   ``train.threads`` 2), 20 updates of 4,096-token batches, no validation. Figures: the
+   training process's peak RSS (``wait4``), the time from launch to the first update (the
+   first ``train`` record appearing in ``train_log.jsonl``, polled every 10 ms), the whole run's
+   wall time, and training tokens/s (mean of the logged rates after update 5).
+
+``--compare TREE`` runs step 2 with another checkout of seq2seq on ``PYTHONPATH`` as well (for
+example the commit before the store, exported with ``git archive COMMIT | tar -x -C TREE``),
+at the sizes of ``--compare-sizes``: that code reads the whole corpus into memory, so keep them
+small. A SentencePiece model is trained once on the Multi30k text when ``--spm`` is not given.
+
+    python benchmarks/corpus_scale.py --sizes 100000 1000000 5000000
+    python benchmarks/corpus_scale.py --sizes 100000 1000000 --compare /tmp/seq2seq-before
+
+Watch the disk: 5M pairs take about 1.1 GB of text and store (``df -h`` of ``--work-dir``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_corpus(data: Path, work: Path, pairs: int, seed: int = 1) -> Path:
+    """``work/cN.{de,en}``: Multi30k's training pairs, shuffled, repeated to ``pairs`` lines."""
+    prefix = work / f"c{pairs}"
+    if Path(f"{prefix}.de").is_file() and Path(f"{prefix}.en").is_file():
+        return prefix
+    src = (data / "train.de").read_text(encoding="utf-8").splitlines()
+    tgt = (data / "train.en").read_text(encoding="utf-8").splitlines()
+    rng = random.Random(seed)
+    order = list(range(len(src)))
+    with open(f"{prefix}.de.tmp", "w", encoding="utf-8") as fs, open(f"{prefix}.en.tmp", "w", encoding="utf-8") as ft:
+        written = 0
+        while written < pairs:
+            rng.shuffle(order)
+            chunk = order[: pairs - written]
+            fs.writelines(src[i] + "\n" for i in chunk)
+            ft.writelines(tgt[i] + "\n" for i in chunk)
+            written += len(chunk)
+    os.replace(f"{prefix}.de.tmp", f"{prefix}.de")
+    os.replace(f"{prefix}.en.tmp", f"{prefix}.en")
+    return prefix
+
+
+def train_spm(data: Path, out: Path) -> Path:
+    """A joint 8k BPE model on Multi30k's training text (once)."""
+    if out.is_file():
+        return out
+    import sentencepiece as spm
+
+    lines = (data / "train.de").read_text(encoding="utf-8").splitlines()
+    lines += (data / "train.en").read_text(encoding="utf-8").splitlines()
+    writer = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=writer, vocab_size=8000,
+                                   model_type="bpe", pad_id=0, unk_id=1, bos_id=2, eos_id=3, minloglevel=2)
+    out.write_bytes(writer.getvalue())
+    return out
+
+
+def config(work: Path, prefix: Path, spm: Path, run: Path, store: bool) -> Path:
+    """The run's YAML (JSON is YAML); ``store``: the tree knows data.cache_dir."""
+    data = {"format": "text", "path": str(work), "train": prefix.name, "valid": "", "src_lang": "de", "tgt_lang": "en"}
+    if store:
+        data["cache_dir"] = str(work / "cache")
+    values = {
+        "task": "translation",
+        "data": data,
+        "tokenizer": {"model": str(spm)},
+        "model": {"encoder": "transformer", "decoder": "transformer", "d_model": 64, "ffn_dim": 256, "heads": 4,
+                  "enc_layers": 1, "dec_layers": 1, "dropout": 0.1},
+        "train": {"output_dir": str(run), "threads": 2, "precision": "fp32", "max_steps": 20, "max_tokens": 4096,
+                  "warmup_steps": 10, "log_every": 1, "valid_every": 0, "progress": False, "seed": 1},
+    }
+    path = run.parent / f"{run.name}.yaml"
+    path.write_text(json.dumps(values, indent=1), encoding="utf-8")
+    return path
+
+
+# The seq2seq command, noting the peak RSS when the training loop starts (data, model and
+# optimizer ready; what follows is the training's own memory) in $RSS_AT_LOOP.
+CHILD = """
+import os, sys
+import seq2seq.train.trainer as t
+loop = t.Trainer._loop
+def noted(self):
+    peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+    open(os.environ["RSS_AT_LOOP"], "w").write(peak)
+    return loop(self)
+t.Trainer._loop = noted
+from seq2seq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_child(args: list[str], tree: Path, log: Optional[Path] = None) -> dict:
+    """Run the seq2seq command ``ARGS`` with ``tree`` first on PYTHONPATH; its wall time, peak RSS,
+    peak RSS when the training loop started and (``log``: the JSON-lines train log to watch)
+    when its first update was logged."""
+    note = Path(f"/tmp/corpus-scale-rss-{os.getpid()}")
+    note.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
+           "RSS_AT_LOOP": str(note)}
+    first: list[float] = []
+    start = time.time()
+    # Not from the repository: `python -c` puts the working directory first on sys.path.
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tree.parent)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and log is not None:
+            if log.is_file() and '"event": "train"' in log.read_text(encoding="utf-8"):
+                first.append(time.time() - start)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    output = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - start
+    done.set()
+    watcher.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"seq2seq {' '.join(args)} failed ({proc.returncode}):\n{output[-3000:]}")
+    at_loop = int(note.read_text()) / 1024 if note.is_file() else None
+    note.unlink(missing_ok=True)
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "first_update_s": first[0] if first else None,
+            "rss_at_loop_mb": at_loop, "output": output}
+
+
+def tokens_per_s(log: Path) -> float:
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    rates = [r["tokens_per_s"] for r in records if r.get("event") == "train" and r["step"] > 5]
+    return statistics.mean(rates) if rates else float("nan")
+
+
+def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: bool) -> dict:
+    run = work / f"run-{name}"
+    shutil.rmtree(run, ignore_errors=True)
+    cfg = config(work, prefix, spm, run, store)
+    result: dict = {}
+    if store:
+        prepared = run_child(["prepare", str(cfg)], tree)
+        result["build_s"] = prepared["wall_s"]
+        result["prepare_rss_mb"] = prepared["peak_rss_mb"]
+        meta = next((work / "cache").glob(f"{prefix.name}*/meta.json"), None)
+        result["store_build_s"] = json.loads(meta.read_text())["seconds"] if meta else None
+    trained = run_child(["train", str(cfg)], tree, run / "train_log.jsonl")
+    result.update(train_wall_s=trained["wall_s"], train_rss_mb=trained["peak_rss_mb"],
+                  rss_at_loop_mb=trained["rss_at_loop_mb"],
+                  first_update_s=trained["first_update_s"], tokens_per_s=tokens_per_s(run / "train_log.jsonl"))
+    shutil.rmtree(run, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "multi30k"),
+                   help="directory with Multi30k's train.de and train.en")
+    p.add_argument("--work-dir", default="/tmp/seq2seq-corpus-scale", help="corpora, store, runs (kept for reuse)")
+    p.add_argument("--spm", default="", help="SentencePiece model (default: train one on the Multi30k text)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    p.add_argument("--compare", default="", help="another seq2seq source tree to run at --compare-sizes")
+    p.add_argument("--compare-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    args = p.parse_args()
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data)
+    spm = Path(args.spm) if args.spm else train_spm(data, work / "spm.model")
+    shutil.rmtree(work / "cache", ignore_errors=True)  # build every store in this run
+    rows = []
+    for pairs in args.sizes:
+        prefix = write_corpus(data, work, pairs)
+        figures = measure(work, prefix, spm, REPO, f"{pairs}", store=True)
+        rows.append(("store", pairs, figures))
+        print(json.dumps({"code": "store", "pairs": pairs, **figures}), flush=True)
+        if args.compare and pairs in args.compare_sizes:
+            old = measure(work, prefix, spm, Path(args.compare), f"{pairs}-compare", store=False)
+            rows.append(("compare", pairs, old))
+            print(json.dumps({"code": "compare", "pairs": pairs, **old}), flush=True)
+    print()
+    print("| code | pairs | store build (prepare) | train peak RSS | peak RSS at the loop's start | "
+          "launch to first update | train wall | tokens/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for code, pairs, f in rows:
+        build = f"{f['build_s']:.1f} s" if "build_s" in f else "-"
+        print(f"| {'this tree' if code == 'store' else 'compare'} | {pairs:,} | {build} | {f['train_rss_mb']:,.0f} MB | "
+              f"{f['rss_at_loop_mb']:,.0f} MB | {f['first_update_s']:.1f} s | {f['train_wall_s']:.1f} s | "
+              f"{f['tokens_per_s']:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
