@@ -153,7 +153,8 @@ def test_translate_gives_the_translators_answers(reverse_service, reverse_ckpt):
         expected = lp.translate_hypotheses(SOURCES[:3], beam=4, nbest=3)
         got = [[(h["translation"], h["score"]) for h in x["hypotheses"]] for x in nbest]
         assert [[t for t, _ in hyps] for hyps in got] == [[t for t, _ in hyps] for hyps in expected]
-        assert [s for hyps in got for _, s in hyps] == pytest.approx([s for hyps in expected for _, s in hyps], abs=1e-5)
+        scores = [s for hyps in expected for _, s in hyps]
+        assert [s for hyps in got for _, s in hyps] == pytest.approx(scores, abs=1e-5)
         assert client.post("/translate", json={"texts": []}).json() == {"results": []}
 
 
@@ -396,9 +397,25 @@ def test_translator_prefixes(reverse_service, beam):
         translator.translate(["a b"], prefixes=["a", "b"])
 
 
+def test_cli_translate_prefix_file(reverse_ckpt, reverse_service, tmp_path, capsys):
+    src, prefixes, out = tmp_path / "in.txt", tmp_path / "prefixes.txt", tmp_path / "out.txt"
+    src.write_text("\n".join(SOURCES[:4]) + "\n")
+    prefixes.write_text("b b\n\na c\n\n")
+    ckpt = str(reverse_ckpt)
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(out), "--prefix-file", str(prefixes),
+                 "--quiet", "--window", "3"]) == 0
+    expected = reverse_service.model.translate(SOURCES[:4], prefixes=["b b", None, "a c", None])
+    assert out.read_text().splitlines() == expected
+    assert expected[0].startswith("b b") and expected[2].startswith("a c")
+    prefixes.write_text("b b\n")
+    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "--prefix-file", str(prefixes)]) == 2
+    assert "has 1 line(s) but" in capsys.readouterr().err
+
+
 def test_prefixes_through_the_server(reverse_service):
     with client_for(reverse_service) as client:
-        r = client.post("/translate", json={"texts": ["a b c d", "e f g"], "prefixes": ["b b", None], "nbest": 2})
+        body = {"texts": ["a b c d", "e f g"], "prefixes": ["b b", None], "nbest": 2}
+        r = client.post("/translate", json=body)
         assert r.status_code == 200, r.text
         first, second = r.json()["results"]
         assert first["translation"].startswith("b b")

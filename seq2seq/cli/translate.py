@@ -32,6 +32,7 @@ from seq2seq.cli.io import (
     clean_line,
     count_input_lines,
     is_stream,
+    read_input_lines,
     saved_config,
 )
 from seq2seq.config import SearchConfig, validate_search
@@ -217,9 +218,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
         beam = "--beam" if args.beam is not None else "the checkpoint's beam"
         hint = "" if args.beam is not None else "; give --beam too"
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
+    prefixes = _read_prefixes(args)
     _shard_device(args)
     translator = _load_translator(args, search)
     if args.input is None and sys.stdin is not None and sys.stdin.isatty() and not args.resume:
+        if prefixes is not None:
+            raise Seq2SeqError("--prefix-file needs --input FILE or piped input (one prefix per input line)")
         return _interactive(translator, args)
     start, stop, total = 0, None, None
     if shard and shard[1] > 1:
@@ -245,7 +249,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         try:
             for hyps in translator.translate_windows(
                 windows, nbest=args.nbest, strict=args.strict, progress=not args.quiet,
-                total=None if total is None else total - out.done, first_line=first,
+                total=None if total is None else total - out.done, first_line=first, prefixes=prefixes,
             ):
                 out.write(_window_text(hyps, index, args.nbest), len(hyps))
                 index += len(hyps)
@@ -255,6 +259,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
             if args.strict:
                 out.discard()
             raise
+        if prefixes is not None and index != len(prefixes) and stop is None:
+            raise DataError(f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but the input had "
+                            f"{index:,}: give one prefix per input line")
         if reader.lines_read < first:
             out.note = False
             name = args.input if args.input and args.input != "-" else "<stdin>"
@@ -266,6 +273,20 @@ def cmd_translate(args: argparse.Namespace) -> int:
         count = write_attention_maps(translator, kept_lines, outputs, Path(args.plot_attention))
         print(f"wrote {count} attention map(s) to {args.plot_attention}", file=sys.stderr)
     return 0
+
+
+def _read_prefixes(args: argparse.Namespace) -> Optional[list[Optional[str]]]:
+    """--prefix-file: one target prefix per input line (an empty line: none), checked against an
+    --input file's line count before anything is decoded."""
+    if not args.prefix_file:
+        return None
+    prefixes: list[Optional[str]] = [line or None for line in read_input_lines(args.prefix_file)]
+    if args.input and not is_stream(args.input):
+        count = count_input_lines(args.input)
+        if count != len(prefixes):
+            raise DataError(f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but {args.input} "
+                            f"has {count:,}: give one prefix per input line (an empty line for none)")
+    return prefixes
 
 
 # ---------------------------------------------------------------- evaluate
@@ -334,6 +355,9 @@ def add_parsers(sub: Any) -> None:
                    help="also draw one attention heat map per input line, DIR/LINE.png (source tokens "
                         "against output tokens; needs matplotlib and a model with attention; keeps every line "
                         "in memory: for small inputs)")
+    p.add_argument("--prefix-file", default=None, metavar="FILE",
+                   help="one target-language prefix per input line (an empty line: none): each output starts "
+                        "with its prefix (the decoder is forced through it, then continues)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",

@@ -365,6 +365,7 @@ class Translator:
         progress: bool = False,
         total: Optional[int] = None,
         first_line: int = 0,
+        prefixes: Optional[Sequence[Optional[str]]] = None,
     ) -> Iterator[list[list[tuple[str, float]]]]:
         """Translate a stream that comes in windows (lists of lines, e.g. from :func:`line_windows`):
         for each window, as soon as it is decoded, up to ``nbest`` (text, score) pairs per line,
@@ -379,6 +380,10 @@ class Translator:
         anything of it is decoded; the windows before it have been yielded already.
 
         ``progress``: a bar counting lines (``total``: how many to expect, if known).
+
+        ``prefixes``: as for :meth:`translate_hypotheses`, one per line of the whole input, indexed
+        by line number (the stream's first line is ``prefixes[first_line]``); a DataError when the
+        stream goes on past them.
         """
         spec = self._spec(beam, nbest)
         self.model.eval()
@@ -402,7 +407,14 @@ class Translator:
                         report.add(found, start)
                     truncated += _cut_sources(ids, self.max_src_tokens)
                     del sources
-                    results, window_capped = self._decode(ids, spec, batch_tokens, batch_rows, progress=False)
+                    forced = None
+                    if prefixes is not None:
+                        if len(prefixes) < start + len(window):
+                            raise DataError(f"{len(prefixes):,} prefixes, but the input goes on past line "
+                                            f"{len(prefixes):,}: give one prefix per input line")
+                        forced = self.prefix_ids(prefixes[start : start + len(window)], len(window))
+                    results, window_capped = self._decode(ids, spec, batch_tokens, batch_rows, progress=False,
+                                                          prefix_ids=forced)
                 capped += window_capped
                 start += len(window)
                 bar.update(len(window))
