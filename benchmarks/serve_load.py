@@ -1,0 +1,187 @@
+"""Load on ``seq2seq serve``: N concurrent clients, each sending one sentence per request.
+
+Prints figures; it is not a test. For each server setting (batching with the default wait, wait
+0, and no batching at all: one request per decoding call) a server is started on localhost
+(``python -m seq2seq serve --port 0``), and for each client count the same sentences are sent,
+every client sending its next request when the previous one is answered. Then:
+
+* requests/s (= sentences/s here: one sentence per request) and p50/p95/p99 latency;
+* the same sentences through ``Translator.translate`` in one process (offline), for comparison;
+* an overload phase: many more clients than the queue holds (``--max-queue-texts``), where 503s
+  are answers and every request must get one (a request with no answer counts as lost).
+
+Bounded: at most ``--requests`` requests per run and ``--max-seconds`` per run; localhost only.
+
+    python benchmarks/serve_load.py --checkpoint runs/NAME/best --src test2016.de --quantize int8 \\
+        --clients 1 8 32 128 --requests 1000
+
+Decoding settings (``--beam``, ``--min-len``, ``--max-len-a``, ``--max-len-b``) go to the server
+and to the offline run alike; ``--force-len N`` forces every output to N tokens, as the other
+decoding benchmarks here do with untrained models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import httpx
+
+
+def start_server(args: argparse.Namespace, wait_ms: float, max_batch_texts: int,
+                 max_queue: Optional[int] = None) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "seq2seq", "serve", "--checkpoint", args.checkpoint, "--port", "0",
+           "--device", "cpu", "--no-access-log", "--batch-wait-ms", str(wait_ms),
+           "--max-batch-texts", str(max_batch_texts), *decoding_flags(args)]
+    if args.quantize:
+        cmd += ["--quantize", args.quantize]
+    if max_queue:
+        cmd += ["--max-queue-texts", str(max_queue), "--max-texts", "1"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
+        if found:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # drain the log
+            url = found.group(1)
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/health", timeout=2).status_code == 200:
+                        return proc, url
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            break
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def decoding_flags(args: argparse.Namespace) -> list[str]:
+    flags = ["--beam", str(args.beam)]
+    if args.force_len:
+        flags += ["--min-len", str(args.force_len), "--max-len-a", "0", "--max-len-b", str(args.force_len)]
+    return flags
+
+
+async def load(url: str, sentences: list[str], clients: int, max_seconds: float) -> dict[str, float]:
+    """``clients`` tasks, each sending one sentence per request until all are sent or time is up."""
+    todo = list(reversed(sentences))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lost = 0
+    stop = time.monotonic() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        async def one_client() -> None:
+            nonlocal lost
+            while todo and time.monotonic() < stop:
+                text = todo.pop()
+                started = time.perf_counter()
+                try:
+                    r = await client.post("/translate", json={"texts": [text]})
+                except httpx.HTTPError:
+                    lost += 1
+                    continue
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else float("nan")
+
+    return {"clients": clients, "ok": statuses.get(200, 0), "503": statuses.get(503, 0),
+            "other": sum(n for s, n in statuses.items() if s not in (200, 503)), "lost": lost,
+            "rps": statuses.get(200, 0) / elapsed, "p50": pct(50), "p95": pct(95), "p99": pct(99),
+            "mean": statistics.fmean(latencies) if latencies else float("nan")}
+
+
+def offline(args: argparse.Namespace, sentences: list[str]) -> float:
+    """Sentences/s of Translator.translate on the same sentences, in one process (model load excluded)."""
+    code = f"""
+import sys, time, dataclasses, warnings
+warnings.simplefilter("ignore")
+from seq2seq import Translator
+from seq2seq.cli.io import saved_config
+search = saved_config({args.checkpoint!r}).search
+search = dataclasses.replace(search, beam={args.beam}{", min_len=%d, max_len_a=0.0, max_len_b=%d" % (args.force_len, args.force_len) if args.force_len else ""})
+t = Translator.from_checkpoint({args.checkpoint!r}, device="cpu", search=search, quantize={args.quantize!r})
+lines = sys.stdin.read().split("\\n")
+t.translate(lines[:20])
+start = time.perf_counter()
+t.translate(lines)
+print(len(lines) / (time.perf_counter() - start))
+"""
+    out = subprocess.run([sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--src", required=True, help="one sentence per line (e.g. test2016.de)")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
+    p.add_argument("--requests", type=int, default=1000, help="requests per run (at most the file's lines)")
+    p.add_argument("--max-seconds", type=float, default=120.0, help="a run stops sending after this")
+    p.add_argument("--quantize", choices=["int8"], default=None)
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (0: free)")
+    p.add_argument("--modes", nargs="+", default=["wait5", "wait0", "off"],
+                   help="server settings: waitMS (batching, that wait), off (one request per decoding call)")
+    p.add_argument("--overload-clients", type=int, default=256, help="0: no overload phase")
+    p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
+    args = p.parse_args()
+    sentences = [s for s in Path(args.src).read_text(encoding="utf-8").splitlines() if s.strip()][: args.requests]
+    print(f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
+          f"{'; int8' if args.quantize else ''}{f'; outputs forced to {args.force_len} tokens' if args.force_len else ''}"
+          f"; {os.cpu_count()} CPUs", flush=True)
+    rate = offline(args, sentences)
+    print(f"offline Translator.translate: {rate:.1f} sentences/s\n", flush=True)
+    print("| server | clients | requests/s | x 1 client | x offline | p50 ms | p95 ms | p99 ms | 503 | lost |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for mode in args.modes:
+        wait, cap = (0.0, 1) if mode == "off" else (float(mode[4:]), 0)
+        proc, url = start_server(args, wait, cap)
+        try:
+            single = None
+            for clients in args.clients:
+                r = asyncio.run(load(url, sentences, clients, args.max_seconds))
+                single = single or r["rps"]
+                print(f"| {mode} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {r['rps'] / rate:.2f} | "
+                      f"{r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} | {r['503']} | "
+                      f"{r['lost'] + r['other']} |", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    if args.overload_clients:
+        proc, url = start_server(args, 5.0, 0, max_queue=args.overload_queue)
+        try:
+            r = asyncio.run(load(url, sentences, args.overload_clients, args.max_seconds))
+        finally:
+            proc.terminate()
+            code = proc.wait(60)
+        answered = r["ok"] + r["503"] + r["other"]
+        print(f"\noverload: {args.overload_clients} clients, queue of {args.overload_queue} texts: {answered} requests "
+              f"answered ({r['ok']} x 200, {r['503']} x 503 with Retry-After, {r['other']} other), {r['lost']} lost; "
+              f"{r['rps']:.1f} translated/s, p99 of the 200s {r['p99'] * 1e3:.0f} ms; server exit status {code} "
+              "after SIGTERM", flush=True)
+
+
+if __name__ == "__main__":
+    main()
