@@ -113,13 +113,14 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
 
 def offline(args: argparse.Namespace, sentences: list[str]) -> float:
     """Sentences/s of Translator.translate on the same sentences, in one process (model load excluded)."""
+    forced = f", min_len={args.force_len}, max_len_a=0.0, max_len_b={args.force_len}" if args.force_len else ""
     code = f"""
 import sys, time, dataclasses, warnings
 warnings.simplefilter("ignore")
 from seq2seq import Translator
 from seq2seq.cli.io import saved_config
 search = saved_config({args.checkpoint!r}).search
-search = dataclasses.replace(search, beam={args.beam}{", min_len=%d, max_len_a=0.0, max_len_b=%d" % (args.force_len, args.force_len) if args.force_len else ""})
+search = dataclasses.replace(search, beam={args.beam}{forced})
 t = Translator.from_checkpoint({args.checkpoint!r}, device="cpu", search=search, quantize={args.quantize!r})
 lines = sys.stdin.read().split("\\n")
 t.translate(lines[:20])
