@@ -149,9 +149,9 @@ def main() -> None:
     p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
     args = p.parse_args()
     sentences = [s for s in Path(args.src).read_text(encoding="utf-8").splitlines() if s.strip()][: args.requests]
+    forced = f"; outputs forced to {args.force_len} tokens" if args.force_len else ""
     print(f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
-          f"{'; int8' if args.quantize else ''}{f'; outputs forced to {args.force_len} tokens' if args.force_len else ''}"
-          f"; {os.cpu_count()} CPUs", flush=True)
+          f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs", flush=True)
     rate = offline(args, sentences)
     print(f"offline Translator.translate: {rate:.1f} sentences/s\n", flush=True)
     print("| server | clients | requests/s | x 1 client | x offline | p50 ms | p95 ms | p99 ms | 503 | lost |")
