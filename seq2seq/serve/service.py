@@ -150,7 +150,10 @@ class Service:
         op, *settings = key
         if op not in self.operations:
             raise Seq2SeqError(f"a {self.task} checkpoint cannot {op}")
-        with warnings.catch_warnings(record=True) as caught:  # notes are given per text instead
+        # The notes are given per text instead (source_notes). catch_warnings swaps the process's
+        # warning filters while a batch runs: a warning from another thread meanwhile is logged
+        # at debug level here rather than printed. Only this (worker) thread runs the model.
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             results = getattr(self, f"_{op}")(items, *settings)
         for w in caught:
