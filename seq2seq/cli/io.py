@@ -70,7 +70,7 @@ def _pipe_line_chunks(stream: BinaryIO, name: str) -> Iterator[tuple[list[str], 
         eof = not data
         if head is not None:  # the first two bytes say whether it is gzip
             head += data
-            if len(head) < 2 and not eof:
+            if len(head) < 2 and not eof and head == b"\x1f":  # (a single "\n" is translated at once)
                 continue
             data, head = head, None  # type: ignore[assignment]
             if data[:2] == b"\x1f\x8b":
@@ -369,11 +369,11 @@ class WindowOutput:
                 end = data.index(b"\n", position) + 1
                 index = self._nbest_index(data[position:end], lines + 1)
                 if index != group_index:
-                    if index != (self.first_index if group_index is None else group_index + 1):
+                    expected = self.first_index if group_index is None else group_index + 1
+                    if index != expected:
                         raise Seq2SeqError(
-                            f"{self.partial}:{lines + 1}: INDEX {index} where {self.first_index if group_index is None else group_index + 1} "
-                            "should come: it was not written by this command (input, --shard or --nbest differ); "
-                            "delete it to start again"
+                            f"{self.partial}:{lines + 1}: INDEX {index} where {expected} should come: it was not "
+                            "written by this command (input, --shard or --nbest differ); delete it to start again"
                         )
                     group_start, group_index = base + position, index
                 lines += 1
@@ -422,11 +422,14 @@ class WindowOutput:
         f, self._file = self._file, None
         assert self.target is not None
         if error is None:
-            try:
-                f.close()
+            try:  # renamed before the lock goes with the file: no other process takes the name over
+                if os.name == "nt":  # (where an open file cannot be renamed)
+                    f.close()
                 os.replace(self.partial, self.target)
+                f.close()
                 _sync_directory(self.target.parent)
             except OSError as e:
+                f.close()
                 raise Seq2SeqError(f"cannot write {self.target}: {e.strerror}") from None
             return
         try:
