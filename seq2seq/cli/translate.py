@@ -77,9 +77,10 @@ def _add_translator_flags(p: argparse.ArgumentParser) -> None:
                    help="weights and activations in this type (default fp32): bf16/fp16 for GPUs; bf16 "
                         "also on CPUs with native bf16")
     add_device_flag(p)
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, metavar="N",
+    p.add_argument("--window", type=int, default=None, metavar="N",
                    help=f"read, sort by length and decode N lines at a time, writing each window's output as soon "
-                        f"as it is done (default {DEFAULT_WINDOW}; a window also ends where piped input pauses)")
+                        f"as it is done (default {DEFAULT_WINDOW}, or a third of --batch-tokens if more; a window "
+                        "also ends where piped input pauses)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true",
                    help="refuse input the model was not trained to read (characters its source vocabulary "
@@ -165,6 +166,14 @@ def _strict_refusal(report: Any) -> DataError:
                      "or translate without --strict to get output for them anyway")
 
 
+def window_size(args: argparse.Namespace, search: SearchConfig) -> int:
+    """``--window``, or by default :data:`DEFAULT_WINDOW` lines, or a third of the batch token
+    budget if that is more: a window holds several full batches also with GPU-sized budgets."""
+    if args.window is not None:
+        return args.window
+    return max(DEFAULT_WINDOW, search.batch_tokens // 3)
+
+
 def _window_text(hyps: list[list[tuple[str, float]]], first_index: int, nbest: int) -> str:
     """A window's output lines: the translations, or with ``nbest`` > 1 INDEX<TAB>SCORE<TAB>TEXT
     lines (INDEX: the input line, from 0)."""
@@ -202,7 +211,7 @@ def _shard_device(args: argparse.Namespace) -> None:
 def cmd_translate(args: argparse.Namespace) -> int:
     if args.nbest < 1:
         raise Seq2SeqError("--nbest must be at least 1")
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise Seq2SeqError(f"--window must be at least 1, got {args.window}")
     shard = parse_shard(args.shard)
     to_stdout = not args.output or args.output == "-"
@@ -220,6 +229,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
     prefixes = _read_prefixes(args)
     _shard_device(args)
+    window = window_size(args, search)
     translator = _load_translator(args, search)
     if args.input is None and sys.stdin is not None and sys.stdin.isatty() and not args.resume:
         if prefixes is not None:
@@ -232,7 +242,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     else:
         total = _progress_total(args.input, args.quiet)
     if args.strict and not is_stream(args.input):  # check it all before hours of decoding
-        report = translator.check_windows(InputWindows(args.input, args.window, start, stop), first_line=start)
+        report = translator.check_windows(InputWindows(args.input, window, start, stop), first_line=start)
         if report:
             raise _strict_refusal(report)
     kept_lines: list[str] = []
@@ -243,7 +253,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         if out.done and not args.quiet:
             print(f"seq2seq: {out.partial} has the first {out.done:,} line(s): going on from input line {first + 1:,}",
                   file=sys.stderr)
-        reader = InputWindows(args.input, args.window, first, stop)
+        reader = InputWindows(args.input, window, first, stop)
         windows = _kept(reader, kept_lines) if args.plot_attention else reader
         index = first
         try:
@@ -294,7 +304,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.data.textio import read_lines
     from seq2seq.metrics import bleu, chrf
 
-    if args.window < 1:
+    if args.window is not None and args.window < 1:
         raise Seq2SeqError(f"--window must be at least 1, got {args.window}")
     counted = None if is_stream(args.src) else count_input_lines(args.src)
     references = read_lines(args.ref)
@@ -311,13 +321,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if counted is not None:
         check_counts(counted)
     search = decoding_settings(args)
+    window = window_size(args, search)
     translator = _load_translator(args, search)
     if args.strict and counted is not None:
-        report = translator.check_windows(InputWindows(args.src, args.window))
+        report = translator.check_windows(InputWindows(args.src, window))
         if report:
             raise _strict_refusal(report)
     hyps: list[str] = []  # kept for scoring: a test set's worth
-    reader = InputWindows(args.src, args.window)
+    reader = InputWindows(args.src, window)
     with WindowOutput(args.output, resumable=False) if args.output else nullcontext() as out:
         for window in translator.translate_windows(reader, strict=args.strict, progress=not args.quiet,
                                                    total=counted):
