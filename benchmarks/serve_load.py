@@ -79,6 +79,7 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     todo = list(reversed(sentences))
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    problems: dict[str, int] = {}  # what the lost and other answers were
     lost = 0
     stop = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -90,10 +91,14 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
                 started = time.perf_counter()
                 try:
                     r = await client.post("/translate", json={"texts": [text]})
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     lost += 1
+                    problems[type(e).__name__] = problems.get(type(e).__name__, 0) + 1
                     continue
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code not in (200, 503):
+                    what = f"{r.status_code} {r.text[:80]}"
+                    problems[what] = problems.get(what, 0) + 1
                 if r.status_code == 200:
                     latencies.append(time.perf_counter() - started)
 
@@ -108,7 +113,7 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     return {"clients": clients, "ok": statuses.get(200, 0), "503": statuses.get(503, 0),
             "other": sum(n for s, n in statuses.items() if s not in (200, 503)), "lost": lost,
             "rps": statuses.get(200, 0) / elapsed, "p50": pct(50), "p95": pct(95), "p99": pct(99),
-            "mean": statistics.fmean(latencies) if latencies else float("nan")}
+            "mean": statistics.fmean(latencies) if latencies else float("nan"), "problems": problems}
 
 
 def offline(args: argparse.Namespace, sentences: list[str]) -> float:
@@ -167,6 +172,8 @@ def main() -> None:
                 print(f"| {mode} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {r['rps'] / rate:.2f} | "
                       f"{r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} | {r['503']} | "
                       f"{r['lost'] + r['other']} |", flush=True)
+                if r["problems"]:
+                    print(f"<!-- {mode}, {clients} clients: {r['problems']} -->", flush=True)
         finally:
             proc.terminate()
             proc.wait(60)
