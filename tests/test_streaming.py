@@ -291,8 +291,7 @@ def test_killed_run_resumes_to_the_same_output(ckpt, reference, tmp_path, nbest)
     try:
         proc.stdin.write("".join(f"{line}\n" for line in lines[:30]).encode())
         proc.stdin.flush()
-        wait_for_lines(partial, first_30)
-        proc.stdin.write("".join(f"{line}\n" for line in lines[30:40]).encode())  # still open
+        wait_for_lines(partial, first_30)  # and the process waits for more input
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -391,6 +390,19 @@ def test_bad_streaming_options(ckpt, tmp_path, capsys, argv, message):
     source.write_text("a b\n")
     assert translate(ckpt, "-i", source, *argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_default_window_grows_with_the_token_budget():
+    import argparse
+
+    from seq2seq.cli import translate as cli
+    from seq2seq.infer import translator
+
+    assert cli.DEFAULT_WINDOW == translator.DEFAULT_WINDOW  # (the CLI does not import torch to say it)
+    given, default = argparse.Namespace(window=7), argparse.Namespace(window=None)
+    assert cli.window_size(given, SearchConfig(batch_tokens=60_000)) == 7
+    assert cli.window_size(default, SearchConfig(batch_tokens=6_000)) == 2000
+    assert cli.window_size(default, SearchConfig(batch_tokens=60_000)) == 20_000
 
 
 def test_shards_need_a_file_input(ckpt, capsys):
