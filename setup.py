@@ -29,8 +29,18 @@ setup(
         # num2words: the digits recipes' targets (the library itself never needs it)
         # starlette, uvicorn, httpx: the serve extra, tested; playwright: drives the system's Chromium in
         # the page's browser test (never 'playwright install': no browser is downloaded)
-        "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "matplotlib>=3.5", "tensorboard>=2.10", "num2words>=0.5.12",
-                "starlette>=0.37", "uvicorn>=0.30", "httpx>=0.27", "playwright>=1.40"],
+        "dev": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "ruff>=0.4",
+            "matplotlib>=3.5",
+            "tensorboard>=2.10",
+            "num2words>=0.5.12",
+            "starlette>=0.37",
+            "uvicorn>=0.30",
+            "httpx>=0.27",
+            "playwright>=1.40",
+        ],
         "recipes": ["num2words>=0.5.12", "matplotlib>=3.5"],
         "plot": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],

@@ -72,8 +72,17 @@ def train_spm(data: Path, out: Path) -> Path:
     lines = (data / "train.de").read_text(encoding="utf-8").splitlines()
     lines += (data / "train.en").read_text(encoding="utf-8").splitlines()
     writer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=writer, vocab_size=8000,
-                                   model_type="bpe", pad_id=0, unk_id=1, bos_id=2, eos_id=3, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=writer,
+        vocab_size=8000,
+        model_type="bpe",
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        minloglevel=2,
+    )
     out.write_bytes(writer.getvalue())
     return out
 
@@ -87,10 +96,28 @@ def config(work: Path, prefix: Path, spm: Path, run: Path, store: bool) -> Path:
         "task": "translation",
         "data": data,
         "tokenizer": {"model": str(spm)},
-        "model": {"encoder": "transformer", "decoder": "transformer", "d_model": 64, "ffn_dim": 256, "heads": 4,
-                  "enc_layers": 1, "dec_layers": 1, "dropout": 0.1},
-        "train": {"output_dir": str(run), "threads": 2, "precision": "fp32", "max_steps": 20, "max_tokens": 4096,
-                  "warmup_steps": 10, "log_every": 1, "valid_every": 0, "progress": False, "seed": 1},
+        "model": {
+            "encoder": "transformer",
+            "decoder": "transformer",
+            "d_model": 64,
+            "ffn_dim": 256,
+            "heads": 4,
+            "enc_layers": 1,
+            "dec_layers": 1,
+            "dropout": 0.1,
+        },
+        "train": {
+            "output_dir": str(run),
+            "threads": 2,
+            "precision": "fp32",
+            "max_steps": 20,
+            "max_tokens": 4096,
+            "warmup_steps": 10,
+            "log_every": 1,
+            "valid_every": 0,
+            "progress": False,
+            "seed": 1,
+        },
     }
     path = run.parent / f"{run.name}.yaml"
     path.write_text(json.dumps(values, indent=1), encoding="utf-8")
@@ -119,13 +146,24 @@ def run_child(args: list[str], tree: Path, log: Optional[Path] = None) -> dict:
     when its first update was logged."""
     note = Path(f"/tmp/corpus-scale-rss-{os.getpid()}")
     note.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
-           "RSS_AT_LOOP": str(note)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "OMP_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "2",
+        "RSS_AT_LOOP": str(note),
+    }
     first: list[float] = []
     start = time.time()
     # Not from the repository: `python -c` puts the working directory first on sys.path.
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=tree.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tree.parent,
+    )
     done = threading.Event()
 
     def watch() -> None:
@@ -147,8 +185,13 @@ def run_child(args: list[str], tree: Path, log: Optional[Path] = None) -> dict:
         raise SystemExit(f"seq2seq {' '.join(args)} failed ({proc.returncode}):\n{output[-3000:]}")
     at_loop = int(note.read_text()) / 1024 if note.is_file() else None
     note.unlink(missing_ok=True)
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "first_update_s": first[0] if first else None,
-            "rss_at_loop_mb": at_loop, "output": output}
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "first_update_s": first[0] if first else None,
+        "rss_at_loop_mb": at_loop,
+        "output": output,
+    }
 
 
 def tokens_per_s(log: Path) -> float:
@@ -169,17 +212,24 @@ def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: b
         meta = next((work / "cache").glob(f"{prefix.name}*/meta.json"), None)
         result["store_build_s"] = json.loads(meta.read_text())["seconds"] if meta else None
     trained = run_child(["train", str(cfg)], tree, run / "train_log.jsonl")
-    result.update(train_wall_s=trained["wall_s"], train_rss_mb=trained["peak_rss_mb"],
-                  rss_at_loop_mb=trained["rss_at_loop_mb"],
-                  first_update_s=trained["first_update_s"], tokens_per_s=tokens_per_s(run / "train_log.jsonl"))
+    result.update(
+        train_wall_s=trained["wall_s"],
+        train_rss_mb=trained["peak_rss_mb"],
+        rss_at_loop_mb=trained["rss_at_loop_mb"],
+        first_update_s=trained["first_update_s"],
+        tokens_per_s=tokens_per_s(run / "train_log.jsonl"),
+    )
     shutil.rmtree(run, ignore_errors=True)
     return result
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "multi30k"),
-                   help="directory with Multi30k's train.de and train.en")
+    p.add_argument(
+        "--data",
+        default=str(REPO.parent / "shared" / "data" / "multi30k"),
+        help="directory with Multi30k's train.de and train.en",
+    )
     p.add_argument("--work-dir", default="/tmp/seq2seq-corpus-scale", help="corpora, store, runs (kept for reuse)")
     p.add_argument("--spm", default="", help="SentencePiece model (default: train one on the Multi30k text)")
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
@@ -202,14 +252,18 @@ def main() -> None:
             rows.append(("compare", pairs, old))
             print(json.dumps({"code": "compare", "pairs": pairs, **old}), flush=True)
     print()
-    print("| code | pairs | store build (prepare) | train peak RSS | peak RSS at the loop's start | "
-          "launch to first update | train wall | tokens/s |")
+    print(
+        "| code | pairs | store build (prepare) | train peak RSS | peak RSS at the loop's start | "
+        "launch to first update | train wall | tokens/s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for code, pairs, f in rows:
         build = f"{f['build_s']:.1f} s" if "build_s" in f else "-"
-        print(f"| {'this tree' if code == 'store' else 'compare'} | {pairs:,} | {build} | {f['train_rss_mb']:,.0f} MB | "
-              f"{f['rss_at_loop_mb']:,.0f} MB | {f['first_update_s']:.1f} s | {f['train_wall_s']:.1f} s | "
-              f"{f['tokens_per_s']:,.0f} |")
+        print(
+            f"| {'this tree' if code == 'store' else 'compare'} | {pairs:,} | {build} | {f['train_rss_mb']:,.0f} MB | "
+            f"{f['rss_at_loop_mb']:,.0f} MB | {f['first_update_s']:.1f} s | {f['train_wall_s']:.1f} s | "
+            f"{f['tokens_per_s']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,13 @@ def main() -> None:
     p.add_argument("--ref", type=Path, required=True)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--variants", nargs="+", default=["fp32", "int8", "bf16"], choices=["fp32", "int8", "bf16", "fp16"],
-                   help="fp32 first: the others are compared with it")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=["fp32", "int8", "bf16"],
+        choices=["fp32", "int8", "bf16", "fp16"],
+        help="fp32 first: the others are compared with it",
+    )
     args = p.parse_args()
 
     import sacrebleu
@@ -40,8 +45,9 @@ def main() -> None:
         base, base_hyps = None, None
         for variant in args.variants:
             quantize = "int8" if variant == "int8" else None
-            translator = Translator.from_checkpoint(ckpt, device="cpu", quantize=quantize,
-                                                    precision="fp32" if quantize else variant)
+            translator = Translator.from_checkpoint(
+                ckpt, device="cpu", quantize=quantize, precision="fp32" if quantize else variant
+            )
             translator.translate(src[:16], beam=args.beam)  # warm-up
             start = time.perf_counter()
             hyps = translator.translate(src, beam=args.beam)
@@ -49,8 +55,11 @@ def main() -> None:
             base, base_hyps = base or seconds, base_hyps or hyps
             same = sum(h == b for h, b in zip(hyps, base_hyps)) / len(hyps)
             score = sacrebleu.corpus_bleu(hyps, [ref]).score
-            print(f"| {ckpt} | {variant} | {score:.2f} | {seconds:.2f} | {len(src) / seconds:.1f} | "
-                  f"{base / seconds:.2f}x | {same:.1%} |", flush=True)
+            print(
+                f"| {ckpt} | {variant} | {score:.2f} | {seconds:.2f} | {len(src) / seconds:.1f} | "
+                f"{base / seconds:.2f}x | {same:.1%} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

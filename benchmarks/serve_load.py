@@ -37,11 +37,27 @@ from typing import Optional
 import httpx
 
 
-def start_server(args: argparse.Namespace, wait_ms: float, max_batch_texts: int,
-                 max_queue: Optional[int] = None) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "seq2seq", "serve", "--checkpoint", args.checkpoint, "--port", "0",
-           "--device", "cpu", "--no-access-log", "--batch-wait-ms", str(wait_ms),
-           "--max-batch-texts", str(max_batch_texts), *decoding_flags(args)]
+def start_server(
+    args: argparse.Namespace, wait_ms: float, max_batch_texts: int, max_queue: Optional[int] = None
+) -> tuple[subprocess.Popen, str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "seq2seq",
+        "serve",
+        "--checkpoint",
+        args.checkpoint,
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "--no-access-log",
+        "--batch-wait-ms",
+        str(wait_ms),
+        "--max-batch-texts",
+        str(max_batch_texts),
+        *decoding_flags(args),
+    ]
     if args.quantize:
         cmd += ["--quantize", args.quantize]
     if max_queue:
@@ -84,6 +100,7 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     stop = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
         async def one_client() -> None:
             nonlocal lost
             while todo and time.monotonic() < stop:
@@ -110,10 +127,19 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else float("nan")
 
-    return {"clients": clients, "ok": statuses.get(200, 0), "503": statuses.get(503, 0),
-            "other": sum(n for s, n in statuses.items() if s not in (200, 503)), "lost": lost,
-            "rps": statuses.get(200, 0) / elapsed, "p50": pct(50), "p95": pct(95), "p99": pct(99),
-            "mean": statistics.fmean(latencies) if latencies else float("nan"), "problems": problems}
+    return {
+        "clients": clients,
+        "ok": statuses.get(200, 0),
+        "503": statuses.get(503, 0),
+        "other": sum(n for s, n in statuses.items() if s not in (200, 503)),
+        "lost": lost,
+        "rps": statuses.get(200, 0) / elapsed,
+        "p50": pct(50),
+        "p95": pct(95),
+        "p99": pct(99),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+        "problems": problems,
+    }
 
 
 def offline(args: argparse.Namespace, sentences: list[str]) -> float:
@@ -133,8 +159,9 @@ start = time.perf_counter()
 t.translate(lines)
 print(len(lines) / (time.perf_counter() - start))
 """
-    out = subprocess.run([sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -148,15 +175,22 @@ def main() -> None:
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (0: free)")
-    p.add_argument("--modes", nargs="+", default=["wait5", "wait0", "off"],
-                   help="server settings: waitMS (batching, that wait), off (one request per decoding call)")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["wait5", "wait0", "off"],
+        help="server settings: waitMS (batching, that wait), off (one request per decoding call)",
+    )
     p.add_argument("--overload-clients", type=int, default=256, help="0: no overload phase")
     p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
     args = p.parse_args()
     sentences = [s for s in Path(args.src).read_text(encoding="utf-8").splitlines() if s.strip()][: args.requests]
     forced = f"; outputs forced to {args.force_len} tokens" if args.force_len else ""
-    print(f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
-          f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
+        f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs",
+        flush=True,
+    )
     rate = offline(args, sentences)
     print(f"offline Translator.translate: {rate:.1f} sentences/s\n", flush=True)
     print("| server | clients | requests/s | x 1 client | x offline | p50 ms | p95 ms | p99 ms | 503 | lost |")
@@ -169,9 +203,12 @@ def main() -> None:
             for clients in args.clients:
                 r = asyncio.run(load(url, sentences, clients, args.max_seconds))
                 single = single or r["rps"]
-                print(f"| {mode} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {r['rps'] / rate:.2f} | "
-                      f"{r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} | {r['503']} | "
-                      f"{r['lost'] + r['other']} |", flush=True)
+                print(
+                    f"| {mode} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {r['rps'] / rate:.2f} | "
+                    f"{r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} | {r['503']} | "
+                    f"{r['lost'] + r['other']} |",
+                    flush=True,
+                )
                 if r["problems"]:
                     print(f"<!-- {mode}, {clients} clients: {r['problems']} -->", flush=True)
         finally:
@@ -185,10 +222,13 @@ def main() -> None:
             proc.terminate()
             code = proc.wait(60)
         answered = r["ok"] + r["503"] + r["other"]
-        print(f"\noverload: {args.overload_clients} clients, queue of {args.overload_queue} texts: {answered} requests "
-              f"answered ({r['ok']} x 200, {r['503']} x 503 with Retry-After, {r['other']} other), {r['lost']} lost; "
-              f"{r['rps']:.1f} translated/s, p99 of the 200s {r['p99'] * 1e3:.0f} ms; server exit status {code} "
-              "after SIGTERM", flush=True)
+        print(
+            f"\noverload: {args.overload_clients} clients, queue of {args.overload_queue} texts: {answered} requests "
+            f"answered ({r['ok']} x 200, {r['503']} x 503 with Retry-After, {r['other']} other), {r['lost']} lost; "
+            f"{r['rps']:.1f} translated/s, p99 of the 200s {r['p99'] * 1e3:.0f} ms; server exit status {code} "
+            "after SIGTERM",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

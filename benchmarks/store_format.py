@@ -36,8 +36,9 @@ def build_flat(args: argparse.Namespace, out: Path) -> float:
     cfg = DataConfig(format="text", path=str(src.parent), src_lang=src.suffix[1:], tgt_lang=Path(args.tgt).suffix[1:])
     source = open_parallel(cfg, src.stem)
     start = time.time()
-    store = open_store(out, store_spec("pairs", source, {}, "none", tok), source, tok, workers=args.workers,
-                       progress=False)
+    store = open_store(
+        out, store_spec("pairs", source, {}, "none", tok), source, tok, workers=args.workers, progress=False
+    )
     (out / "path").write_text(str(store.path))
     return time.time() - start
 
@@ -68,12 +69,20 @@ def build_arrow(args: argparse.Namespace, out: Path) -> float:
 
     datasets.disable_progress_bars()
     start = time.time()
-    ds = datasets.Dataset.from_generator(_pairs, gen_kwargs={"src": args.src, "tgt": args.tgt},
-                                         cache_dir=str(out / "hf"))
-    features = datasets.Features({"src_ids": datasets.Sequence(datasets.Value("uint16")),
-                                  "tgt_ids": datasets.Sequence(datasets.Value("uint16"))})
-    ds = ds.map(_arrow_encode, batched=True, batch_size=10_000, num_proc=args.workers, remove_columns=["src", "tgt"],
-                features=features)
+    ds = datasets.Dataset.from_generator(
+        _pairs, gen_kwargs={"src": args.src, "tgt": args.tgt}, cache_dir=str(out / "hf")
+    )
+    features = datasets.Features(
+        {"src_ids": datasets.Sequence(datasets.Value("uint16")), "tgt_ids": datasets.Sequence(datasets.Value("uint16"))}
+    )
+    ds = ds.map(
+        _arrow_encode,
+        batched=True,
+        batch_size=10_000,
+        num_proc=args.workers,
+        remove_columns=["src", "tgt"],
+        features=features,
+    )
     ds.save_to_disk(str(out / "ds"), num_proc=1)
     return time.time() - start
 
@@ -103,6 +112,7 @@ def read(kind: str, where: Path, batches: int) -> dict:
         def get(rows: list[int]) -> list:
             got = ds[rows]
             return list(zip(got["src_ids"], got["tgt_ids"]))
+
     opened = time.time() - start
     after_open = _rss()
     rng = np.random.default_rng(0)
@@ -110,10 +120,16 @@ def read(kind: str, where: Path, batches: int) -> dict:
     for _ in range(batches):
         get(rng.integers(0, n, 100).tolist())
     per_example = (time.time() - start) / (batches * 100) * 1e6
-    return {"open_s": round(opened, 3), "us_per_example": round(per_example, 2), "pairs": n,
-            "tokens": int(sum(int(x.sum()) for x in lengths)),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "imports_rss_mb": imported,
-            "open_rss_mb": after_open, "read_rss_mb": _rss()}
+    return {
+        "open_s": round(opened, 3),
+        "us_per_example": round(per_example, 2),
+        "pairs": n,
+        "tokens": int(sum(int(x.sum()) for x in lengths)),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "imports_rss_mb": imported,
+        "open_rss_mb": after_open,
+        "read_rss_mb": _rss(),
+    }
 
 
 def _rss() -> int:
@@ -142,15 +158,35 @@ def main() -> None:
             where.mkdir()
             seconds = build(args, where)
             size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file()) / 2**20
-            out = subprocess.run([sys.executable, __file__, "--src", args.src, "--tgt", args.tgt, "--spm", args.spm,
-                                  "--batches", str(args.batches), "--read", kind, str(where)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--src",
+                    args.src,
+                    "--tgt",
+                    args.tgt,
+                    "--spm",
+                    args.spm,
+                    "--batches",
+                    str(args.batches),
+                    "--read",
+                    kind,
+                    str(where),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             figures = json.loads(out.strip().splitlines()[-1])
-            print(f"{kind:6s} build {seconds:6.1f} s  disk {size:6.0f} MB  open+lengths {figures['open_s']:6.3f} s  "
-                  f"read {figures['us_per_example']:6.2f} us/example  reader RSS: {figures['imports_rss_mb']} MB after "
-                  f"imports, +{figures['open_rss_mb'] - figures['imports_rss_mb']} MB opened, "
-                  f"+{figures['read_rss_mb'] - figures['imports_rss_mb']} MB after the reads  "
-                  f"({figures['pairs']:,} pairs, {figures['tokens']:,} tokens)", flush=True)
+            print(
+                f"{kind:6s} build {seconds:6.1f} s  disk {size:6.0f} MB  open+lengths {figures['open_s']:6.3f} s  "
+                f"read {figures['us_per_example']:6.2f} us/example  reader RSS: {figures['imports_rss_mb']} MB after "
+                f"imports, +{figures['open_rss_mb'] - figures['imports_rss_mb']} MB opened, "
+                f"+{figures['read_rss_mb'] - figures['imports_rss_mb']} MB after the reads  "
+                f"({figures['pairs']:,} pairs, {figures['tokens']:,} tokens)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -49,8 +49,12 @@ def train_tiny(data: Path, work: Path) -> Path:
         "valid_every: 0, valid_bleu: false, progress: false, keep_last: 0, warmup_steps: 5}\n",
         encoding="utf-8",
     )
-    subprocess.run([sys.executable, "-m", "seq2seq", "train", str(config)], check=True, cwd=REPO,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [sys.executable, "-m", "seq2seq", "train", str(config)],
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     return best
 
 
@@ -66,16 +70,34 @@ def write_input(source: Path, work: Path, lines: int) -> Path:
     return path
 
 
-def run(checkpoint: Path, source: Path, output: Path, args: argparse.Namespace, tree: Path,
-        window: Optional[int]) -> tuple[float, float, int]:
+def run(
+    checkpoint: Path, source: Path, output: Path, args: argparse.Namespace, tree: Path, window: Optional[int]
+) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, peak RSS in KB) of one ``seq2seq translate``."""
-    command = [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(checkpoint), "--device", "cpu",
-               "-i", str(source), "-o", str(output), "--quiet", "--beam", "1", "--max-len-a", "0",
-               "--max-len-b", str(args.out_len)]
+    command = [
+        sys.executable,
+        "-m",
+        "seq2seq",
+        "translate",
+        "--checkpoint",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "-i",
+        str(source),
+        "-o",
+        str(output),
+        "--quiet",
+        "--beam",
+        "1",
+        "--max-len-a",
+        "0",
+        "--max-len-b",
+        str(args.out_len),
+    ]
     if window is not None:
         command += ["--window", str(window)]
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore",
-           "OMP_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(args.threads)}
     output.unlink(missing_ok=True)
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=tree)
@@ -100,8 +122,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 200_000, 1_000_000])
     parser.add_argument("--out-len", type=int, default=8, help="output tokens per line (default 8)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--windows", type=int, nargs="*", default=[],
-                        help="also run --window-size lines with each of these windows")
+    parser.add_argument(
+        "--windows", type=int, nargs="*", default=[], help="also run --window-size lines with each of these windows"
+    )
     parser.add_argument("--window-size", type=int, default=20_000)
     parser.add_argument("--compare", type=Path, default=None, help="another seq2seq tree to run as well")
     parser.add_argument("--compare-sizes", type=int, nargs="*", default=[10_000, 200_000])
@@ -114,9 +137,12 @@ def main() -> None:
     rows = []
     jobs = [(size, REPO, "streaming", None) for size in args.sizes]
     if args.compare:
-        jobs = [job for size in sorted(set(args.sizes) | set(args.compare_sizes)) for job in (
-            [(size, args.compare, "before", None)] if size in args.compare_sizes else []) + (
-            [(size, REPO, "streaming", None)] if size in args.sizes else [])]
+        jobs = [
+            job
+            for size in sorted(set(args.sizes) | set(args.compare_sizes))
+            for job in ([(size, args.compare, "before", None)] if size in args.compare_sizes else [])
+            + ([(size, REPO, "streaming", None)] if size in args.sizes else [])
+        ]
     jobs += [(args.window_size, REPO, f"window {w}", w) for w in args.windows]
     for size, tree, label, window in jobs:
         inp = write_input(source, work, size)
@@ -125,8 +151,11 @@ def main() -> None:
         if count_lines(out) != size:
             raise SystemExit(f"{out} has {count_lines(out)} lines, expected {size}")
         rows.append((label, size, seconds, cpu, rss / 1024))
-        print(f"{label:>12} {size:>10,} lines  {seconds:8.1f} s wall  {cpu:8.1f} s CPU  "
-              f"{size / cpu:8.0f} lines per CPU s  peak RSS {rss / 1024:7.0f} MB", flush=True)
+        print(
+            f"{label:>12} {size:>10,} lines  {seconds:8.1f} s wall  {cpu:8.1f} s CPU  "
+            f"{size / cpu:8.0f} lines per CPU s  peak RSS {rss / 1024:7.0f} MB",
+            flush=True,
+        )
     # CPU time (user + system, all threads) is the speed figure: on a shared machine wall time
     # measures the neighbours as much as the code.
     print("\n| code | lines | wall time | CPU time | lines per CPU second | peak RSS |\n|---|---:|---:|---:|---:|---:|")

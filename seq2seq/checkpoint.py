@@ -96,8 +96,9 @@ def save_checkpoint(
     if final.exists() and not final.is_dir():
         raise CheckpointError(f"{final} exists and is not a directory; give a new directory name")
     if final.is_dir() and any(final.iterdir()) and not (final / MANIFEST).is_file():
-        raise CheckpointError(f"{final} is a directory that is not a checkpoint, and it would be replaced; "
-                              "give a new directory name")
+        raise CheckpointError(
+            f"{final} is a directory that is not a checkpoint, and it would be replaced; give a new directory name"
+        )
     try:
         recover_checkpoint(final)
         if tmp.exists():
@@ -204,7 +205,7 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """The inverse of :func:`_flatten`; raises ValueError on anything it did not write."""
     if not isinstance(node, dict) or len(node) != 1:
         raise ValueError(f"unexpected node {str(node)[:80]}")
-    (kind, body), = node.items()
+    ((kind, body),) = node.items()
     if kind == "tensor":
         return tensors[body]
     if kind == "dict":
@@ -339,8 +340,9 @@ def load_checkpoint(
         raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
     sizes = [meta.get("src_vocab_size"), meta.get("tgt_vocab_size")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
-        raise CheckpointError(f"{path / CONFIG}: src_vocab_size and tgt_vocab_size must be positive integers, "
-                              f"got {sizes}")
+        raise CheckpointError(
+            f"{path / CONFIG}: src_vocab_size and tgt_vocab_size must be positive integers, got {sizes}"
+        )
     tokenizers = TokenizerPair.load(path)
     try:
         if cfg.task == "classification":
@@ -396,9 +398,7 @@ def load_trainer_state(directory: str | Path) -> dict[str, Any]:
         ) from None
 
 
-def load_part(
-    model: Composite, directory: str | Path, part: str
-) -> tuple[Config, TokenizerPair]:
+def load_part(model: Composite, directory: str | Path, part: str) -> tuple[Config, TokenizerPair]:
     """Copy the ``encoder`` or ``decoder`` part (see ``PARTS`` of the model classes) of the
     checkpoint in ``directory`` into ``model``; return that checkpoint's config and tokenizers.
 
@@ -441,9 +441,11 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
     """
     model, cfg, enc_tokenizers, _ = load_checkpoint(encoder_dir)
     if "decoder" not in model.PARTS:
-        raise CheckpointError(f"{encoder_dir} is a classifier checkpoint: the joined model takes its "
-                              "architecture from the encoder's checkpoint and needs a decoder. To reuse a "
-                              "classifier's encoder, train with train.init_encoder instead")
+        raise CheckpointError(
+            f"{encoder_dir} is a classifier checkpoint: the joined model takes its "
+            "architecture from the encoder's checkpoint and needs a decoder. To reuse a "
+            "classifier's encoder, train with train.init_encoder instead"
+        )
     enc_model = cfg.to_dict()["model"]
     dec_meta = verify_checkpoint(resolve_checkpoint(decoder_dir))
     try:  # through config_from_dict: fields added since it was saved take their defaults
@@ -458,7 +460,9 @@ def join_checkpoints(encoder_dir: str | Path, decoder_dir: str | Path, output_di
         )
     _, dec_tokenizers = load_part(model, decoder_dir, "decoder")
     src, tgt = enc_tokenizers.src, dec_tokenizers.tgt
-    tokenizers = TokenizerPair(src) if src.fingerprint == tgt.fingerprint and enc_tokenizers.joint else TokenizerPair(src, tgt)
+    tokenizers = (
+        TokenizerPair(src) if src.fingerprint == tgt.fingerprint and enc_tokenizers.joint else TokenizerPair(src, tgt)
+    )
     if cfg.model.share_embeddings and not tokenizers.joint:
         raise CheckpointError(
             f"cannot join {encoder_dir} and {decoder_dir}: the model shares source and target "
@@ -516,10 +520,14 @@ def average_checkpoints(directories: list[str | Path], output_dir: str | Path) -
         other, other_cfg, other_tok, _ = load_checkpoint(directory)
         if other_cfg.to_dict()["model"] != reference or other_cfg.task != cfg.task:
             raise CheckpointError(f"cannot average {directory} with {directories[-1]}: their model sections differ")
-        if (other_tok.src.fingerprint, other_tok.tgt.fingerprint) != (tokenizers.src.fingerprint,
-                                                                      tokenizers.tgt.fingerprint):
-            raise CheckpointError(f"cannot average {directory} with {directories[-1]}: their SentencePiece "
-                                  "models differ, so the same ids mean different tokens")
+        if (other_tok.src.fingerprint, other_tok.tgt.fingerprint) != (
+            tokenizers.src.fingerprint,
+            tokenizers.tgt.fingerprint,
+        ):
+            raise CheckpointError(
+                f"cannot average {directory} with {directories[-1]}: their SentencePiece "
+                "models differ, so the same ids mean different tokens"
+            )
         for name, tensor in other.state_dict().items():
             total[name] += tensor.double()
     state = model.state_dict()

@@ -221,12 +221,8 @@ class SearchConfig:
     # log-softmax fall out of cache and cost more per row, so with the cap beam search keeps its
     # speed at any token budget while greedy search gains from a large one. Raise both on a GPU.
     # Measurements: docs/performance.md, "Figures behind code defaults".
-    batch_tokens: int = field(
-        default=6000, metadata={"help": "source tokens per decoding batch (padding included)"}
-    )
-    batch_rows: int = field(
-        default=512, metadata={"help": "hypotheses (sentences x beam) per decoding batch"}
-    )
+    batch_tokens: int = field(default=6000, metadata={"help": "source tokens per decoding batch (padding included)"})
+    batch_rows: int = field(default=512, metadata={"help": "hypotheses (sentences x beam) per decoding batch"})
 
 
 @dataclass
@@ -430,8 +426,7 @@ def read_yaml(path: Union[str, Path]) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(
-            f"{p}: a config must be a mapping of sections (e.g. 'train: {{lr: 5.0e-4}}'), "
-            f"got a {type(values).__name__}"
+            f"{p}: a config must be a mapping of sections (e.g. 'train: {{lr: 5.0e-4}}'), got a {type(values).__name__}"
         )
     return values
 
@@ -541,8 +536,10 @@ def validate(cfg: Config) -> None:
             "(accuracy is the classification metric; use auto)"
         )
     if cfg.task != "translation" and cfg.data.normalize != "none":
-        raise ConfigError(f"data.normalize={cfg.data.normalize} is for task=translation (translate applies it "
-                          f"to the input); task={cfg.task} reads its text as it is")
+        raise ConfigError(
+            f"data.normalize={cfg.data.normalize} is for task=translation (translate applies it "
+            f"to the input); task={cfg.task} reads its text as it is"
+        )
     if cfg.task != "translation" and not cfg.tokenizer.joint:
         raise ConfigError(f"task={cfg.task} has one language: it needs tokenizer.joint=true")
     if cfg.task == "classification" and m.context_target_dim:
@@ -556,9 +553,7 @@ def validate(cfg: Config) -> None:
         if not cfg.data.context_targets:
             raise ConfigError(f"train.stage={t.stage} needs data.context_targets (one vector per training line)")
         if t.early_stop_metric != "loss":
-            raise ConfigError(
-                f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss"
-            )
+            raise ConfigError(f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss")
     for key in ("max_tokens", "accumulate", "max_bad_updates"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be at least 1")

@@ -10,8 +10,12 @@ from typing import Any
 from seq2seq.errors import Seq2SeqError
 
 # (panel title, event, record key): the first valid metric found is shown in the third panel.
-PANELS = [("training loss (per token)", "train", "loss"), ("validation loss", "valid", "valid_loss"),
-          ("validation metric", "valid", None), ("learning rate", "train", "lr")]
+PANELS = [
+    ("training loss (per token)", "train", "loss"),
+    ("validation loss", "valid", "valid_loss"),
+    ("validation metric", "valid", None),
+    ("learning rate", "train", "lr"),
+]
 METRICS = ["valid_bleu", "valid_accuracy", "valid_exact_match", "valid_context_accuracy"]
 
 
@@ -32,8 +36,9 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_learning_curves(runs: list[Path], output: Path, width: float = 10.0, height: float = 7.0,
-                         dpi: int = 100) -> Path:
+def plot_learning_curves(
+    runs: list[Path], output: Path, width: float = 10.0, height: float = 7.0, dpi: int = 100
+) -> Path:
     """One PNG with four panels (training loss, validation loss, validation BLEU/accuracy,
     learning rate) against updates, one line per run; written atomically to ``output``."""
     try:
@@ -48,11 +53,13 @@ def plot_learning_curves(runs: list[Path], output: Path, width: float = 10.0, he
     fig, axes = plt.subplots(2, 2, figsize=(width, height), dpi=dpi)
     for ax, (title, event, key) in zip(axes.flat, PANELS):
         if key is None and metric:  # e.g. valid_bleu -> "validation bleu"
-            key, title = metric, "validation " + metric[len("valid_"):].replace("_", " ").replace("bleu", "BLEU")
+            key, title = metric, "validation " + metric[len("valid_") :].replace("_", " ").replace("bleu", "BLEU")
         ax.set_title(title)
         ax.set_xlabel("update")
         for name, records in logs.items():
-            points = [(r["step"], r[key]) for r in records if r.get("event") == event and key and r.get(key) is not None]
+            points = [
+                (r["step"], r[key]) for r in records if r.get("event") == event and key and r.get(key) is not None
+            ]
             if points:
                 xs, ys = zip(*points)
                 ax.plot(xs, ys, marker="o" if event == "valid" else None, markersize=3, label=Path(name).name)

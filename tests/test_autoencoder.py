@@ -49,15 +49,36 @@ def corpus(tmp_path_factory) -> Path:
 
 def ae_overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "data.format=text", f"data.path={corpus}", "data.train=train.txt", "data.valid=valid.txt",
-        "tokenizer.model_type=word", "tokenizer.vocab_size=20",
-        "model.encoder=gru", "model.decoder=gru", "model.d_model=64", "model.context_dim=48",
-        "model.enc_layers=1", "model.dec_layers=1", "model.dropout=0.0",
-        f"train.output_dir={out}", "train.precision=fp32", "train.max_tokens=1024", "train.lr=3e-3",
-        "train.scheduler=constant", "train.warmup_steps=20", "train.max_steps=400", "train.valid_every=200",
-        "train.progress=false", "train.keep_last=0", "train.log_every=50", "train.label_smoothing=0.0",
-        "search.beam=1", "autoencoder.drop=0.0", "autoencoder.mask=0.0", *extra,
-    ]  # fmt: skip
+        "data.format=text",
+        f"data.path={corpus}",
+        "data.train=train.txt",
+        "data.valid=valid.txt",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=20",
+        "model.encoder=gru",
+        "model.decoder=gru",
+        "model.d_model=64",
+        "model.context_dim=48",
+        "model.enc_layers=1",
+        "model.dec_layers=1",
+        "model.dropout=0.0",
+        f"train.output_dir={out}",
+        "train.precision=fp32",
+        "train.max_tokens=1024",
+        "train.lr=3e-3",
+        "train.scheduler=constant",
+        "train.warmup_steps=20",
+        "train.max_steps=400",
+        "train.valid_every=200",
+        "train.progress=false",
+        "train.keep_last=0",
+        "train.log_every=50",
+        "train.label_smoothing=0.0",
+        "search.beam=1",
+        "autoencoder.drop=0.0",
+        "autoencoder.mask=0.0",
+        *extra,
+    ]
 
 
 # ------------------------------------------------------------------------------------- noise
@@ -109,8 +130,11 @@ def test_word_dropout_spares_padding_and_bos():
 
 
 def test_trainer_noises_only_sources_and_only_for_autoencoders(corpus, tmp_path):
-    cfg = load_config(None, ae_overrides(corpus, tmp_path / "r", "autoencoder.drop=0.3", "autoencoder.mask=0.3",
-                                         "autoencoder.shuffle=0.5"), default_task="autoencoder")
+    cfg = load_config(
+        None,
+        ae_overrides(corpus, tmp_path / "r", "autoencoder.drop=0.3", "autoencoder.mask=0.3", "autoencoder.shuffle=0.5"),
+        default_task="autoencoder",
+    )
     examples = [Example(i, list(range(3, 13)), list(range(3, 13))) for i in range(50)]
     noisy = choose_objective(cfg).noise(examples, epoch=0, batch_number=0)
     assert all(e.tgt == list(range(3, 13)) and e.src == list(range(3, 13)) for e in examples)
@@ -194,8 +218,18 @@ def test_tiny_autoencoder_learns_to_reconstruct(trained_ae, corpus):
 
 
 def test_attention_in_an_autoencoder_warns(corpus, tmp_path, caplog):
-    cfg = load_config(None, ae_overrides(corpus, tmp_path / "att", "model.attention=bahdanau", "train.max_steps=2",
-                                         "train.valid_every=0", "data.valid="), default_task="autoencoder")
+    cfg = load_config(
+        None,
+        ae_overrides(
+            corpus,
+            tmp_path / "att",
+            "model.attention=bahdanau",
+            "train.max_steps=2",
+            "train.valid_every=0",
+            "data.valid=",
+        ),
+        default_task="autoencoder",
+    )
     with caplog.at_level("WARNING", logger="seq2seq.train"):
         Trainer(cfg).fit()
     assert "context vector need not learn anything" in caplog.text
@@ -214,8 +248,24 @@ def test_cli_tools_on_the_autoencoder(trained_ae, corpus, tmp_path, capsys):
     v = np.load(vec)
     assert v.shape == (3, 48) and v.dtype == np.float32 and not v[1].any() and v[0].any()
     scores = tmp_path / "s.tsv"
-    assert main(["score", "--checkpoint", ckpt, "-i", str(queries), "-o", str(scores), "--threshold", "1.0",
-                 "--header", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                "--checkpoint",
+                ckpt,
+                "-i",
+                str(queries),
+                "-o",
+                str(scores),
+                "--threshold",
+                "1.0",
+                "--header",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = [line.split("\t") for line in scores.read_text().splitlines()]
     assert rows[0] == ["per_token", "total", "tokens", "flag"] and len(rows) == 4  # --header: 1 + 3 lines
     assert rows[1][2] == "4" and float(rows[1][0]) < 1.0 and rows[1][3] == "0" and rows[2][0] == "nan"
@@ -223,13 +273,31 @@ def test_cli_tools_on_the_autoencoder(trained_ae, corpus, tmp_path, capsys):
     assert main(["hash", "--checkpoint", ckpt, "-i", str(corpus / "valid.txt"), "-o", str(tmp_path / "i.npz")]) == 2
     assert "binary code layer" in capsys.readouterr().err
     index = tmp_path / "real.npz"
-    assert main(["hash", "--checkpoint", ckpt, "-i", str(corpus / "valid.txt"), "-o", str(index), "--real",
-                 "--quiet"]) == 0
+    assert (
+        main(["hash", "--checkpoint", ckpt, "-i", str(corpus / "valid.txt"), "-o", str(index), "--real", "--quiet"])
+        == 0
+    )
     hits = tmp_path / "hits.tsv"
     first = (corpus / "valid.txt").read_text().splitlines()[0]
     (tmp_path / "one.txt").write_text(first + "\n")
-    assert main(["search", "--checkpoint", ckpt, "--index", str(index), "-i", str(tmp_path / "one.txt"),
-                 "--top", "3", "-o", str(hits)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--checkpoint",
+                ckpt,
+                "--index",
+                str(index),
+                "-i",
+                str(tmp_path / "one.txt"),
+                "--top",
+                "3",
+                "-o",
+                str(hits),
+            ]
+        )
+        == 0
+    )
     top = hits.read_text().splitlines()[0].split("\t")
     assert top[0] == "1" and float(top[1]) == pytest.approx(1.0, abs=1e-4) and top[3] == first
     # sample needs a variational model
@@ -245,17 +313,27 @@ def test_score_separates_in_domain_from_noise(trained_ae, corpus):
     normal = (corpus / "valid.txt").read_text().splitlines()[:30]
     odd = ["zulu yankee xray", "qqq www eee rrr", "the cat sat on the mat"]
     s = ae.score(normal + odd)[:, 2]
-    assert s[len(normal):].min() > np.median(s[: len(normal)])
+    assert s[len(normal) :].min() > np.median(s[: len(normal)])
     assert np.array_equal(ae.score(normal)[:, 2], ae.score(normal)[:, 2])  # no noise at inference
 
 
 # ------------------------------------------------------------------ variational and binary runs
 def test_variational_autoencoder_reports_kl_and_samples(corpus, tmp_path, capsys):
     out = tmp_path / "vae"
-    cfg = load_config(None, ae_overrides(corpus, out, "model.bottleneck=variational", "autoencoder.kl_schedule=linear",
-                                         "autoencoder.kl_anneal_steps=100", "autoencoder.word_dropout=0.2",
-                                         "train.max_steps=150", "train.valid_every=150"),
-                      default_task="autoencoder")
+    cfg = load_config(
+        None,
+        ae_overrides(
+            corpus,
+            out,
+            "model.bottleneck=variational",
+            "autoencoder.kl_schedule=linear",
+            "autoencoder.kl_anneal_steps=100",
+            "autoencoder.word_dropout=0.2",
+            "train.max_steps=150",
+            "train.valid_every=150",
+        ),
+        default_task="autoencoder",
+    )
     Trainer(cfg).fit()
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     train = [r for r in records if r["event"] == "train"]
@@ -267,15 +345,33 @@ def test_variational_autoencoder_reports_kl_and_samples(corpus, tmp_path, capsys
     capsys.readouterr()
     assert main(["sample", "--checkpoint", str(out / "best"), "-n", "3", "--seed", "4"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
-    assert main(["sample", "--checkpoint", str(out / "best"), "--interpolate", "alpha bravo", "kilo lima golf",
-                 "--steps", "4"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                str(out / "best"),
+                "--interpolate",
+                "alpha bravo",
+                "kilo lima golf",
+                "--steps",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert len(capsys.readouterr().out.splitlines()) == 4
 
 
 def test_binary_autoencoder_hash_and_search(corpus, trained_ae, tmp_path, capsys):
     out = tmp_path / "bin"
-    cfg = load_config(None, ae_overrides(corpus, out, "model.bottleneck=binary", "model.context_dim=16",
-                                         "train.max_steps=60", "train.valid_every=60"), default_task="autoencoder")
+    cfg = load_config(
+        None,
+        ae_overrides(
+            corpus, out, "model.bottleneck=binary", "model.context_dim=16", "train.max_steps=60", "train.valid_every=60"
+        ),
+        default_task="autoencoder",
+    )
     Trainer(cfg).fit()
     capsys.readouterr()
     ckpt = str(out / "best")
@@ -287,13 +383,17 @@ def test_binary_autoencoder_hash_and_search(corpus, trained_ae, tmp_path, capsys
     assert main(["hash", "--checkpoint", ckpt, "-i", str(corpus / "valid.txt"), "-o", str(index)]) == 0
     first = (corpus / "valid.txt").read_text().splitlines()[0]
     (tmp_path / "q.txt").write_text(first + "\n")
-    assert main(["search", "--checkpoint", ckpt, "--index", str(index), "-i", str(tmp_path / "q.txt"),
-                 "--radius", "0"]) == 0
+    assert (
+        main(["search", "--checkpoint", ckpt, "--index", str(index), "-i", str(tmp_path / "q.txt"), "--radius", "0"])
+        == 0
+    )
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert rows and all(r[1] == "0" for r in rows) and "1" in [r[2] for r in rows]
     # an index is refused with another checkpoint's codes
-    assert main(["search", "--checkpoint", str(trained_ae / "best"), "--index", str(index), "-i",
-                 str(tmp_path / "q.txt")]) == 2
+    assert (
+        main(["search", "--checkpoint", str(trained_ae / "best"), "--index", str(index), "-i", str(tmp_path / "q.txt")])
+        == 2
+    )
     assert "another checkpoint" in capsys.readouterr().err
 
 
@@ -327,13 +427,31 @@ def test_hash_index_round_trip_and_lookup_matches_brute_force(tmp_path):
 # ---------------------------------------------------------------------------- transfer
 def cls_overrides(corpus: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "data.format=tsv", "data.skip_header=true", f"data.path={corpus}", "data.train=train.tsv",
-        "data.valid=valid.tsv", "tokenizer.model_type=word", "tokenizer.vocab_size=20",
-        "model.encoder=gru", "model.d_model=64", "model.context_dim=48", "model.enc_layers=1", "model.dropout=0.0",
-        f"train.output_dir={out}", "train.precision=fp32", "train.max_tokens=1024", "train.lr=3e-3",
-        "train.scheduler=constant", "train.warmup_steps=10", "train.max_steps=120", "train.valid_every=60",
-        "train.progress=false", "train.keep_last=0", "train.label_smoothing=0.0", *extra,
-    ]  # fmt: skip
+        "data.format=tsv",
+        "data.skip_header=true",
+        f"data.path={corpus}",
+        "data.train=train.tsv",
+        "data.valid=valid.tsv",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=20",
+        "model.encoder=gru",
+        "model.d_model=64",
+        "model.context_dim=48",
+        "model.enc_layers=1",
+        "model.dropout=0.0",
+        f"train.output_dir={out}",
+        "train.precision=fp32",
+        "train.max_tokens=1024",
+        "train.lr=3e-3",
+        "train.scheduler=constant",
+        "train.warmup_steps=10",
+        "train.max_steps=120",
+        "train.valid_every=60",
+        "train.progress=false",
+        "train.keep_last=0",
+        "train.label_smoothing=0.0",
+        *extra,
+    ]
 
 
 def test_classifier_from_scratch_learns_and_classifies(corpus, tmp_path, capsys):
@@ -349,8 +467,21 @@ def test_classifier_from_scratch_learns_and_classifies(corpus, tmp_path, capsys)
     (tmp_path / "q.txt").write_text("alpha golf\ngolf hotel\n")
     assert main(["classify", "--checkpoint", str(out / "best"), "-i", str(tmp_path / "q.txt"), "--quiet"]) == 0
     assert capsys.readouterr().out.splitlines() == ["1", "0"]
-    assert main(["encode", "--checkpoint", str(out / "best"), "-i", str(tmp_path / "q.txt"),
-                 "-o", str(tmp_path / "c.npy"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                "--checkpoint",
+                str(out / "best"),
+                "-i",
+                str(tmp_path / "q.txt"),
+                "-o",
+                str(tmp_path / "c.npy"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "c.npy").shape == (2, 48)
     assert main(["translate", "--checkpoint", str(out / "best"), "-i", str(tmp_path / "q.txt")]) == 2
     assert "no decoder" in capsys.readouterr().err
@@ -358,8 +489,11 @@ def test_classifier_from_scratch_learns_and_classifies(corpus, tmp_path, capsys)
 
 def test_frozen_pretrained_encoder_in_classifier_is_unchanged(trained_ae, corpus, tmp_path):
     out = tmp_path / "frozen"
-    cfg = load_config(None, cls_overrides(corpus, out, f"train.init_encoder={trained_ae / 'best'}",
-                                          "train.freeze=[encoder]"), default_task="classification")
+    cfg = load_config(
+        None,
+        cls_overrides(corpus, out, f"train.init_encoder={trained_ae / 'best'}", "train.freeze=[encoder]"),
+        default_task="classification",
+    )
     Trainer(cfg).fit()
     ae = load_checkpoint(trained_ae / "best")[0].encoder.state_dict()
     clf = load_checkpoint(out / "last")[0].encoder.state_dict()
@@ -369,9 +503,18 @@ def test_frozen_pretrained_encoder_in_classifier_is_unchanged(trained_ae, corpus
 
 
 def test_fine_tuned_encoder_starts_from_pretrained_weights(trained_ae, corpus, tmp_path):
-    cfg = load_config(None, cls_overrides(corpus, tmp_path / "ft", f"train.init_encoder={trained_ae / 'best'}",
-                                          "train.max_steps=1", "train.valid_every=0", "train.lr=1e-9"),
-                      default_task="classification")
+    cfg = load_config(
+        None,
+        cls_overrides(
+            corpus,
+            tmp_path / "ft",
+            f"train.init_encoder={trained_ae / 'best'}",
+            "train.max_steps=1",
+            "train.valid_every=0",
+            "train.lr=1e-9",
+        ),
+        default_task="classification",
+    )
     Trainer(cfg).fit()
     model, *_ = load_checkpoint(tmp_path / "ft" / "last")
     ae_model, *_ = load_checkpoint(trained_ae / "best")
@@ -383,9 +526,19 @@ def test_autoencoder_encoder_loads_into_a_translation_model(trained_ae, corpus, 
     # a "translation" task over the same words (reverse the sentence) starting from the AE's encoder
     rows = [f"{s}\t{' '.join(reversed(s.split()))}" for s in sentences(300, 9)]
     (tmp_path / "rev.tsv").write_text("\n".join(rows) + "\n")
-    base = ae_overrides(corpus, tmp_path / "mt", f"train.init_encoder={trained_ae / 'best'}", "train.max_steps=2",
-                        "train.valid_every=0", "train.lr=1e-9", "data.format=tsv", "data.path=" + str(tmp_path),
-                        "data.train=rev.tsv", "data.valid=", "model.attention=bahdanau")
+    base = ae_overrides(
+        corpus,
+        tmp_path / "mt",
+        f"train.init_encoder={trained_ae / 'best'}",
+        "train.max_steps=2",
+        "train.valid_every=0",
+        "train.lr=1e-9",
+        "data.format=tsv",
+        "data.path=" + str(tmp_path),
+        "data.train=rev.tsv",
+        "data.valid=",
+        "model.attention=bahdanau",
+    )
     Trainer(load_config(None, base)).fit()
     mt, *_ = load_checkpoint(tmp_path / "mt" / "last")
     ae_model, *_ = load_checkpoint(trained_ae / "best")
@@ -455,10 +608,22 @@ def test_monolingual_and_labelled_loading(tmp_path):
 @pytest.mark.parametrize("bottleneck", ["plain", "variational"])
 def test_transformer_autoencoder_trains_and_reconstructs_shapes(corpus, tmp_path, bottleneck):
     out = tmp_path / "tr"
-    cfg = load_config(None, ae_overrides(corpus, out, "model.encoder=transformer", "model.decoder=transformer",
-                                         "model.heads=4", "model.ffn_dim=64", f"model.bottleneck={bottleneck}",
-                                         "train.max_steps=4", "train.valid_every=4", "autoencoder.drop=0.2"),
-                      default_task="autoencoder")
+    cfg = load_config(
+        None,
+        ae_overrides(
+            corpus,
+            out,
+            "model.encoder=transformer",
+            "model.decoder=transformer",
+            "model.heads=4",
+            "model.ffn_dim=64",
+            f"model.bottleneck={bottleneck}",
+            "train.max_steps=4",
+            "train.valid_every=4",
+            "autoencoder.drop=0.2",
+        ),
+        default_task="autoencoder",
+    )
     assert cfg.model.attention == "none"
     Trainer(cfg).fit()
     ae = Autoencoder.from_checkpoint(out / "best", device="cpu")

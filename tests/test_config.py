@@ -27,8 +27,10 @@ def test_defaults_and_yaml_values(tmp_path):
 
 
 def test_overrides_win_and_are_typed(tmp_path):
-    cfg = load_config(write(tmp_path, "train:\n  lr: 1.0e-3\n"),
-                      ["train.lr=5e-4", "model.enc_layers=2", "train.freeze=[encoder]", "train.valid_bleu=false"])
+    cfg = load_config(
+        write(tmp_path, "train:\n  lr: 1.0e-3\n"),
+        ["train.lr=5e-4", "model.enc_layers=2", "train.freeze=[encoder]", "train.valid_bleu=false"],
+    )
     assert cfg.train.lr == pytest.approx(5e-4)
     assert cfg.model.enc_layers == 2
     assert cfg.train.freeze == ["encoder"]

@@ -81,8 +81,9 @@ def test_fast_dropout_is_seeded_and_off_in_eval() -> None:
 
 
 def test_use_cpu_kernels_keeps_parameters_names_and_ties() -> None:
-    cfg = ModelConfig(encoder="transformer", decoder="transformer", d_model=32, enc_layers=1, dec_layers=1,
-                      heads=4, ffn_dim=64)
+    cfg = ModelConfig(
+        encoder="transformer", decoder="transformer", d_model=32, enc_layers=1, dec_layers=1, heads=4, ffn_dim=64
+    )
     torch.manual_seed(0)
     model = build_model(cfg, 50, 50)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -57,9 +57,7 @@ def write(path: Path, lines: list[str], gz: bool = False, newline: str = "\n") -
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[str], list[str]]:
     """A small but varied corpus for training tokenizers."""
-    words_de = (
-        "der die das ein eine Mann Frau Kind Hund Katze läuft spielt sitzt liest im am auf".split()
-    )
+    words_de = "der die das ein eine Mann Frau Kind Hund Katze läuft spielt sitzt liest im am auf".split()
     words_en = "the a man woman child dog cat runs plays sits reads in on at".split()
     rng = np.random.default_rng(0)
     src = [" ".join(rng.choice(words_de, size=rng.integers(3, 9))) + "." for _ in range(300)]
@@ -162,9 +160,7 @@ def test_load_jsonl(tmp_path: Path) -> None:
         pt = load_parallel(cfg, name)
         assert pt.src == DE and pt.tgt == EN, name
     with pytest.raises(DataError) as e:
-        load_parallel(
-            DataConfig(format="jsonl", path=str(tmp_path), src_lang="fr", tgt_lang="en"), "n.jsonl"
-        )
+        load_parallel(DataConfig(format="jsonl", path=str(tmp_path), src_lang="fr", tgt_lang="en"), "n.jsonl")
     assert "'fr'" in str(e.value) and "de" in str(e.value) and "en" in str(e.value)
     (tmp_path / "broken.jsonl").write_text('{"de": "a", "en": "b"}\n{"de": "c", "en": \n')
     with pytest.raises(DataError, match=r"broken\.jsonl:2"):
@@ -182,9 +178,7 @@ def test_load_jsonl(tmp_path: Path) -> None:
 def test_load_disk(tmp_path: Path) -> None:
     import datasets
 
-    nested = datasets.Dataset.from_dict(
-        {"translation": [{"de": d, "en": e} for d, e in zip(DE, EN)]}
-    )
+    nested = datasets.Dataset.from_dict({"translation": [{"de": d, "en": e} for d, e in zip(DE, EN)]})
     flat = datasets.Dataset.from_dict({"de": DE[:2], "en": EN[:2]})
     datasets.DatasetDict({"train": nested, "valid": flat}).save_to_disk(str(tmp_path / "dd"))
     cfg = DataConfig(format="disk", path=str(tmp_path / "dd"), src_lang="de", tgt_lang="en")
@@ -236,9 +230,7 @@ def test_tokenizer_train_roundtrip(tmp_path: Path, corpus: tuple[list[str], list
 
 def test_tokenizer_char_and_lowercase() -> None:
     digits = [" ".join(str(n)) for n in range(100)] + [str(n) for n in range(1000, 1100)]
-    char = SpmTokenizer.train(
-        digits + ["four thousand twenty one"], vocab_size=1, model_type="char"
-    )
+    char = SpmTokenizer.train(digits + ["four thousand twenty one"], vocab_size=1, model_type="char")
     ids = char.encode("4021")
     assert len(ids) == 4 and UNK_ID not in ids
     assert char.pieces("4021") == ["4", "0", "2", "1"]
@@ -259,9 +251,7 @@ def test_tokenizer_errors(tmp_path: Path) -> None:
         TokenizerPair.load(tmp_path)
 
 
-def test_tokenizer_pair_joint_and_separate(
-    tmp_path: Path, corpus: tuple[list[str], list[str]]
-) -> None:
+def test_tokenizer_pair_joint_and_separate(tmp_path: Path, corpus: tuple[list[str], list[str]]) -> None:
     src, tgt = corpus
     joint = TokenizerPair.build(TokenizerConfig(vocab_size=80, joint=True), src, tgt)
     assert joint.joint and joint.src is joint.tgt
@@ -319,10 +309,7 @@ def test_encode_pairs_filters_and_counts(corpus: tuple[list[str], list[str]]) ->
     everything, stats = encode_pairs(text, pair, 5, 5, drop=False)
     assert [e.index for e in everything] == list(range(6)) and stats.kept == 6
     assert all(len(e.src) <= 5 and len(e.tgt) <= 4 for e in everything)
-    long = [
-        len(pair.src.encode(a)) > 5 or len(pair.tgt.encode(b)) > 4
-        for a, b in zip(text.src, text.tgt)
-    ]
+    long = [len(pair.src.encode(a)) > 5 or len(pair.tgt.encode(b)) > 4 for a, b in zip(text.src, text.tgt)]
     assert stats.truncated == sum(long) >= 2
 
 
@@ -449,9 +436,7 @@ def test_end_to_end_small(tmp_path: Path, corpus: tuple[list[str], list[str]]) -
     pair = TokenizerPair.build(TokenizerConfig(vocab_size=100), text.src, text.tgt)
     examples, stats = encode_pairs(text, pair, cfg.max_src_tokens, cfg.max_tgt_tokens)
     assert stats.kept == len(src)
-    sampler = TokenBudgetBatchSampler(
-        [len(e.src) for e in examples], [len(e.tgt) for e in examples], max_tokens=200
-    )
+    sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) for e in examples], max_tokens=200)
     seen = []
     for positions in sampler:
         batch = collate([examples[i] for i in positions])

@@ -27,19 +27,54 @@ def overrides(tmp_path: Path, output: str, max_tokens: int, steps: int = 6) -> l
     (tmp_path / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in rows))
     (tmp_path / "valid.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in rows[:20]))
     # dropout 0: the ranks draw different dropout masks than one process would
-    return ["data.format=tsv", f"data.path={tmp_path}", "data.train=pairs.tsv", "data.valid=valid.tsv",
-            "tokenizer.model_type=word", "tokenizer.vocab_size=16", "model.encoder=transformer",
-            "model.decoder=transformer", "model.d_model=32", "model.heads=2", "model.ffn_dim=64",
-            "model.enc_layers=1", "model.dec_layers=1", "model.dropout=0", "train.precision=fp32",
-            "train.threads=1", f"train.max_tokens={max_tokens}", f"train.max_steps={steps}", "train.valid_every=3",
-            "train.log_every=1", "train.keep_last=0", "train.progress=false", "train.warmup_steps=2",
-            f"train.output_dir={tmp_path / output}"]
+    return [
+        "data.format=tsv",
+        f"data.path={tmp_path}",
+        "data.train=pairs.tsv",
+        "data.valid=valid.tsv",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=16",
+        "model.encoder=transformer",
+        "model.decoder=transformer",
+        "model.d_model=32",
+        "model.heads=2",
+        "model.ffn_dim=64",
+        "model.enc_layers=1",
+        "model.dec_layers=1",
+        "model.dropout=0",
+        "train.precision=fp32",
+        "train.threads=1",
+        f"train.max_tokens={max_tokens}",
+        f"train.max_steps={steps}",
+        "train.valid_every=3",
+        "train.log_every=1",
+        "train.keep_last=0",
+        "train.progress=false",
+        "train.warmup_steps=2",
+        f"train.output_dir={tmp_path / output}",
+    ]
 
 
 def torchrun(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "seq2seq", *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "seq2seq",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
 
 
 @pytest.mark.slow
@@ -53,7 +88,10 @@ def test_two_processes_with_half_batches_match_one_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
 
-    single, ddp = load_file(str(tmp_path / "single/last/model.safetensors")), load_file(str(tmp_path / "ddp/last/model.safetensors"))
+    single, ddp = (
+        load_file(str(tmp_path / "single/last/model.safetensors")),
+        load_file(str(tmp_path / "ddp/last/model.safetensors")),
+    )
     assert set(single) == set(ddp)
     d = 32
     for name in single:
@@ -74,7 +112,8 @@ def test_two_processes_with_half_batches_match_one_process(tmp_path):
     assert [r["step"] for r in records if r["event"] == "valid"] == [3, 6]  # validation once, not per rank
     one = [json.loads(line) for line in (tmp_path / "single/train_log.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in records if r["event"] == "train"] == pytest.approx(
-        [r["loss"] for r in one if r["event"] == "train"], rel=1e-4)
+        [r["loss"] for r in one if r["event"] == "train"], rel=1e-4
+    )
 
     proc = torchrun(tmp_path, ["train", str(tmp_path / "empty.yaml"), *sets, "--resume", "--set", "train.max_steps=8"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -95,9 +95,23 @@ def test_cli_translate_subprocess_keeps_line_count_and_order(trained, tmp_path):
     sources, _ = read_test(trained)
     lines = [sources[0], "", "   ", sources[1], sources[2]]
     proc = subprocess.run(
-        [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(trained / "run" / "best"),
-         "--beam", "2", "--quiet", "--device", "cpu"],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "translate",
+            "--checkpoint",
+            str(trained / "run" / "best"),
+            "--beam",
+            "2",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -115,8 +129,25 @@ def test_cli_translate_files_and_nbest(trained, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("\n".join(sources[:5]) + "\n", encoding="utf-8")
     out = tmp_path / "out.txt"
-    assert main(["translate", "--checkpoint", str(trained / "run" / "best"), "--input", str(src),
-                 "--output", str(out), "--beam", "3", "--nbest", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(trained / "run" / "best"),
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--beam",
+                "3",
+                "--nbest",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = out.read_text().splitlines()
     assert len(rows) == 10
     assert [int(r.split("\t")[0]) for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
@@ -129,8 +160,25 @@ def test_cli_translate_batch_rows_keeps_the_outputs(trained, tmp_path):
     src.write_text("\n".join(sources[:8]) + "\n", encoding="utf-8")
     ckpt = str(trained / "run" / "best")
     one, default = tmp_path / "one.txt", tmp_path / "default.txt"
-    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(one), "--beam", "3",
-                 "--batch-rows", "3", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                ckpt,
+                "-i",
+                str(src),
+                "-o",
+                str(one),
+                "--beam",
+                "3",
+                "--batch-rows",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(default), "--beam", "3", "--quiet"]) == 0
     assert one.read_text().splitlines() == default.read_text().splitlines()
     assert len(default.read_text().splitlines()) == 8
@@ -142,12 +190,52 @@ def test_cli_translate_forced_length_and_int8(trained, tmp_path):
     src.write_text("\n".join(sources[:40]) + "\n", encoding="utf-8")
     ckpt = str(trained / "run" / "best")
     forced = tmp_path / "forced.txt"
-    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(forced), "--beam", "3",
-                 "--min-len", "9", "--max-len-a", "0", "--max-len-b", "9", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                ckpt,
+                "-i",
+                str(src),
+                "-o",
+                str(forced),
+                "--beam",
+                "3",
+                "--min-len",
+                "9",
+                "--max-len-a",
+                "0",
+                "--max-len-b",
+                "9",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert [len(line.split()) for line in forced.read_text().splitlines()] == [9] * 40  # word model: 1 token = 1 word
     int8 = tmp_path / "int8.txt"
-    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(int8), "--beam", "3",
-                 "--quantize", "int8", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                ckpt,
+                "-i",
+                str(src),
+                "-o",
+                str(int8),
+                "--beam",
+                "3",
+                "--quantize",
+                "int8",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     outputs = int8.read_text().splitlines()
     assert len(outputs) == 40
     fp32 = Translator.from_checkpoint(ckpt, device="cpu").translate(sources[:40], beam=3)
@@ -180,16 +268,32 @@ def test_cli_evaluate_prints_signatures(trained, capsys):
     sources, references = read_test(trained)
     (trained / "t.src").write_text("\n".join(sources) + "\n")
     (trained / "t.ref").write_text("\n".join(references) + "\n")
-    assert main(["evaluate", "--checkpoint", str(trained / "run" / "best"), "--src", str(trained / "t.src"),
-                 "--ref", str(trained / "t.ref"), "--beam", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "run" / "best"),
+                "--src",
+                str(trained / "t.src"),
+                "--ref",
+                str(trained / "t.ref"),
+                "--beam",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "BLEU" in out and "chrF" in out and "nrefs:1" in out
 
 
 def test_resume_continues_from_last(trained, tmp_path):
     config = trained / "config.yaml"
-    assert main(["train", str(config), "--resume", "--set", "train.max_steps=650", "--set",
-                 "train.valid_every=50"]) == 0
+    assert (
+        main(["train", str(config), "--resume", "--set", "train.max_steps=650", "--set", "train.valid_every=50"]) == 0
+    )
     records = [json.loads(line) for line in (trained / "run" / "train_log.jsonl").read_text().splitlines()]
     starts = [r for r in records if r["event"] == "start"]
     assert starts[-1]["resume"] is True and starts[-1]["step"] == 600
@@ -217,8 +321,10 @@ def test_missing_and_mismatched_data_files(tmp_path, capsys):
     (tmp_path / "train.de").write_text("a\nb\nc\n")
     (tmp_path / "train.en").write_text("a\nb\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data: {{path: {tmp_path}, src_lang: de, tgt_lang: en, valid: ''}}\n"
-                   f"train: {{output_dir: {tmp_path / 'run'}}}\n")
+    cfg.write_text(
+        f"data: {{path: {tmp_path}, src_lang: de, tgt_lang: en, valid: ''}}\n"
+        f"train: {{output_dir: {tmp_path / 'run'}}}\n"
+    )
     assert main(["train", str(cfg)]) == 2
     line = error_line(capsys)
     assert "train.de" in line and "train.en" in line and "3" in line and "2" in line
@@ -290,8 +396,22 @@ def test_input_the_model_cannot_read_is_reported_once_or_refused(trained, tmp_pa
     assert "3 of 5 input line(s)" in error_line(capsys) and output.read_text() == "kept\n"
     reference = tmp_path / "ref.txt"
     reference.write_text("\n".join(["c b a"] * 5) + "\n", encoding="utf-8")
-    assert main(["evaluate", "--checkpoint", checkpoint, "--src", str(source), "--ref", str(reference),
-                 "--strict", "--quiet"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                checkpoint,
+                "--src",
+                str(source),
+                "--ref",
+                str(reference),
+                "--strict",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "3 of 5 input line(s)" in error_line(capsys)
     clean = tmp_path / "clean.txt"
     clean.write_text("a b c\nd e f\n", encoding="utf-8")
@@ -305,8 +425,18 @@ def test_help_is_complete(capsys):
             main([*command, "--help"])
         assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--set", "--resume", "--beam", "--nbest", "--batch-tokens", "--batch-rows", "--input", "--output",
-                 "--ref", "--strict"):
+    for flag in (
+        "--set",
+        "--resume",
+        "--beam",
+        "--nbest",
+        "--batch-tokens",
+        "--batch-rows",
+        "--input",
+        "--output",
+        "--ref",
+        "--strict",
+    ):
         assert flag in text
 
 
@@ -370,11 +500,26 @@ def test_python_api_round_trip_as_in_the_readme(tmp_path):
     from seq2seq.train.trainer import Trainer
 
     make_reverse_data(tmp_path, n_train=300, n_test=5)
-    cfg = load_config(None, ["model.encoder=gru", "model.decoder=gru", "model.attention=luong", "model.d_model=32",
-                             "data.format=tsv", f"data.path={tmp_path}", "data.train=train.tsv",
-                             "data.valid=valid.tsv", "tokenizer.model_type=word", "tokenizer.vocab_size=20",
-                             f"train.output_dir={tmp_path / 'api'}", "train.max_steps=20", "train.progress=false",
-                             "train.valid_bleu=false", "train.early_stop_metric=loss"])
+    cfg = load_config(
+        None,
+        [
+            "model.encoder=gru",
+            "model.decoder=gru",
+            "model.attention=luong",
+            "model.d_model=32",
+            "data.format=tsv",
+            f"data.path={tmp_path}",
+            "data.train=train.tsv",
+            "data.valid=valid.tsv",
+            "tokenizer.model_type=word",
+            "tokenizer.vocab_size=20",
+            f"train.output_dir={tmp_path / 'api'}",
+            "train.max_steps=20",
+            "train.progress=false",
+            "train.valid_bleu=false",
+            "train.early_stop_metric=loss",
+        ],
+    )
     model = build_model(cfg.model, src_vocab_size=20, tgt_vocab_size=20)
     assert sum(p.numel() for p in model.parameters()) > 0
     result = Trainer(cfg).fit()
@@ -401,8 +546,10 @@ def test_onednn_gru_decoder_matches_the_plain_one():
         (a, ha), (b, hb) = gru(x, h), OneDnnGRU(gru)(x, h)
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ha, hb, atol=1e-5)
 
-    cfg = load_config(None, ["model.encoder=gru", "model.decoder=gru", "model.attention=luong", "model.d_model=16",
-                             "model.dec_layers=2"])
+    cfg = load_config(
+        None,
+        ["model.encoder=gru", "model.decoder=gru", "model.attention=luong", "model.d_model=16", "model.dec_layers=2"],
+    )
     model = build_model(cfg.model, 30, 30).eval()
     fast = onednn_linears(copy.deepcopy(model))
     if torch.backends.mkldnn.is_available():

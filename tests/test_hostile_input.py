@@ -82,20 +82,44 @@ def env(tmp_path_factory) -> Env:
     (root / "mono.txt").write_text("\n".join(corpus) + "\n")
     (root / "labelled.tsv").write_text("".join(f"{s}\t{i % 2}\n" for i, s in enumerate(corpus)))
     configs = {
-        "tr": ("train", "data: {format: tsv, train: pairs.tsv, valid: ''}\n",
-               MODEL.format(enc="transformer", dec="transformer", extra="")),
-        "ae": ("pretrain", "data: {format: text, train: mono.txt, valid: ''}\n",
-               MODEL.format(enc="gru", dec="gru", extra=", bottleneck: binary")),
-        "cls": ("classify-train", "data: {format: tsv, train: labelled.tsv, valid: ''}\n",
-                MODEL.format(enc="gru", dec="gru", extra="")),
+        "tr": (
+            "train",
+            "data: {format: tsv, train: pairs.tsv, valid: ''}\n",
+            MODEL.format(enc="transformer", dec="transformer", extra=""),
+        ),
+        "ae": (
+            "pretrain",
+            "data: {format: text, train: mono.txt, valid: ''}\n",
+            MODEL.format(enc="gru", dec="gru", extra=", bottleneck: binary"),
+        ),
+        "cls": (
+            "classify-train",
+            "data: {format: tsv, train: labelled.tsv, valid: ''}\n",
+            MODEL.format(enc="gru", dec="gru", extra=""),
+        ),
     }
     for name, (command, data, model) in configs.items():
         cfg = root / f"{name}.yaml"
         cfg.write_text(data.replace("{", f"{{path: {root}, ", 1) + model + train_section(root / name))
         assert main([command, str(cfg)]) == 0, name
     index = root / "index.npz"
-    assert main(["hash", "--checkpoint", str(root / "ae" / "best"), "-i", str(root / "mono.txt"),
-                 "-o", str(index), "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "hash",
+                "--checkpoint",
+                str(root / "ae" / "best"),
+                "-i",
+                str(root / "mono.txt"),
+                "-o",
+                str(index),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return Env(root, root / "tr" / "best", root / "ae" / "best", root / "cls" / "best", index, corpus)
 
 
@@ -186,8 +210,10 @@ ACCEPTED = {
     "crlf": (b"a b\r\nc d\r\n\r\n", ["a b", "c d", ""]),
     "100k-char-line": (f"a b\n{LONG_LINE}\nc d\n".encode(), ["a b", LONG_LINE, "c d"]),
     "control-chars": (b"a\x01b \x1b[31mc\x7f\nd\x08 e\n", ["a\x01b \x1b[31mc\x7f", "d\x08 e"]),
-    "mixed-scripts": ("a b 漢字 العربية кириллица 😀 e\u0301\n\u200fא ב\n".encode(),
-                      ["a b 漢字 العربية кириллица 😀 e\u0301", "\u200fא ב"]),
+    "mixed-scripts": (
+        "a b 漢字 العربية кириллица 😀 e\u0301\n\u200fא ב\n".encode(),
+        ["a b 漢字 العربية кириллица 😀 e\u0301", "\u200fא ב"],
+    ),
     "line-separators": ("a\u2028b\x0bc\x0cd\rg\nh\x85i\u2029\n".encode(), ["a\u2028b\x0bc\x0cd\rg", "h\x85i\u2029"]),
     "no-final-newline": (b"a b\nc d", ["a b", "c d"]),
 }
@@ -288,8 +314,23 @@ def test_long_lines_and_huge_length_limits_are_capped(env, tmp_path, capsys):
     inp.write_text(f"a b\n{LONG_LINE}\n\nc d\n")
     for ckpt, command in ((env.tr, "translate"), (env.ae, "reconstruct")):
         out = tmp_path / f"{command}.txt"
-        result = run(capsys, command, "--checkpoint", ckpt, "-i", inp, "-o", out, "--max-len-a", "1e6",
-                     "--beam", "2", "--device", "cpu", "--quiet")
+        result = run(
+            capsys,
+            command,
+            "--checkpoint",
+            ckpt,
+            "-i",
+            inp,
+            "-o",
+            out,
+            "--max-len-a",
+            "1e6",
+            "--beam",
+            "2",
+            "--device",
+            "cpu",
+            "--quiet",
+        )
         assert result.rc == 0, result.err
         rows = output_rows(command, out)
         assert len(rows) == 4 and rows[2] == ""
@@ -302,8 +343,10 @@ def test_score_header_is_opt_in(env, tmp_path, capsys):
     out = tmp_path / "s.tsv"
     assert run(capsys, "score", "--checkpoint", env.ae, "-i", inp, "-o", out, "--quiet").rc == 0
     assert len(output_rows("score", out)) == 3
-    assert run(capsys, "score", "--checkpoint", env.ae, "-i", inp, "-o", out, "--quiet", "--header",
-               "--threshold", "2").rc == 0
+    assert (
+        run(capsys, "score", "--checkpoint", env.ae, "-i", inp, "-o", out, "--quiet", "--header", "--threshold", "2").rc
+        == 0
+    )
     rows = output_rows("score", out)
     assert rows[0] == "per_token\ttotal\ttokens\tflag" and len(rows) == 4
 
@@ -365,8 +408,10 @@ def test_mismatched_parallel_files(env, tmp_path, capsys):
     (tmp_path / "p.de").write_text("a b\nc d\ne f\n")
     (tmp_path / "p.en").write_text("b a\nd c\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data: {{format: text, path: {tmp_path}, train: p, valid: '', src_lang: de, tgt_lang: en}}\n"
-                   + train_section(tmp_path / "run"))
+    cfg.write_text(
+        f"data: {{format: text, path: {tmp_path}, train: p, valid: '', src_lang: de, tgt_lang: en}}\n"
+        + train_section(tmp_path / "run")
+    )
     message = error_line(run(capsys, "train", cfg))
     assert "p.de has 3 lines" in message and "p.en has 2" in message
 
@@ -381,7 +426,10 @@ BAD_CONFIGS = {
     "tab-indent": ("train:\n\tlr: 1\n", "c.yaml:2: not valid YAML"),
     "unknown-key": ("train: {learning_rate: 1}\n", "unknown config key 'train.learning_rate'"),
     "unknown-section": ("trian: {lr: 1}\n", "unknown config key 'trian'"),
-    "duplicate-key": ("train: {lr: 1}\nmodel: {}\ntrain: {lr: 2}\n", "c.yaml:3: not valid YAML (key 'train' is given twice"),
+    "duplicate-key": (
+        "train: {lr: 1}\nmodel: {}\ntrain: {lr: 2}\n",
+        "c.yaml:3: not valid YAML (key 'train' is given twice",
+    ),
     "invalid-utf8": (b"train:\n  output_dir: caf\xe9\n", "c.yaml:2: not valid UTF-8"),
     "nul-byte": ("train:\n  lr: 1\x00\n", "c.yaml:2: not valid YAML"),
     "zero-heads": ("model: {heads: 0}\n", "'model.heads' must be at least 1"),
@@ -407,12 +455,13 @@ def test_missing_or_directory_config_and_bad_overrides(tmp_path, capsys, command
     assert "is a directory" in error_line(run(capsys, command, tmp_path))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train: {seed: 1}\n")
-    for override, expected in (("train.lr", "must look like section.key=value"),
-                               ("train.lr=abc", "--set train.lr=abc: config key 'train.lr' must be a number"),
-                               ("train.seed.x=3", "'seed' is not a section"),
-                               ("model.d_model.x=3", "--set model.d_model.x=3: config key 'model.d_model' "
-                                                     "must be an integer"),
-                               ("nope.x=1", "--set nope.x=1: unknown config key 'nope'")):
+    for override, expected in (
+        ("train.lr", "must look like section.key=value"),
+        ("train.lr=abc", "--set train.lr=abc: config key 'train.lr' must be a number"),
+        ("train.seed.x=3", "'seed' is not a section"),
+        ("model.d_model.x=3", "--set model.d_model.x=3: config key 'model.d_model' must be an integer"),
+        ("nope.x=1", "--set nope.x=1: unknown config key 'nope'"),
+    ):
         assert expected in error_line(run(capsys, command, cfg, "--set", override))
 
 
@@ -421,9 +470,14 @@ def test_missing_or_directory_config_and_bad_overrides(tmp_path, capsys, command
 # command where they differ) or None for a successful run)
 TRAINING_DATA: dict[str, tuple[object, object]] = {
     "empty-file": (b"", "no lines, so nothing to train"),
-    "only-blank-lines": (b"\n   \n\n", {"train": "only empty or blank lines (3)",
-                                        "pretrain": "only empty or blank lines (3)",
-                                        "classify-train": ":1: expected 'sentence<TAB>label'"}),
+    "only-blank-lines": (
+        b"\n   \n\n",
+        {
+            "train": "only empty or blank lines (3)",
+            "pretrain": "only empty or blank lines (3)",
+            "classify-train": ":1: expected 'sentence<TAB>label'",
+        },
+    ),
     "empty-and-blank-lines": (["", "   "], None),
     "bom-and-crlf": ("BOM+CRLF", None),
     "100k-char-line": ([LONG_LINE], None),
@@ -505,8 +559,19 @@ BAD_CHECKPOINTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "empty-directory": (lambda c: [p.unlink() for p in c.iterdir()], "is incomplete"),
     "a-file": (lambda c: (shutil.rmtree(c), c.write_text("not a checkpoint\n")), "is not a directory"),
 }
-CHECKPOINT_COMMANDS = ["translate", "evaluate", "reconstruct", "encode", "score", "hash", "search", "classify",
-                       "sample", "join-encoder", "join-decoder"]
+CHECKPOINT_COMMANDS = [
+    "translate",
+    "evaluate",
+    "reconstruct",
+    "encode",
+    "score",
+    "hash",
+    "search",
+    "classify",
+    "sample",
+    "join-encoder",
+    "join-decoder",
+]
 
 
 @pytest.mark.parametrize("kind", list(BAD_CHECKPOINTS))
@@ -594,21 +659,31 @@ def test_an_unexpected_exception_is_one_line_with_status_1(env, capsys, monkeypa
     monkeypatch.setattr("seq2seq.cli.translate.cmd_translate", broken)
     result = run(capsys, "translate", "--checkpoint", env.tr, "-i", os.devnull)
     assert result.rc == 1
-    assert result.err.strip() == ("seq2seq: error: unexpected ValueError: something nobody foresaw (a bug in "
-                                  "seq2seq: rerun with -v for the traceback and please report it)")
+    assert result.err.strip() == (
+        "seq2seq: error: unexpected ValueError: something nobody foresaw (a bug in "
+        "seq2seq: rerun with -v for the traceback and please report it)"
+    )
 
 
 # ------------------------------------------------------------------------- real processes
 def python_m_seq2seq(*argv: object, stdin: bytes) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
-    return subprocess.run([sys.executable, "-m", "seq2seq", *map(str, argv)], input=stdin, capture_output=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq", *map(str, argv)], input=stdin, capture_output=True, timeout=120, env=env
+    )
 
 
 def test_subprocess_translate_hostile_stdin_keeps_lines_and_never_hangs(env):
     lines = [b"a b", b"", b"   ", LONG_LINE.encode(), b"c\x01d \x1b[0m", "漢字 😀 a\u2028b".encode(), b"e f\r"]
-    proc = python_m_seq2seq("translate", "--checkpoint", env.tr, "--device", "cpu", "--quiet",
-                            stdin=b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n")
+    proc = python_m_seq2seq(
+        "translate",
+        "--checkpoint",
+        env.tr,
+        "--device",
+        "cpu",
+        "--quiet",
+        stdin=b"\xef\xbb\xbf" + b"\n".join(lines) + b"\n",
+    )
     stderr = proc.stderr.decode()
     assert proc.returncode == 0 and "Traceback" not in stderr, stderr
     out = proc.stdout.decode("utf-8")
@@ -618,8 +693,9 @@ def test_subprocess_translate_hostile_stdin_keeps_lines_and_never_hangs(env):
 
 
 def test_subprocess_invalid_utf8_on_stdin_is_one_line_status_2(env):
-    proc = python_m_seq2seq("translate", "--checkpoint", env.tr, "--device", "cpu", "--quiet",
-                            stdin=b"a b\n\xc3\x28 broken\n")
+    proc = python_m_seq2seq(
+        "translate", "--checkpoint", env.tr, "--device", "cpu", "--quiet", stdin=b"a b\n\xc3\x28 broken\n"
+    )
     stderr = proc.stderr.decode()
     assert proc.returncode == 2 and proc.stdout == b""
     assert stderr.startswith("seq2seq: error: <stdin>:2: not valid UTF-8") and stderr.count("\n") == 1, stderr

@@ -45,9 +45,17 @@ def _one_thread():
 def tiny(enc: str, dec: str, att: str, **kw) -> Seq2SeqModel:
     torch.manual_seed(0)
     cfg = ModelConfig(
-        encoder=enc, decoder=dec, attention=att, d_model=16, heads=2, ffn_dim=32,
-        enc_layers=2, dec_layers=2, max_positions=64, **kw,
-    )  # fmt: skip
+        encoder=enc,
+        decoder=dec,
+        attention=att,
+        d_model=16,
+        heads=2,
+        ffn_dim=32,
+        enc_layers=2,
+        dec_layers=2,
+        max_positions=64,
+        **kw,
+    )
     return build_model(cfg, V, V)
 
 

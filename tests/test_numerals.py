@@ -41,31 +41,55 @@ from number_data import (  # noqa: E402
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("1,000", "1000"), ("1,000,000", "1000000"), ("12,345.50", "12345.5"), ("1 000", "1000"),
-        ("1_000", "1000"), ("1\u202f000", "1000"), ("007", "7"), ("-007", "-7"), ("000", "0"),
-        ("-5", "-5"), ("\u22125", "-5"), ("+5", "5"), ("-0", "0"), ("-0.00", "0"), ("3.14", "3.14"),
-        ("3.140", "3.14"), ("2.0", "2"), (".5", "0.5"), ("-.5", "-0.5"), (" 42 \t", "42"),
+        ("1,000", "1000"),
+        ("1,000,000", "1000000"),
+        ("12,345.50", "12345.5"),
+        ("1 000", "1000"),
+        ("1_000", "1000"),
+        ("1\u202f000", "1000"),
+        ("007", "7"),
+        ("-007", "-7"),
+        ("000", "0"),
+        ("-5", "-5"),
+        ("\u22125", "-5"),
+        ("+5", "5"),
+        ("-0", "0"),
+        ("-0.00", "0"),
+        ("3.14", "3.14"),
+        ("3.140", "3.14"),
+        ("2.0", "2"),
+        (".5", "0.5"),
+        ("-.5", "-0.5"),
+        (" 42 \t", "42"),
         # not numerals: left as they are (stripped), for the unknown-character check to report
-        ("abc", "abc"), ("3,14", "3,14"), ("1,00,000", "1,00,000"), ("1,000 000", "1,000 000"),
-        ("1.2.3", "1.2.3"), ("--5", "--5"), ("", ""), ("-", "-"), (".", "."), ("\u0663", "\u0663"),
+        ("abc", "abc"),
+        ("3,14", "3,14"),
+        ("1,00,000", "1,00,000"),
+        ("1,000 000", "1,000 000"),
+        ("1.2.3", "1.2.3"),
+        ("--5", "--5"),
+        ("", ""),
+        ("-", "-"),
+        (".", "."),
+        ("\u0663", "\u0663"),
     ],
-)  # fmt: skip
+)
 def test_normalize_numeral(text, expected):
     assert normalize_numeral(text) == expected
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=st.decimals(min_value=-(10**13), max_value=10**13, places=4, allow_nan=False, allow_infinity=False),
-       zeros=st.integers(0, 3), grouped=st.booleans())  # fmt: skip
+@given(
+    value=st.decimals(min_value=-(10**13), max_value=10**13, places=4, allow_nan=False, allow_infinity=False),
+    zeros=st.integers(0, 3),
+    grouped=st.booleans(),
+)
 def test_normalisation_keeps_the_value_and_is_idempotent(value, zeros, grouped):
     integer, _, fraction = f"{abs(value):f}".partition(".")
     if grouped:
         integer = f"{int(integer):,}"
     written = (
-        ("-" if value < 0 else "")
-        + "0" * (0 if grouped else zeros)
-        + integer
-        + ("." + fraction if fraction else "")
+        ("-" if value < 0 else "") + "0" * (0 if grouped else zeros) + integer + ("." + fraction if fraction else "")
     )
     canonical = normalize_numeral(written)
     assert is_canonical_numeral(canonical), (written, canonical)
@@ -148,8 +172,10 @@ def test_spelling_is_num2words_with_the_sign_spelled_out(lang):
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=st.decimals(min_value=-9999, max_value=9999, places=3, allow_nan=False, allow_infinity=False),
-       lang=st.sampled_from(["en", "ko"]))  # fmt: skip
+@given(
+    value=st.decimals(min_value=-9999, max_value=9999, places=3, allow_nan=False, allow_infinity=False),
+    lang=st.sampled_from(["en", "ko"]),
+)
 def test_spelling_of_short_decimals_is_num2words_own(value, lang):
     numeral = normalize_numeral(f"{value:f}")
     if abs(value) >= 1 or value == 0:  # num2words is right here (no float error, no lost sign)
@@ -169,17 +195,13 @@ def test_splits_are_disjoint_stratified_and_num2words_verbatim(tmp_path, lang):
         numerals[split] = [r[0] for r in rows]
     small = {str(n) for n in range(-EXHAUSTIVE_BELOW + 1, EXHAUSTIVE_BELOW)}
     train, valid, test = (set(numerals[s]) for s in ("train", "valid", "test"))
-    assert (
-        small <= train and small <= test
-    )  # every small integer is learned, and tested as its own stratum
+    assert small <= train and small <= test  # every small integer is learned, and tested as its own stratum
     assert not (train & test) - small and not train & valid and not valid & test
     assert len(numerals["test"]) == 1500 + len(small) == len(test)
     seen = {name for n in numerals["test"] for name in strata(n)}
     assert set().union(*FAMILIES.values()) <= seen
     # Training sets nest: a smaller one is a prefix of a larger one (with the same held-out sets).
-    larger = write_splits(
-        tmp_path / "larger", lang, {"train": 4000, "valid": 200, "test": 1500}, seed=5
-    )
+    larger = write_splits(tmp_path / "larger", lang, {"train": 4000, "valid": 200, "test": 1500}, seed=5)
     assert read_lines(larger["train"])[: len(numerals["train"])] == read_lines(paths["train"])
     assert read_lines(larger["test"]) == read_lines(paths["test"])
 
@@ -191,20 +213,11 @@ def test_find_out_of_domain_for_numerals():
     limits = source_limits([[5] * 19], ["-1234567890123.4567"], "numerals")
     assert limits == {"max_tokens": 19, "max_integer_digits": 13, "max_decimal_digits": 4}
     report = find_out_of_domain(sources, ids, limits, "numerals")
-    assert (
-        report.unknown_characters == [1]
-        and report.not_numerals == [2]
-        and report.too_long == [3, 4]
-    )
+    assert report.unknown_characters == [1] and report.not_numerals == [2] and report.too_long == [3, 4]
     assert report.lines == [1, 2, 3, 4]
     summary = report.summary()
     assert summary.startswith("4 of 7 input line(s)")
-    assert (
-        "line 2" in summary
-        and "line 3" in summary
-        and "lines 4, 5" in summary
-        and "13 integer digits" in summary
-    )
+    assert "line 2" in summary and "line 3" in summary and "lines 4, 5" in summary and "13 integer digits" in summary
     assert not find_out_of_domain(["12", ""], [[5, 6], []], limits, "numerals")
 
 

@@ -14,10 +14,11 @@ pytest.importorskip("matplotlib")
 def write_log(path, bleu_offset: float) -> None:
     records = [{"event": "start", "step": 0}]
     for step in range(10, 110, 10):
-        records.append({"event": "train", "step": step, "loss": 5.0 / step ** 0.3, "lr": 1e-3 * min(1, step / 50)})
+        records.append({"event": "train", "step": step, "loss": 5.0 / step**0.3, "lr": 1e-3 * min(1, step / 50)})
         if step % 50 == 0:
-            records.append({"event": "valid", "step": step, "valid_loss": 4.0 / step ** 0.2,
-                            "valid_bleu": bleu_offset + step / 10})
+            records.append(
+                {"event": "valid", "step": step, "valid_loss": 4.0 / step**0.2, "valid_bleu": bleu_offset + step / 10}
+            )
     path.mkdir()
     text = "".join(json.dumps(r) + "\n" for r in records) + '{"event": "train", "st'  # a line cut short by a crash
     (path / "train_log.jsonl").write_text(text)
@@ -58,11 +59,29 @@ def test_translate_plot_attention_writes_one_heat_map_per_line(tmp_path, capsys,
     rows = [[rng.choice("abcdefgh") for _ in range(rng.randint(2, 5))] for _ in range(100)]
     (tmp_path / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in rows))
     attention = "luong" if decoder == "gru" else "multihead"
-    Trainer(load_config(None, [
-        "data.format=tsv", f"data.path={tmp_path}", "data.train=pairs.tsv", "data.valid=",
-        "tokenizer.model_type=word", "tokenizer.vocab_size=14", f"model.encoder={decoder}", f"model.decoder={decoder}",
-        f"model.attention={attention}", "model.d_model=16", "model.heads=2", "model.ffn_dim=32", "train.max_steps=3",
-        "train.progress=false", "train.threads=1", f"train.output_dir={tmp_path / 'run'}"])).fit()
+    Trainer(
+        load_config(
+            None,
+            [
+                "data.format=tsv",
+                f"data.path={tmp_path}",
+                "data.train=pairs.tsv",
+                "data.valid=",
+                "tokenizer.model_type=word",
+                "tokenizer.vocab_size=14",
+                f"model.encoder={decoder}",
+                f"model.decoder={decoder}",
+                f"model.attention={attention}",
+                "model.d_model=16",
+                "model.heads=2",
+                "model.ffn_dim=32",
+                "train.max_steps=3",
+                "train.progress=false",
+                "train.threads=1",
+                f"train.output_dir={tmp_path / 'run'}",
+            ],
+        )
+    ).fit()
     ckpt = tmp_path / "run" / "last"
     model, *_ = load_checkpoint(ckpt)
     maps = attention_weights(model, [[4, 5, 6], [7, 8]], [[5, 6], [9, 10, 11]])
@@ -70,8 +89,23 @@ def test_translate_plot_attention_writes_one_heat_map_per_line(tmp_path, capsys,
     assert all(np.allclose(m.sum(axis=1), 1.0, atol=1e-5) for m in maps)  # each output row is a distribution
 
     (tmp_path / "in.txt").write_text("a b c\n\nd e f g h\n")
-    assert main(["translate", "--checkpoint", str(ckpt), "-i", str(tmp_path / "in.txt"), "-o",
-                 str(tmp_path / "out.txt"), "--quiet", "--plot-attention", str(tmp_path / "maps")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(ckpt),
+                "-i",
+                str(tmp_path / "in.txt"),
+                "-o",
+                str(tmp_path / "out.txt"),
+                "--quiet",
+                "--plot-attention",
+                str(tmp_path / "maps"),
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "out.txt").read_text().splitlines()) == 3
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["1.png", "3.png"]  # the empty line has none
     image = plt.imread(tmp_path / "maps" / "3.png")
@@ -101,11 +135,29 @@ def test_tensorboard_log_beside_the_jsonl_log(tmp_path):
     rng = random.Random(0)
     rows = [[rng.choice("abcdefgh") for _ in range(rng.randint(2, 5))] for _ in range(80)]
     (tmp_path / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in rows))
-    Trainer(load_config(None, [
-        "data.format=tsv", f"data.path={tmp_path}", "data.train=pairs.tsv", "data.valid=pairs.tsv",
-        "tokenizer.model_type=word", "tokenizer.vocab_size=14", "model.encoder=gru", "model.decoder=gru",
-        "model.d_model=16", "train.max_steps=4", "train.log_every=1", "train.valid_every=2", "train.tensorboard=true",
-        "train.progress=false", "train.threads=1", f"train.output_dir={tmp_path / 'run'}"])).fit()
+    Trainer(
+        load_config(
+            None,
+            [
+                "data.format=tsv",
+                f"data.path={tmp_path}",
+                "data.train=pairs.tsv",
+                "data.valid=pairs.tsv",
+                "tokenizer.model_type=word",
+                "tokenizer.vocab_size=14",
+                "model.encoder=gru",
+                "model.decoder=gru",
+                "model.d_model=16",
+                "train.max_steps=4",
+                "train.log_every=1",
+                "train.valid_every=2",
+                "train.tensorboard=true",
+                "train.progress=false",
+                "train.threads=1",
+                f"train.output_dir={tmp_path / 'run'}",
+            ],
+        )
+    ).fit()
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])

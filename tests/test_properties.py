@@ -125,10 +125,18 @@ def _byte_fallback_model(text: list[str]) -> SpmTokenizer:
     """A model seq2seq would not train (byte_fallback), made as a user could make one."""
     writer = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(text), model_writer=writer, vocab_size=400, byte_fallback=True,
-        character_coverage=1.0, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        normalization_rule_name="nmt_nfkc", minloglevel=2,
-    )  # fmt: skip
+        sentence_iterator=iter(text),
+        model_writer=writer,
+        vocab_size=400,
+        byte_fallback=True,
+        character_coverage=1.0,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        normalization_rule_name="nmt_nfkc",
+        minloglevel=2,
+    )
     return SpmTokenizer(writer.getvalue())
 
 
@@ -159,8 +167,30 @@ covered_text = st.lists(
 ).map("".join)
 
 # Characters where SentencePiece's normaliser and Python disagree, or that are special to it.
-TRICKY = ["\x00", "\x07", "\x08", "\x0b", "\x1c", "\x7f", "\x85", "\x8f", "\xad", "\u200b", "\u200c",
-          "\u200d", "\u200e", "\u2028", "\ufeff", "\u2581", "⁇", "İ", "ẞ", "ς", "\u0301", "\U0001f600"]
+TRICKY = [
+    "\x00",
+    "\x07",
+    "\x08",
+    "\x0b",
+    "\x1c",
+    "\x7f",
+    "\x85",
+    "\x8f",
+    "\xad",
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u200e",
+    "\u2028",
+    "\ufeff",
+    "\u2581",
+    "⁇",
+    "İ",
+    "ẞ",
+    "ς",
+    "\u0301",
+    "\U0001f600",
+]
 # Arbitrary text: everything hypothesis generates (controls, unassigned and private-use code
 # points, other scripts, emoji, empty), and mixes of covered text, tricky and any characters.
 any_text = st.one_of(
@@ -172,9 +202,7 @@ any_text = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(text=covered_text, kind=st.sampled_from(TOKENIZER_KINDS))
-def test_tokenizer_roundtrip_of_covered_text(
-    tokenizers: dict[str, SpmTokenizer], text: str, kind: str
-) -> None:
+def test_tokenizer_roundtrip_of_covered_text(tokenizers: dict[str, SpmTokenizer], text: str, kind: str) -> None:
     tok = tokenizers[kind]
     ids = tok.encode(text)
     assert UNK_ID not in ids
@@ -388,11 +416,15 @@ def test_encode_pairs_keeps_order_and_accounts_for_every_pair(
     def passes(i: int) -> bool:
         s, t = src_ids[i], tgt_ids[i]
         return (
-            bool(s) and bool(t) and not text.src[i].isspace() and not text.tgt[i].isspace()
-            and len(s) >= min_tokens and len(t) >= min_tokens
+            bool(s)
+            and bool(t)
+            and not text.src[i].isspace()
+            and not text.tgt[i].isspace()
+            and len(s) >= min_tokens
+            and len(t) >= min_tokens
             and (limit_src is None or len(s) <= limit_src)
             and (limit_tgt is None or len(t) <= limit_tgt)
-        )  # fmt: skip
+        )
 
     assert [e.index for e in kept] == [i for i in range(len(pairs)) if passes(i)]
     assert all(e.src == src_ids[e.index] and e.tgt == tgt_ids[e.index] for e in kept)
@@ -430,8 +462,11 @@ def test_encode_sources_truncates_and_warns(
         ids = encode_sources(tok, list(lines), max_tokens)
     assert ids == [f[:max_tokens] for f in full]
     messages = [str(w.message) for w in caught]
-    assert messages == ([f"{n_long} input line(s) longer than {max_tokens} subword tokens were "
-                         "truncated to the model's limit"] if n_long else [])
+    assert messages == (
+        [f"{n_long} input line(s) longer than {max_tokens} subword tokens were truncated to the model's limit"]
+        if n_long
+        else []
+    )
 
 
 class CopyEncoder(Encoder):
@@ -495,9 +530,13 @@ def test_translate_returns_one_line_per_input_in_order(
 ) -> None:
     tok = tokenizers["bpe"]
     model = Seq2SeqModel(CopyEncoder(), CopyDecoder(tok.vocab_size))
-    translator = Translator(model, TokenizerPair(tok), SearchConfig(beam=beam, batch_rows=batch_rows),
-                            max_src_tokens=max_src_tokens,
-                            max_output_tokens=max_src_tokens)  # room for the copy of a truncated line
+    translator = Translator(
+        model,
+        TokenizerPair(tok),
+        SearchConfig(beam=beam, batch_rows=batch_rows),
+        max_src_tokens=max_src_tokens,
+        max_output_tokens=max_src_tokens,
+    )  # room for the copy of a truncated line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncation warnings (checked above)
         out = translator.translate(list(lines), batch_tokens=batch_tokens)
@@ -522,8 +561,11 @@ def test_translate_batches_hold_at_most_batch_rows_hypotheses(
         return generate(model, src, *args, **kwargs)
 
     monkeypatch.setattr(translator_module, "generate", recording_generate)
-    translator = Translator(Seq2SeqModel(CopyEncoder(), CopyDecoder(tok.vocab_size)), TokenizerPair(tok),
-                            SearchConfig(beam=beam, batch_rows=batch_rows, batch_tokens=10_000))
+    translator = Translator(
+        Seq2SeqModel(CopyEncoder(), CopyDecoder(tok.vocab_size)),
+        TokenizerPair(tok),
+        SearchConfig(beam=beam, batch_rows=batch_rows, batch_tokens=10_000),
+    )
     lines = [f"line {i}" for i in range(9)]
     assert translator.translate(lines) == [tok.decode(tok.encode(line)) for line in lines]
     assert sum(sizes) == 9 and max(sizes) == largest
@@ -545,19 +587,29 @@ def test_translate_batches_hold_at_most_batch_rows_hypotheses(
 V = 40  # vocabulary of the padding tests
 MODEL_CONFIGS = {
     "gru-bahdanau-final": dict(encoder="gru", decoder="gru", attention="bahdanau", pooling="final"),
-    "gru-luong-mean-unidir": dict(encoder="gru", decoder="gru", attention="luong", pooling="mean",
-                                  bidirectional=False, enc_layers=1),
+    "gru-luong-mean-unidir": dict(
+        encoder="gru", decoder="gru", attention="luong", pooling="mean", bidirectional=False, enc_layers=1
+    ),
     "gru-none-max": dict(encoder="gru", decoder="gru", attention="none", pooling="max"),
     "transformer-multihead-mean": dict(encoder="transformer", decoder="transformer", attention="multihead"),
-    "transformer-none-max-learned": dict(encoder="transformer", decoder="transformer", attention="none",
-                                         pooling="max", positions="learned"),
-    "gru-enc-transformer-dec": dict(encoder="gru", decoder="transformer", attention="multihead",
-                                    context_dim=12, share_embeddings=False, tie_embeddings=False),
+    "transformer-none-max-learned": dict(
+        encoder="transformer", decoder="transformer", attention="none", pooling="max", positions="learned"
+    ),
+    "gru-enc-transformer-dec": dict(
+        encoder="gru",
+        decoder="transformer",
+        attention="multihead",
+        context_dim=12,
+        share_embeddings=False,
+        tie_embeddings=False,
+    ),
     "transformer-enc-gru-dec": dict(encoder="transformer", decoder="gru", attention="bahdanau"),
-    "transformer-gru-variational": dict(encoder="transformer", decoder="gru", attention="none",
-                                        bottleneck="variational"),
-    "gru-transformer-context-target": dict(encoder="gru", decoder="transformer", attention="none",
-                                           context_target_dim=6, context_target_blocks=2),
+    "transformer-gru-variational": dict(
+        encoder="transformer", decoder="gru", attention="none", bottleneck="variational"
+    ),
+    "gru-transformer-context-target": dict(
+        encoder="gru", decoder="transformer", attention="none", context_target_dim=6, context_target_blocks=2
+    ),
 }
 _models: dict[tuple[str, torch.dtype], Seq2SeqModel] = {}
 
@@ -568,8 +620,12 @@ def get_model(name: str, dtype: torch.dtype = torch.float32) -> Seq2SeqModel:
     if key not in _models:
         if dtype == torch.float32:
             torch.manual_seed(sorted(MODEL_CONFIGS).index(name))
-            cfg = ModelConfig(**{**dict(d_model=16, enc_layers=2, dec_layers=2, heads=2, ffn_dim=32,
-                                        dropout=0.3, max_positions=64), **MODEL_CONFIGS[name]})
+            cfg = ModelConfig(
+                **{
+                    **dict(d_model=16, enc_layers=2, dec_layers=2, heads=2, ffn_dim=32, dropout=0.3, max_positions=64),
+                    **MODEL_CONFIGS[name],
+                }
+            )
             _models[key] = build_model(cfg, V, V).eval()  # eval: no dropout
         else:
             _models[key] = copy.deepcopy(get_model(name)).to(dtype).eval()
@@ -638,8 +694,17 @@ def test_search_result_does_not_depend_on_the_batch(
     max_output_len: int | None,
 ) -> None:
     nbest = 1 + int(nbest_frac * (beam - 1))  # 1 <= nbest <= beam; beam 1 is greedy search
-    spec = SearchSpec(bos_id=BOS_ID, eos_id=EOS_ID, beam=beam, nbest=nbest, length_penalty=length_penalty,
-                      min_len=min_len, max_len_a=max_len_a, max_len_b=max_len_b, max_output_len=max_output_len)
+    spec = SearchSpec(
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        beam=beam,
+        nbest=nbest,
+        length_penalty=length_penalty,
+        min_len=min_len,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
+        max_output_len=max_output_len,
+    )
     in_batch, alone = _decode_each(get_model(name), sentences, spec)
     tokens = [[h.tokens for h in hyps] for hyps in in_batch]
     if tokens != [[h.tokens for h in hyps] for hyps in alone]:
@@ -714,8 +779,7 @@ def test_add_noise_contract(
 
 
 @settings(max_examples=100, deadline=None)
-@given(ids=st.lists(st.integers(0, 50), max_size=40), seed=st.integers(0, 2**32 - 1),
-       distance=st.integers(0, 8))
+@given(ids=st.lists(st.integers(0, 50), max_size=40), seed=st.integers(0, 2**32 - 1), distance=st.integers(0, 8))
 def test_local_shuffle_moves_no_token_more_than_distance(ids: list[int], seed: int, distance: int) -> None:
     before = list(ids)
     perm = local_shuffle(list(range(len(ids))), distance, np.random.default_rng(seed))
@@ -777,7 +841,7 @@ def test_trainer_noise_leaves_the_target_clean(
     assert [e.index for e in noised] == [e.index for e in clean]
     assert [e.tgt for e in noised] == [e.tgt for e in clean]  # clean targets
     for e, c in zip(noised, clean):
-        assert (len(e.src) >= 1 if c.src else e.src == [])
+        assert len(e.src) >= 1 if c.src else e.src == []
         assert all(t == UNK_ID or t in c.src for t in e.src)
     again = objectives["autoencoder"].noise(copy.deepcopy(clean), epoch, batch_number)
     assert [e.src for e in again] == [e.src for e in noised]  # a function of (seed, epoch, batch)

@@ -62,10 +62,18 @@ def test_int8_linear_is_more_accurate_than_fbgemm_dynamic_linear() -> None:
 def _transformer_and_gru() -> list[nn.Module]:
     torch.manual_seed(0)
     common = {"d_model": 32, "heads": 4, "ffn_dim": 64, "enc_layers": 2, "dec_layers": 2}
-    return [build_model(ModelConfig(encoder="transformer", decoder="transformer", attention="multihead", **common),
-                        src_vocab_size=40, tgt_vocab_size=40).eval(),
-            build_model(ModelConfig(encoder="gru", decoder="gru", attention="bahdanau", **common),
-                        src_vocab_size=40, tgt_vocab_size=40).eval()]
+    return [
+        build_model(
+            ModelConfig(encoder="transformer", decoder="transformer", attention="multihead", **common),
+            src_vocab_size=40,
+            tgt_vocab_size=40,
+        ).eval(),
+        build_model(
+            ModelConfig(encoder="gru", decoder="gru", attention="bahdanau", **common),
+            src_vocab_size=40,
+            tgt_vocab_size=40,
+        ).eval(),
+    ]
 
 
 def _logits(model: nn.Module) -> torch.Tensor:

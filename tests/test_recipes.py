@@ -45,16 +45,44 @@ def test_digits_recipe_small(tmp_path):
     per-stratum table, and translate on what people type (normalized, unreadable input reported)."""
     out = tmp_path / "run"
     moved = tmp_path / "moved"  # train.output_dir overrides --output: evaluation follows it
-    result = run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "600",
-                        "--valid-size", "50", "--test-size", "300", "--set", "train.max_steps=40", "--set",
-                        "train.max_minutes=0", "--set", "model.d_model=32", "--set", "train.progress=false",
-                        "--set", f"train.output_dir={moved}")
+    result = run_script(
+        "recipes/digits_to_words/run.py",
+        "--lang",
+        "en",
+        "--output",
+        str(out),
+        "--train-size",
+        "600",
+        "--valid-size",
+        "50",
+        "--test-size",
+        "300",
+        "--set",
+        "train.max_steps=40",
+        "--set",
+        "train.max_minutes=0",
+        "--set",
+        "model.d_model=32",
+        "--set",
+        "train.progress=false",
+        "--set",
+        f"train.output_dir={moved}",
+    )
     results = json.loads((moved / "results.json").read_text())
     assert not (out / "best").exists() and (out / "data" / "test.tsv").is_file()
     assert results["test_numbers"] == 300 + 1999 and 0.0 <= results["exact_match"] <= 100.0
     rows = {r["stratum"]: r for r in results["strata"]}
-    for name in ["length  1", "length 13", "zeros: round", "zeros: zeros inside", "zeros: no zeros",
-                 "sign: negative", "form: decimal", "repeated digits", "overall"]:
+    for name in [
+        "length  1",
+        "length 13",
+        "zeros: round",
+        "zeros: zeros inside",
+        "zeros: no zeros",
+        "sign: negative",
+        "form: decimal",
+        "repeated digits",
+        "overall",
+    ]:
         assert name in rows and f"| {name} |" in result.stdout
     assert rows["overall"]["errors"] == results["errors"]
     assert sum(rows[f"length {n:>2}"]["numbers"] for n in range(1, 14)) == results["test_numbers"]
@@ -72,20 +100,34 @@ def test_digits_recipe_small(tmp_path):
     warning = translated.stderr.strip().splitlines()
     assert len(warning) == 1 and "seq2seq: warning: 2 of 6 input line(s)" in warning[0], warning
     assert "(read as <unk>): line 4" in warning[0] and "13 integer digits" in warning[0] and "line 5" in warning[0]
-    same = subprocess.run(translate, input="1000\n1,000\n1 000\n001000\n", capture_output=True, text=True,
-                          timeout=120)
+    same = subprocess.run(translate, input="1000\n1,000\n1 000\n001000\n", capture_output=True, text=True, timeout=120)
     assert len(set(same.stdout.splitlines())) == 1 and not same.stderr  # one normalisation before the model
     output = tmp_path / "out.txt"
     output.write_text("kept\n")
-    strict = subprocess.run([*translate, "--strict", "--output", str(output)], input=text, capture_output=True,
-                            text=True, timeout=120)
+    strict = subprocess.run(
+        [*translate, "--strict", "--output", str(output)], input=text, capture_output=True, text=True, timeout=120
+    )
     assert strict.returncode == 2 and strict.stderr.startswith("seq2seq: error: 2 of 6 input line(s)")
     assert output.read_text() == "kept\n" and "Traceback" not in strict.stderr
 
     # --eval-only scores the run's checkpoint again (e.g. one trained on another machine) without training
     before = (moved / "best" / "model.safetensors").stat().st_mtime_ns
-    again = run_script("recipes/digits_to_words/run.py", "--lang", "en", "--output", str(out), "--train-size", "600",
-                       "--valid-size", "50", "--test-size", "300", "--set", f"train.output_dir={moved}", "--eval-only")
+    again = run_script(
+        "recipes/digits_to_words/run.py",
+        "--lang",
+        "en",
+        "--output",
+        str(out),
+        "--train-size",
+        "600",
+        "--valid-size",
+        "50",
+        "--test-size",
+        "300",
+        "--set",
+        f"train.output_dir={moved}",
+        "--eval-only",
+    )
     rescored = json.loads((moved / "results.json").read_text())
     assert (moved / "best" / "model.safetensors").stat().st_mtime_ns == before
     assert rescored["errors"] == results["errors"] and rescored["updates"] == results["updates"]
@@ -94,13 +136,34 @@ def test_digits_recipe_small(tmp_path):
 
 def test_staged_recipe_small(tmp_path):
     out = tmp_path / "sweep"
-    result = run_script("recipes/staged_vs_end2end/run.py", "--output", str(out), "--sizes", "150", "300",
-                        "--seeds", "1", "2", "--updates", "12", "--valid-size", "40", "--test-size", "60",
-                        "--jobs", "1", "--threads", "1", "--set", "model.d_model=24")
+    result = run_script(
+        "recipes/staged_vs_end2end/run.py",
+        "--output",
+        str(out),
+        "--sizes",
+        "150",
+        "300",
+        "--seeds",
+        "1",
+        "2",
+        "--updates",
+        "12",
+        "--valid-size",
+        "40",
+        "--test-size",
+        "60",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+        "--set",
+        "model.d_model=24",
+    )
     root = out / "en"
     rows = json.loads((root / "results.json").read_text())["rows"]
     assert [(r["train_size"], r["regime"]) for r in rows] == [
-        (size, regime) for size in (150, 300) for regime in ("end-to-end", "staged", "staged + fine-tuning")]
+        (size, regime) for size in (150, 300) for regime in ("end-to-end", "staged", "staged + fine-tuning")
+    ]
     assert all(len(r["scores"]) == 2 for r in rows)
     table = (root / "results.md").read_text()
     assert table.count("\n| 150 |") == 3 and "staged + fine-tuning" in result.stdout
@@ -112,9 +175,29 @@ def test_staged_recipe_small(tmp_path):
     test = {line.split("\t")[0] for line in read_lines(root / "data" / "300" / "test.tsv")}
     assert small < large and not large & test
     # A finished sweep is not run again: the same table comes back in about a second.
-    run_script("recipes/staged_vs_end2end/run.py", "--output", str(out), "--sizes", "150", "300",
-                       "--seeds", "1", "2", "--updates", "12", "--valid-size", "40", "--test-size", "60",
-                       "--jobs", "1", "--threads", "1", "--set", "model.d_model=24")
+    run_script(
+        "recipes/staged_vs_end2end/run.py",
+        "--output",
+        str(out),
+        "--sizes",
+        "150",
+        "300",
+        "--seeds",
+        "1",
+        "2",
+        "--updates",
+        "12",
+        "--valid-size",
+        "40",
+        "--test-size",
+        "60",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+        "--set",
+        "model.d_model=24",
+    )
     assert (root / "results.md").read_text() == table
 
 
@@ -130,7 +213,9 @@ def fake_sst2(directory: Path, n: int = 400) -> Path:
     with gzip.open(directory / "train.tsv.gz", "wt", encoding="utf-8") as f:
         f.write("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
     (directory / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows[:40]))
-    (directory / "test.tsv").write_text("index\tsentence\n" + "".join(f"{i}\t{s}\n" for i, (s, _) in enumerate(rows[:30])))
+    (directory / "test.tsv").write_text(
+        "index\tsentence\n" + "".join(f"{i}\t{s}\n" for i, (s, _) in enumerate(rows[:30]))
+    )
     return directory
 
 
@@ -145,8 +230,9 @@ def test_autoencoder_prepare_makes_nested_disjoint_subsets(tmp_path):
     ten, one = read_lines(tmp_path / "out" / "train_10.tsv"), read_lines(tmp_path / "out" / "train_1.tsv")
     assert set(one) <= set(ten) <= set(full)
     assert all(line.count("\t") == 1 and not line.split("\t")[0].endswith(" ") for line in full)
-    assert read_lines(tmp_path / "out" / "pretrain_valid.txt") == [r.split("\t")[0] for r in
-                                                                   read_lines(tmp_path / "out" / "select.tsv")]
+    assert read_lines(tmp_path / "out" / "pretrain_valid.txt") == [
+        r.split("\t")[0] for r in read_lines(tmp_path / "out" / "select.tsv")
+    ]
 
 
 def test_autoencoder_recipe_metrics():
@@ -170,14 +256,44 @@ def test_label_fractions_small_run(tmp_path):
     prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50)
     small = ["model.d_model=32", "model.context_dim=32", "train.max_tokens=512", "train.precision=fp32"]
     ae = tmp_path / "ae"
-    run_script("-m", "seq2seq", "pretrain", "recipes/autoencoder/sst2_dae.yaml", "--set", f"data.path={tmp_path / 'data'}",
-               "--set", f"train.output_dir={ae}", "--set", "train.max_steps=20", "--set", "train.valid_every=20",
-               "--set", "tokenizer.vocab_size=40", "--set", "tokenizer.model_type=word", "--set", "train.progress=false",
-               *[x for s in small for x in ("--set", s)])
+    run_script(
+        "-m",
+        "seq2seq",
+        "pretrain",
+        "recipes/autoencoder/sst2_dae.yaml",
+        "--set",
+        f"data.path={tmp_path / 'data'}",
+        "--set",
+        f"train.output_dir={ae}",
+        "--set",
+        "train.max_steps=20",
+        "--set",
+        "train.valid_every=20",
+        "--set",
+        "tokenizer.vocab_size=40",
+        "--set",
+        "tokenizer.model_type=word",
+        "--set",
+        "train.progress=false",
+        *[x for s in small for x in ("--set", s)],
+    )
     extra = [x for s in small for x in ("--set", s)]
-    result = run_script("recipes/autoencoder/label_fractions.py", "--autoencoder", str(ae / "best"), "--data",
-                        str(tmp_path / "data"), "--output", str(tmp_path / "cls"), "--percents", "10", "--updates", "10",
-                        "--seeds", "1", *extra)
+    result = run_script(
+        "recipes/autoencoder/label_fractions.py",
+        "--autoencoder",
+        str(ae / "best"),
+        "--data",
+        str(tmp_path / "data"),
+        "--output",
+        str(tmp_path / "cls"),
+        "--percents",
+        "10",
+        "--updates",
+        "10",
+        "--seeds",
+        "1",
+        *extra,
+    )
     rows = json.loads((tmp_path / "cls" / "label_fractions.json").read_text())
     assert {r["regime"] for r in rows} == {"scratch", "frozen", "fine-tuned"}
     assert all(0 <= r["dev_accuracy"] <= 100 for r in rows)

@@ -46,8 +46,9 @@ LETTERS = "a b c d e f g h i j k l".split()
 # ------------------------------------------------------------------ helpers
 @pytest.fixture
 def tiny_checkpoint_parts():
-    cfg = load_config(None, ["model.d_model=32", "model.ffn_dim=64", "model.enc_layers=1",
-                             "model.dec_layers=1", "model.heads=2"])
+    cfg = load_config(
+        None, ["model.d_model=32", "model.ffn_dim=64", "model.enc_layers=1", "model.dec_layers=1", "model.heads=2"]
+    )
     texts = ["ein hund läuft", "a dog runs", "zwei katzen", "two cats"] * 20
     tok = TokenizerPair(SpmTokenizer.train(texts, vocab_size=40, model_type="word"))
     model = build_model(cfg.model, tok.src.vocab_size, tok.tgt.vocab_size)
@@ -72,18 +73,47 @@ def make_data(directory: Path, n_train: int = 160, n_valid: int = 12, seed: int 
 def run_config(directory: Path, output: str, **train: object) -> Path:
     """A tiny Transformer run with dropout, label smoothing and gradient accumulation, so that
     every RNG stream and the accumulation boundary matter for exact resume."""
-    settings = {"output_dir": str(directory / output), "precision": "fp32", "threads": 1, "max_tokens": 48,
-                "accumulate": 2, "lr": 3.0e-3, "warmup_steps": 10, "label_smoothing": 0.1, "max_steps": 36,
-                "valid_every": 12, "valid_bleu": True, "early_stop_metric": "bleu", "patience": 0,
-                "log_every": 1, "save_every": 1, "keep_last": 2, "progress": False, "seed": 7, **train}
+    settings = {
+        "output_dir": str(directory / output),
+        "precision": "fp32",
+        "threads": 1,
+        "max_tokens": 48,
+        "accumulate": 2,
+        "lr": 3.0e-3,
+        "warmup_steps": 10,
+        "label_smoothing": 0.1,
+        "max_steps": 36,
+        "valid_every": 12,
+        "valid_bleu": True,
+        "early_stop_metric": "bleu",
+        "patience": 0,
+        "log_every": 1,
+        "save_every": 1,
+        "keep_last": 2,
+        "progress": False,
+        "seed": 7,
+        **train,
+    }
     path = directory / f"{output}.yaml"
-    path.write_text(json.dumps({
-        "data": {"format": "tsv", "path": str(directory), "train": "train.tsv", "valid": "valid.tsv"},
-        "tokenizer": {"model_type": "word", "vocab_size": 20, "joint": True},
-        "model": {"encoder": "transformer", "decoder": "transformer", "d_model": 32, "ffn_dim": 64,
-                  "enc_layers": 1, "dec_layers": 1, "heads": 2, "dropout": 0.2},
-        "train": settings,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "data": {"format": "tsv", "path": str(directory), "train": "train.tsv", "valid": "valid.tsv"},
+                "tokenizer": {"model_type": "word", "vocab_size": 20, "joint": True},
+                "model": {
+                    "encoder": "transformer",
+                    "decoder": "transformer",
+                    "d_model": 32,
+                    "ffn_dim": 64,
+                    "enc_layers": 1,
+                    "dec_layers": 1,
+                    "heads": 2,
+                    "dropout": 0.2,
+                },
+                "train": settings,
+            }
+        )
+    )
     return path
 
 
@@ -124,10 +154,14 @@ sys.exit(main(sys.argv[1:]))
 
 
 def start(config: Path, *flags: str, hook: str = "", marker: Path | None = None) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HOOK": hook, "MARKER": str(marker or ""),
-           "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", RUNNER, "train", str(config), *flags], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HOOK": hook, "MARKER": str(marker or ""), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER, "train", str(config), *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def logged_step(run: Path) -> int:
@@ -181,8 +215,13 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
     run = tmp_path / "killed"
     marker = tmp_path / "marker"
     rng = random.Random(1234)
-    kills = [("weights", 5), ("swap", 9), ("random", rng.randint(14, 20)), ("sigint", rng.randint(22, 26)),
-             ("random", rng.randint(28, 33))]
+    kills = [
+        ("weights", 5),
+        ("swap", 9),
+        ("random", rng.randint(14, 20)),
+        ("sigint", rng.randint(22, 26)),
+        ("random", rng.randint(28, 33)),
+    ]
     resumed_from = []
     for i, (how, where) in enumerate(kills):
         flags = ("--resume",) if i else ()
@@ -230,8 +269,13 @@ def fingerprint_best(ckpt: Path) -> str:
 # ------------------------------------------------------ crash-safe writing
 def test_checkpoint_round_trip(tmp_path, tiny_checkpoint_parts):
     cfg, tok, model = tiny_checkpoint_parts
-    state = {"step": 7, "optimizer": {"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"betas": (0.9, 0.98)}]},
-             "best_loss": float("inf"), "best_score": None, "rng": torch.get_rng_state()}
+    state = {
+        "step": 7,
+        "optimizer": {"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"betas": (0.9, 0.98)}]},
+        "best_loss": float("inf"),
+        "best_score": None,
+        "rng": torch.get_rng_state(),
+    }
     save_checkpoint(tmp_path / "last", model, cfg, tok, state)
     loaded, cfg2, tok2, meta = load_checkpoint(tmp_path / "last")
     assert cfg2 == cfg and tok2.src.fingerprint == tok.src.fingerprint
@@ -343,8 +387,9 @@ PWNED = Path("/tmp/seq2seq-test-pwned")
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-@pytest.mark.parametrize("target", ["trainer_state.pt", "trainer_state.safetensors", "trainer_state.json",
-                                    "model.safetensors"])
+@pytest.mark.parametrize(
+    "target", ["trainer_state.pt", "trainer_state.safetensors", "trainer_state.json", "model.safetensors"]
+)
 def test_malicious_pickle_is_refused_and_never_executed(tmp_path, tiny_checkpoint_parts, target):
     cfg, tok, model = tiny_checkpoint_parts
     PWNED.unlink(missing_ok=True)
@@ -413,8 +458,15 @@ def test_file_size_limit_is_a_clear_error_in_a_real_process(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, 500_000))
 
-    proc = subprocess.run([sys.executable, "-m", "seq2seq", "train", str(config)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=limit, timeout=300, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seq2seq", "train", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=limit,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     last_line = proc.stderr.strip().splitlines()[-1]
@@ -473,8 +525,9 @@ def test_nan_loss_and_inf_gradient_skip_the_update_and_are_logged(tmp_path):
 
 def test_too_many_bad_updates_in_a_row_stop_with_last_good_checkpoint(tmp_path):
     make_data(tmp_path, n_train=60, n_valid=4)
-    cfg = load_config(run_config(tmp_path, "run", max_steps=30, valid_every=0, accumulate=1, save_every=4,
-                                 max_bad_updates=3))
+    cfg = load_config(
+        run_config(tmp_path, "run", max_steps=30, valid_every=0, accumulate=1, save_every=4, max_bad_updates=3)
+    )
     trainer = FaultyTrainer(cfg, bad_loss=set(range(10, 31)))
     with pytest.raises(Seq2SeqError, match=r"diverged: 3 updates in a row had a non-finite loss.*update 12"):
         trainer.fit()
@@ -491,16 +544,46 @@ def task_overrides(tmp_path: Path, task: str, out: str) -> list[str]:
     rows = [[rng.choice(LETTERS) for _ in range(rng.randint(2, 6))] for _ in range(80)]
     (tmp_path / "mono.txt").write_text("".join(" ".join(w) + "\n" for w in rows))
     (tmp_path / "labelled.tsv").write_text("".join(f"{' '.join(w)}\t{'ab'[w[0] < 'f']}\n" for w in rows))
-    common = [f"train.output_dir={tmp_path / out}", "train.precision=fp32", "train.threads=1",
-              "train.max_tokens=40", "train.warmup_steps=5", "train.valid_every=5", "train.progress=false",
-              "train.log_every=1", "train.keep_last=0", "train.seed=5", "tokenizer.model_type=word",
-              "tokenizer.vocab_size=20", "model.encoder=gru", "model.decoder=gru", "model.d_model=24",
-              "model.dropout=0.3", "data.format=text"]
+    common = [
+        f"train.output_dir={tmp_path / out}",
+        "train.precision=fp32",
+        "train.threads=1",
+        "train.max_tokens=40",
+        "train.warmup_steps=5",
+        "train.valid_every=5",
+        "train.progress=false",
+        "train.log_every=1",
+        "train.keep_last=0",
+        "train.seed=5",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=20",
+        "model.encoder=gru",
+        "model.decoder=gru",
+        "model.d_model=24",
+        "model.dropout=0.3",
+        "data.format=text",
+    ]
     if task == "classification":
-        return [*common, "task=classification", "data.format=tsv", f"data.path={tmp_path}",
-                "data.train=labelled.tsv", "data.valid=labelled.tsv", "model.classifier_hidden=16"]
-    ae = [*common, "task=autoencoder", f"data.path={tmp_path}", "data.train=mono.txt", "data.valid=mono.txt",
-          "autoencoder.drop=0.2", "autoencoder.mask=0.2", "autoencoder.shuffle=0.3", "model.context_dim=16"]
+        return [
+            *common,
+            "task=classification",
+            "data.format=tsv",
+            f"data.path={tmp_path}",
+            "data.train=labelled.tsv",
+            "data.valid=labelled.tsv",
+            "model.classifier_hidden=16",
+        ]
+    ae = [
+        *common,
+        "task=autoencoder",
+        f"data.path={tmp_path}",
+        "data.train=mono.txt",
+        "data.valid=mono.txt",
+        "autoencoder.drop=0.2",
+        "autoencoder.mask=0.2",
+        "autoencoder.shuffle=0.3",
+        "model.context_dim=16",
+    ]
     if task == "variational":
         return [*ae, "model.bottleneck=variational", "autoencoder.word_dropout=0.3", "autoencoder.kl_anneal_steps=8"]
     return [*ae, "model.bottleneck=binary", "model.binary_noise=0.3"]
@@ -518,8 +601,12 @@ def test_stopped_and_resumed_run_is_bit_identical_for_every_task(tmp_path, task,
 def test_resume_with_changed_trajectory_settings_warns(tmp_path, caplog):
     Trainer(load_config(None, [*task_overrides(tmp_path, "binary", "run"), "train.max_steps=3"])).fit()
     (tmp_path / "run" / "step-99.tmp").mkdir()  # a copy cut short by a crash
-    overrides = [*task_overrides(tmp_path, "binary", "run"), "train.max_steps=4", "train.lr=0.01",
-                 "autoencoder.drop=0.5"]
+    overrides = [
+        *task_overrides(tmp_path, "binary", "run"),
+        "train.max_steps=4",
+        "train.lr=0.01",
+        "autoencoder.drop=0.5",
+    ]
     Trainer(load_config(None, overrides), resume=True).fit()
     assert "changed settings (train.lr, autoencoder.drop)" in caplog.text
     assert not (tmp_path / "run" / "step-99.tmp").exists()
@@ -529,10 +616,12 @@ def test_checkpoint_metadata_that_does_not_fit_is_a_clear_error(tmp_path, tiny_c
     cfg, tok, model = tiny_checkpoint_parts
     ckpt = save_checkpoint(tmp_path / "best", model, cfg, tok)
     meta = json.loads((ckpt / "config.json").read_text())
-    cases = [([1, 2], "not a JSON object"), ({**meta, "src_vocab_size": -3}, "positive integers"),
-             ({**meta, "config": "x"}, "no 'config' object"),
-             ({**meta, "config": {**meta["config"], "model": {**meta["config"]["model"], "d_model": 48}}},
-              "size mismatch")]
+    cases = [
+        ([1, 2], "not a JSON object"),
+        ({**meta, "src_vocab_size": -3}, "positive integers"),
+        ({**meta, "config": "x"}, "no 'config' object"),
+        ({**meta, "config": {**meta["config"], "model": {**meta["config"]["model"], "d_model": 48}}}, "size mismatch"),
+    ]
     for bad, message in cases:
         rewrite(ckpt, "config.json", json.dumps(bad).encode())
         with pytest.raises(CheckpointError, match=message):

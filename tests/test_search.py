@@ -46,9 +46,7 @@ class ToyDecoder(Decoder):
     end at varied lengths around the source length, like a trained model's.
     """
 
-    def __init__(
-        self, vocab: int, d: int, temperature: float, eos_bias: float, eos_slope: float
-    ) -> None:
+    def __init__(self, vocab: int, d: int, temperature: float, eos_bias: float, eos_slope: float) -> None:
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
         self.init = nn.Linear(d, d)
@@ -67,9 +65,7 @@ class ToyDecoder(Decoder):
             "static": {"keys": self.key(encoded.states)},
         }
 
-    def step(
-        self, tokens: Tensor, encoded: Encoded, state: dict[str, Any]
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def step(self, tokens: Tensor, encoded: Encoded, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         keys = state["static"]["keys"]  # (B, S, d)
         att = (keys @ state["h"].unsqueeze(2)).squeeze(2)  # (B, S)
         att = att.masked_fill(~encoded.mask, -math.inf).softmax(dim=1)
@@ -121,9 +117,7 @@ class TableDecoder(Decoder):
     def init_state(self, encoded: Encoded) -> dict[str, Any]:
         return {"prefix": torch.empty((encoded.mask.size(0), 0), dtype=torch.long)}  # BOS first
 
-    def step(
-        self, tokens: Tensor, encoded: Encoded, state: dict[str, Any]
-    ) -> tuple[Tensor, dict[str, Any]]:
+    def step(self, tokens: Tensor, encoded: Encoded, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         prefix = torch.cat([state["prefix"], tokens.unsqueeze(1)], dim=1)  # (B, t + 1)
         logits = torch.full((tokens.size(0), self.vocab), -math.inf)
         for row, key in enumerate(prefix[:, 1:].tolist()):
@@ -247,9 +241,7 @@ def test_big_batch_matches_single(toy: ToyModel) -> None:
 
 
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
-def test_nbest_distinct_sorted_and_scored(
-    toy: ToyModel, sources: list[list[int]], length_penalty: float
-) -> None:
+def test_nbest_distinct_sorted_and_scored(toy: ToyModel, sources: list[list[int]], length_penalty: float) -> None:
     out = beam_search(toy, *collate(sources), settings(beam=5, nbest=5, length_penalty=length_penalty))
     for src, hyps in zip(sources, out):
         assert len(hyps) == 5
@@ -385,7 +377,14 @@ def test_spec_from_config() -> None:
     """One spec carries a config's search settings (batching aside) and the special ids."""
     cfg = SearchConfig(beam=4, length_penalty=0.6, max_len_a=2.0, max_len_b=7, min_len=1, batch_rows=8)
     assert SearchSpec.from_config(cfg, BOS, EOS, nbest=2, max_output_len=30) == SearchSpec(
-        bos_id=BOS, eos_id=EOS, beam=4, length_penalty=0.6, max_len_a=2.0, max_len_b=7, min_len=1, nbest=2,
+        bos_id=BOS,
+        eos_id=EOS,
+        beam=4,
+        length_penalty=0.6,
+        max_len_a=2.0,
+        max_len_b=7,
+        min_len=1,
+        nbest=2,
         max_output_len=30,
     )
 

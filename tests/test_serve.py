@@ -68,11 +68,25 @@ search: {{beam: 3, max_len_a: 1.0, max_len_b: 3}}
 
 def _small_overrides(d: Path, out: Path) -> list[str]:
     return [
-        f"data.path={d}", "tokenizer.model_type=word", "tokenizer.vocab_size=20", "model.encoder=gru",
-        "model.d_model=32", "model.context_dim=16", "model.enc_layers=1", "model.dropout=0.0",
-        f"train.output_dir={out}", "train.precision=fp32", "train.max_tokens=1024", "train.lr=3e-3",
-        "train.scheduler=constant", "train.warmup_steps=10", "train.max_steps=60", "train.valid_every=60",
-        "train.progress=false", "train.keep_last=0", "train.label_smoothing=0.0",
+        f"data.path={d}",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=20",
+        "model.encoder=gru",
+        "model.d_model=32",
+        "model.context_dim=16",
+        "model.enc_layers=1",
+        "model.dropout=0.0",
+        f"train.output_dir={out}",
+        "train.precision=fp32",
+        "train.max_tokens=1024",
+        "train.lr=3e-3",
+        "train.scheduler=constant",
+        "train.warmup_steps=10",
+        "train.max_steps=60",
+        "train.valid_every=60",
+        "train.progress=false",
+        "train.keep_last=0",
+        "train.label_smoothing=0.0",
     ]
 
 
@@ -91,9 +105,20 @@ def ae_ckpt(tmp_path_factory) -> Path:
     rng = random.Random(1)
     for name, n in (("train.txt", 1000), ("valid.txt", 50)):
         (d / name).write_text("\n".join(_words(rng, WORDS, 2, 5) for _ in range(n)) + "\n")
-    _train("pretrain", d, [*_small_overrides(d, d / "run"), "data.format=text", "data.train=train.txt",
-                           "data.valid=valid.txt", "model.decoder=gru", "search.beam=1",
-                           "autoencoder.drop=0.0", "autoencoder.mask=0.0"])
+    _train(
+        "pretrain",
+        d,
+        [
+            *_small_overrides(d, d / "run"),
+            "data.format=text",
+            "data.train=train.txt",
+            "data.valid=valid.txt",
+            "model.decoder=gru",
+            "search.beam=1",
+            "autoencoder.drop=0.0",
+            "autoencoder.mask=0.0",
+        ],
+    )
     return d / "run" / "best"
 
 
@@ -105,8 +130,17 @@ def cls_ckpt(tmp_path_factory) -> Path:
     for name, n in (("train.tsv", 1000), ("valid.tsv", 50)):
         rows = [_words(rng, WORDS, 2, 5) for _ in range(n)]
         (d / name).write_text("sentence\tlabel\n" + "".join(f"{r}\t{int('alpha' in r.split())}\n" for r in rows))
-    _train("classify-train", d, [*_small_overrides(d, d / "run"), "data.format=tsv", "data.skip_header=true",
-                                 "data.train=train.tsv", "data.valid=valid.tsv"])
+    _train(
+        "classify-train",
+        d,
+        [
+            *_small_overrides(d, d / "run"),
+            "data.format=tsv",
+            "data.skip_header=true",
+            "data.train=train.tsv",
+            "data.valid=valid.tsv",
+        ],
+    )
     return d / "run" / "best"
 
 
@@ -284,8 +318,9 @@ def test_concurrent_requests_are_decoded_together_and_answered_alone(reverse_ser
     for texts, one, many in zip(requests, alone, together):
         assert len(many) == len(texts)
         assert [r["translation"] for r in many] == [r["translation"] for r in one]
-        assert [[h["translation"] for h in r["hypotheses"]] for r in many] == \
-               [[h["translation"] for h in r["hypotheses"]] for r in one]
+        assert [[h["translation"] for h in r["hypotheses"]] for r in many] == [
+            [h["translation"] for h in r["hypotheses"]] for r in one
+        ]
         assert [r["score"] for r in many] == pytest.approx([r["score"] for r in one], abs=1e-4)
 
 
@@ -293,8 +328,12 @@ def test_requests_with_other_settings_wait_for_their_own_batch(reverse_service):
     with client_for(reverse_service, batch_wait_ms=0) as client:
         client.batcher.pause()
         with ThreadPoolExecutor(4) as pool:
-            bodies = [{"texts": ["a b c"], "beam": 1}, {"texts": ["b c d"], "beam": 2},
-                      {"texts": ["c d e"], "beam": 1}, {"texts": ["d e f"], "beam": 2}]
+            bodies = [
+                {"texts": ["a b c"], "beam": 1},
+                {"texts": ["b c d"], "beam": 2},
+                {"texts": ["c d e"], "beam": 1},
+                {"texts": ["d e f"], "beam": 2},
+            ]
             futures = [pool.submit(client.post, "/translate", json=b) for b in bodies]
             wait_until(lambda: client.batcher.stats()["queued_requests"] == 4, what="queued requests")
             client.batcher.resume()
@@ -392,7 +431,9 @@ def test_translator_prefixes(reverse_service, beam):
     alone = [translator.translate([s], beam=beam, prefixes=[p])[0] for s, p in zip(SOURCES, prefixes)]
     assert alone == forced
     assert translator.translate(["", "a b"], beam=beam, prefixes=["c d", None]) == [
-        "c d", translator.translate(["a b"], beam=beam)[0]]  # an empty line's output: its prefix
+        "c d",
+        translator.translate(["a b"], beam=beam)[0],
+    ]  # an empty line's output: its prefix
     with pytest.raises(ValueError, match="2 prefixes for 1 lines"):
         translator.translate(["a b"], prefixes=["a", "b"])
 
@@ -402,8 +443,25 @@ def test_cli_translate_prefix_file(reverse_ckpt, reverse_service, tmp_path, caps
     src.write_text("\n".join(SOURCES[:4]) + "\n")
     prefixes.write_text("b b\n\na c\n\n")
     ckpt = str(reverse_ckpt)
-    assert main(["translate", "--checkpoint", ckpt, "-i", str(src), "-o", str(out), "--prefix-file", str(prefixes),
-                 "--quiet", "--window", "3"]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                ckpt,
+                "-i",
+                str(src),
+                "-o",
+                str(out),
+                "--prefix-file",
+                str(prefixes),
+                "--quiet",
+                "--window",
+                "3",
+            ]
+        )
+        == 0
+    )
     expected = reverse_service.model.translate(SOURCES[:4], prefixes=["b b", None, "a c", None])
     assert out.read_text().splitlines() == expected
     assert expected[0].startswith("b b") and expected[2].startswith("a c")
@@ -466,9 +524,23 @@ def test_classifier_endpoints(cls_ckpt):
 # ---------------------------------------------------------------- a real server
 def _start_server(ckpt: Path, *flags: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "seq2seq", "serve", "--checkpoint", str(ckpt), "--port", "0", "--device", "cpu",
-         "--no-access-log", *flags],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "serve",
+            "--checkpoint",
+            str(ckpt),
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--no-access-log",
+            *flags,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     lines = []
     deadline = time.monotonic() + 180
@@ -500,10 +572,12 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(reverse_ckpt):
     proc, url = _start_server(reverse_ckpt, "--batch-wait-ms", "3000")
     try:
         with ThreadPoolExecutor(6) as pool:
-            futures = [pool.submit(httpx.post, url + "/translate", json={"texts": [text]}, timeout=60)
-                       for text in SOURCES]
-            wait_until(lambda: httpx.get(url + "/health", timeout=5).json()["queued_requests"] == 6,
-                       what="six queued requests")
+            futures = [
+                pool.submit(httpx.post, url + "/translate", json={"texts": [text]}, timeout=60) for text in SOURCES
+            ]
+            wait_until(
+                lambda: httpx.get(url + "/health", timeout=5).json()["queued_requests"] == 6, what="six queued requests"
+            )
             proc.send_signal(signal.SIGTERM)
             answers = [f.result() for f in futures]
         assert [a.status_code for a in answers] == [200] * 6
@@ -518,8 +592,16 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(reverse_ckpt):
 
 # ---------------------------------------------------------------- the page, in a real browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @contextlib.contextmanager

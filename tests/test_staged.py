@@ -42,18 +42,42 @@ def digits(tmp_path_factory) -> Path:
 
 def config(digits: Path, out: Path, *overrides: str):
     base = [
-        "data.format=tsv", f"data.path={digits}", "data.train=train.tsv", "data.valid=valid.tsv",
-        "data.context_targets=train.context.npy", "data.valid_context_targets=valid.context.npy",
-        "tokenizer.joint=false", "tokenizer.model_type=word", "tokenizer.vocab_size=60",
-        "tokenizer.src_model_type=char", "tokenizer.src_vocab_size=16",
-        "model.encoder=gru", "model.decoder=gru", "model.attention=none", "model.d_model=32",
-        "model.enc_layers=1", "model.dec_layers=1", "model.dropout=0.1", "model.share_embeddings=false",
-        "model.context_target_dim=99", "model.context_target_blocks=9",
-        f"train.output_dir={out}", "train.precision=fp32", "train.max_tokens=1024", "train.lr=3e-3",
-        "train.warmup_steps=10", "train.max_steps=30", "train.valid_every=30", "train.valid_bleu=false",
-        "train.early_stop_metric=loss", "train.progress=false", "train.keep_last=0", "train.log_every=10",
-        "search.beam=1", "search.max_len_a=6",
-    ]  # fmt: skip
+        "data.format=tsv",
+        f"data.path={digits}",
+        "data.train=train.tsv",
+        "data.valid=valid.tsv",
+        "data.context_targets=train.context.npy",
+        "data.valid_context_targets=valid.context.npy",
+        "tokenizer.joint=false",
+        "tokenizer.model_type=word",
+        "tokenizer.vocab_size=60",
+        "tokenizer.src_model_type=char",
+        "tokenizer.src_vocab_size=16",
+        "model.encoder=gru",
+        "model.decoder=gru",
+        "model.attention=none",
+        "model.d_model=32",
+        "model.enc_layers=1",
+        "model.dec_layers=1",
+        "model.dropout=0.1",
+        "model.share_embeddings=false",
+        "model.context_target_dim=99",
+        "model.context_target_blocks=9",
+        f"train.output_dir={out}",
+        "train.precision=fp32",
+        "train.max_tokens=1024",
+        "train.lr=3e-3",
+        "train.warmup_steps=10",
+        "train.max_steps=30",
+        "train.valid_every=30",
+        "train.valid_bleu=false",
+        "train.early_stop_metric=loss",
+        "train.progress=false",
+        "train.keep_last=0",
+        "train.log_every=10",
+        "search.beam=1",
+        "search.max_len_a=6",
+    ]
     return load_config(None, [*base, *overrides])
 
 
@@ -73,7 +97,9 @@ def stages(digits: Path, tmp_path_factory) -> dict[str, Path]:
     runs = {}
     for stage in ("encoder", "decoder"):
         runs[f"{stage}_init"] = root / f"{stage}_init"
-        Trainer(config(digits, runs[f"{stage}_init"], f"train.stage={stage}", "train.max_steps=1", "train.lr=1e-12")).fit()
+        Trainer(
+            config(digits, runs[f"{stage}_init"], f"train.stage={stage}", "train.max_steps=1", "train.lr=1e-12")
+        ).fit()
         runs[stage] = root / stage
         Trainer(config(digits, runs[stage], f"train.stage={stage}")).fit()
     return runs
@@ -154,8 +180,20 @@ def test_join_takes_each_half_from_its_checkpoint(stages, tmp_path):
     hyps = Translator.from_checkpoint(joined).translate(["12", "4021", ""])
     assert len(hyps) == 3 and hyps[2] == ""
     # The CLI does the same.
-    assert main(["join", "--encoder", str(stages["encoder"] / "last"), "--decoder",
-                 str(stages["decoder"] / "last"), "--output", str(tmp_path / "joined2")]) == 0
+    assert (
+        main(
+            [
+                "join",
+                "--encoder",
+                str(stages["encoder"] / "last"),
+                "--decoder",
+                str(stages["decoder"] / "last"),
+                "--output",
+                str(tmp_path / "joined2"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "joined2" / "manifest.json").is_file()
 
 
@@ -171,14 +209,27 @@ def test_join_refuses_different_architectures(stages, digits, tmp_path):
 
 def test_fine_tuning_starts_from_both_stages(stages, digits, tmp_path):
     run = tmp_path / "finetune"
-    cfg = config(digits, run, f"train.init_encoder={stages['encoder'] / 'last'}",
-                 f"train.init_decoder={stages['decoder'] / 'last'}", "train.max_steps=0", "train.max_epochs=0")
+    cfg = config(
+        digits,
+        run,
+        f"train.init_encoder={stages['encoder'] / 'last'}",
+        f"train.init_decoder={stages['decoder'] / 'last'}",
+        "train.max_steps=0",
+        "train.max_epochs=0",
+    )
     Trainer(cfg).fit()  # no update: the saved model is exactly the join
     start = {**weights(run, ENCODER_KEYS), **weights(run, DECODER_KEYS)}
     assert same(start, {**weights(stages["encoder"], ENCODER_KEYS), **weights(stages["decoder"], DECODER_KEYS)})
     tuned = tmp_path / "tuned"
-    Trainer(config(digits, tuned, f"train.init_encoder={stages['encoder'] / 'last'}",
-                   f"train.init_decoder={stages['decoder'] / 'last'}", "train.max_steps=5")).fit()
+    Trainer(
+        config(
+            digits,
+            tuned,
+            f"train.init_encoder={stages['encoder'] / 'last'}",
+            f"train.init_decoder={stages['decoder'] / 'last'}",
+            "train.max_steps=5",
+        )
+    ).fit()
     assert not same(weights(tuned, ENCODER_KEYS), weights(stages["encoder"], ENCODER_KEYS))
 
 
@@ -210,10 +261,25 @@ def test_freeze_encoder_keeps_it_bit_identical_with_no_gradient(digits, tmp_path
 def test_init_refuses_a_different_sentencepiece_model(stages, digits, tmp_path):
     encoder = stages["encoder"] / "last"
     with pytest.raises(ConfigError, match="separate source and target"):
-        Trainer(config(digits, tmp_path / "x", f"train.init_encoder={encoder}", "tokenizer.joint=true",
-                       "tokenizer.src_model_type=", "tokenizer.src_vocab_size=0")).fit()
+        Trainer(
+            config(
+                digits,
+                tmp_path / "x",
+                f"train.init_encoder={encoder}",
+                "tokenizer.joint=true",
+                "tokenizer.src_model_type=",
+                "tokenizer.src_vocab_size=0",
+            )
+        ).fit()
     # The word-level target model given as the source model: ids would mean other tokens.
     words = encoder / "tgt.spm.model"
     with pytest.raises(ConfigError, match="differs from tokenizer.model"):
-        Trainer(config(digits, tmp_path / "y", f"train.init_encoder={encoder}", f"tokenizer.model={words}",
-                       f"tokenizer.tgt_model={words}")).fit()
+        Trainer(
+            config(
+                digits,
+                tmp_path / "y",
+                f"train.init_encoder={encoder}",
+                f"tokenizer.model={words}",
+                f"tokenizer.tgt_model={words}",
+            )
+        ).fit()

@@ -238,7 +238,11 @@ def test_length_filter_matches_the_in_memory_path(tmp_path, limits):
     chosen = select_pairs(store, max_src, max_tgt, min_tokens)
     assert chosen.rows.tolist() == [e.index for e in examples]
     assert (len(chosen.rows), chosen.empty, chosen.too_short, chosen.too_long) == (
-        stats.kept, stats.empty, stats.too_short, stats.too_long)
+        stats.kept,
+        stats.empty,
+        stats.too_short,
+        stats.too_long,
+    )
     got = StoreExamples(store, chosen.rows).examples(range(len(chosen.rows)))
     assert got == examples
 
@@ -278,12 +282,32 @@ def test_empty_split_is_the_loaders_error(tmp_path):
 
 # ---------------------------------------------------------------------------------- training
 def train_config(tmp_path: Path, out: str, *extra: str) -> list[str]:
-    return [f"train.output_dir={tmp_path / out}", "train.precision=fp32", "train.threads=1", "train.max_tokens=64",
-            "train.warmup_steps=5", "train.valid_every=5", "train.progress=false", "train.log_every=1",
-            "train.keep_last=0", "train.seed=3", "tokenizer.vocab_size=50", "model.encoder=gru", "model.decoder=gru",
-            "model.d_model=16", "model.dropout=0.2", "data.format=text", f"data.path={tmp_path}", "data.src_lang=de",
-            "data.tgt_lang=en", "data.valid=valid", "train.early_stop_metric=loss", "data.max_src_tokens=10",
-            f"data.cache_dir={tmp_path / 'cache'}", *extra]
+    return [
+        f"train.output_dir={tmp_path / out}",
+        "train.precision=fp32",
+        "train.threads=1",
+        "train.max_tokens=64",
+        "train.warmup_steps=5",
+        "train.valid_every=5",
+        "train.progress=false",
+        "train.log_every=1",
+        "train.keep_last=0",
+        "train.seed=3",
+        "tokenizer.vocab_size=50",
+        "model.encoder=gru",
+        "model.decoder=gru",
+        "model.d_model=16",
+        "model.dropout=0.2",
+        "data.format=text",
+        f"data.path={tmp_path}",
+        "data.src_lang=de",
+        "data.tgt_lang=en",
+        "data.valid=valid",
+        "train.early_stop_metric=loss",
+        "data.max_src_tokens=10",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        *extra,
+    ]
 
 
 def test_training_reads_the_store_and_resumes_bit_identically(tmp_path):
@@ -340,8 +364,9 @@ def test_sampler_on_store_lengths_is_flat(tmp_path):
 
     rng = np.random.default_rng(0)
     n = 300_000
-    s = TokenBudgetBatchSampler(rng.integers(1, 90, n).astype(np.int32), rng.integers(1, 90, n).astype(np.int32),
-                                4096, shuffle=True, seed=1)
+    s = TokenBudgetBatchSampler(
+        rng.integers(1, 90, n).astype(np.int32), rng.integers(1, 90, n).astype(np.int32), 4096, shuffle=True, seed=1
+    )
     batches = s.ordered(3)
     assert len(batches) == len(s) and batches[0] == s.batches(3)[0] and batches[-1] == s.batches(3)[-1]
     assert sum(len(b) for b in batches) == n
@@ -353,14 +378,16 @@ def test_dataset_formats_are_stored_once(tmp_path, fmt):
     src = [s or "x" for s in src]
     tgt = [t or "y" for t in tgt]
     if fmt == "jsonl":
-        (tmp_path / "d.jsonl").write_text("".join(json.dumps({"translation": {"de": s, "en": t}}) + "\n"
-                                                  for s, t in zip(src, tgt)))
+        (tmp_path / "d.jsonl").write_text(
+            "".join(json.dumps({"translation": {"de": s, "en": t}}) + "\n" for s, t in zip(src, tgt))
+        )
         cfg, split = DataConfig(format="jsonl", path=str(tmp_path), src_lang="de", tgt_lang="en"), "d.jsonl"
     else:
         import datasets
 
         datasets.DatasetDict({"train": datasets.Dataset.from_dict({"de": src, "en": tgt})}).save_to_disk(
-            str(tmp_path / "dd"))
+            str(tmp_path / "dd")
+        )
         cfg, split = DataConfig(format="disk", path=str(tmp_path / "dd"), src_lang="de", tgt_lang="en"), "train"
     tok = tokenizer(src + tgt)
     source = open_parallel(cfg, split)

@@ -7,6 +7,7 @@ at the first step), so the configured minimum is silently ignored. This wrapper 
 (the search functions already implement it) and then runs JoeyNMT's own command line unchanged.
 usage: python joey_translate.py translate CONFIG < input > hypotheses
 """
+
 import functools
 
 import joeynmt.prediction as prediction

@@ -6,6 +6,7 @@ Python >= 3.11 refuses dataclass fields whose default is an unhashable instance
 Python <= 3.10 only rejected list/dict/set. Restore that behaviour by giving such default
 instances' classes the identity hash before dataclasses checks them (fairseq reads
 field.default, so converting to default_factory is not an option)."""
+
 import dataclasses
 
 _orig_get_field = dataclasses._get_field
@@ -15,8 +16,11 @@ def _get_field(cls, a_name, a_type, *args, **kwargs):
     default = cls.__dict__.get(a_name, dataclasses.MISSING)
     if isinstance(default, dataclasses.Field):
         default = default.default
-    if (default is not dataclasses.MISSING and not isinstance(default, (list, dict, set, type))
-            and type(default).__hash__ is None):
+    if (
+        default is not dataclasses.MISSING
+        and not isinstance(default, (list, dict, set, type))
+        and type(default).__hash__ is None
+    ):
         type(default).__hash__ = object.__hash__
     return _orig_get_field(cls, a_name, a_type, *args, **kwargs)
 

@@ -37,16 +37,22 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         run = out / f"ctx{size}"
-        seconds = train_or_reuse(HERE / "multi30k_ae.yaml", run, [f"data.path={args.data_dir}",
-                                                                   f"model.context_dim={size}", *args.set])
+        seconds = train_or_reuse(
+            HERE / "multi30k_ae.yaml", run, [f"data.path={args.data_dir}", f"model.context_dim={size}", *args.set]
+        )
         hyps = Autoencoder.from_checkpoint(run / "best", device="cpu").reconstruct(references, beam=1)
         row = {"context_dim": size, **reconstruction_metrics(hyps, references), "train_seconds": seconds}
         rows.append(row)
         print(json.dumps(row), flush=True)
     (out / "bottleneck_sizes.json").write_text(json.dumps(rows, indent=2) + "\n")
-    table = ["| context size | exact match (%) | token accuracy (%) | training time (s) |", "| ---: | ---: | ---: | ---: |"]
-    table += [f"| {r['context_dim']} | {r['exact_match']:.1f} | {r['token_accuracy']:.1f} | {r['train_seconds']:.0f} |"
-              for r in rows]
+    table = [
+        "| context size | exact match (%) | token accuracy (%) | training time (s) |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    table += [
+        f"| {r['context_dim']} | {r['exact_match']:.1f} | {r['token_accuracy']:.1f} | {r['train_seconds']:.0f} |"
+        for r in rows
+    ]
     (out / "bottleneck_sizes.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     import matplotlib

@@ -67,9 +67,17 @@ def main() -> None:
     rng = np.random.default_rng(1)
     for bits in args.bits:
         run = out / f"binary{bits}"
-        seconds = train_or_reuse(HERE / "sst2_dae.yaml", run, [f"data.path={args.data}", "model.bottleneck=binary",
-                                                               f"model.context_dim={bits}",
-                                                               f"train.max_steps={args.updates}", *args.set])
+        seconds = train_or_reuse(
+            HERE / "sst2_dae.yaml",
+            run,
+            [
+                f"data.path={args.data}",
+                "model.bottleneck=binary",
+                f"model.context_dim={bits}",
+                f"train.max_steps={args.updates}",
+                *args.set,
+            ],
+        )
         ae = Autoencoder.from_checkpoint(run / "best", device="cpu")
         t0 = time.perf_counter()
         codes = ae.codes(corpus)
@@ -82,31 +90,52 @@ def main() -> None:
         lookup_ms = 1000.0 * (time.perf_counter() - t0) / len(queries)
         random_index = CodeIndex.from_codes(rng.random(codes.shape) < 0.5, corpus)
         random_ranked, _ = timed_ranking(random_index, rng.random(queries.shape) < 0.5, "hamming")
-        rows.append({
-            "bits": bits, "precision": precision_at(ranked, corpus_labels, dev.tgt, args.k),
-            "random_precision": precision_at(random_ranked, corpus_labels, dev.tgt, args.k),
-            "bits_on": float(codes.mean()), "distinct_codes": len({c.tobytes() for c in np.packbits(codes, axis=1)}),
-            "rank_ms_per_query": rank_ms, "lookup_r2_ms_per_query": lookup_ms,
-            "lookup_r2_mean_matches": float(np.mean(found)), "encode_ms_per_line": encode_ms,
-            "train_seconds": seconds,
-        })  # fmt: skip
+        rows.append(
+            {
+                "bits": bits,
+                "precision": precision_at(ranked, corpus_labels, dev.tgt, args.k),
+                "random_precision": precision_at(random_ranked, corpus_labels, dev.tgt, args.k),
+                "bits_on": float(codes.mean()),
+                "distinct_codes": len({c.tobytes() for c in np.packbits(codes, axis=1)}),
+                "rank_ms_per_query": rank_ms,
+                "lookup_r2_ms_per_query": lookup_ms,
+                "lookup_r2_mean_matches": float(np.mean(found)),
+                "encode_ms_per_line": encode_ms,
+                "train_seconds": seconds,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     dae = Autoencoder.from_checkpoint(args.dae, device="cpu")
     vectors = CodeIndex.from_vectors(dae.encode(corpus), corpus)
     ranked, cos_ms = timed_ranking(vectors, dae.encode(dev.src), "cosine")
-    cosine = {"context_dim": dae.context_dim, "precision": precision_at(ranked, corpus_labels, dev.tgt, args.k),
-              "rank_ms_per_query": cos_ms}
+    cosine = {
+        "context_dim": dae.context_dim,
+        "precision": precision_at(ranked, corpus_labels, dev.tgt, args.k),
+        "rank_ms_per_query": cos_ms,
+    }
     print(json.dumps({"cosine": cosine}), flush=True)
-    result = {"corpus_lines": len(corpus), "queries": len(dev.src), "k": args.k,
-              "label_share_in_corpus": {str(v): float(np.mean(corpus_labels == v)) for v in np.unique(corpus_labels)},
-              "binary": rows, "cosine": cosine}
+    result = {
+        "corpus_lines": len(corpus),
+        "queries": len(dev.src),
+        "k": args.k,
+        "label_share_in_corpus": {str(v): float(np.mean(corpus_labels == v)) for v in np.unique(corpus_labels)},
+        "binary": rows,
+        "cosine": cosine,
+    }
     (out / "hashing.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = [f"| code | precision@{args.k} (%) | random codes (%) | ranking ms/query | radius-2 lookup ms/query |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    table += [f"| {r['bits']} bits | {r['precision']:.1f} | {r['random_precision']:.1f} | {r['rank_ms_per_query']:.2f} "
-              f"| {r['lookup_r2_ms_per_query']:.2f} |" for r in rows]
-    table.append(f"| {cosine['context_dim']}-d real vectors, cosine | {cosine['precision']:.1f} | | "
-                 f"{cosine['rank_ms_per_query']:.2f} | |")
+    table = [
+        f"| code | precision@{args.k} (%) | random codes (%) | ranking ms/query | radius-2 lookup ms/query |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    table += [
+        f"| {r['bits']} bits | {r['precision']:.1f} | {r['random_precision']:.1f} | {r['rank_ms_per_query']:.2f} "
+        f"| {r['lookup_r2_ms_per_query']:.2f} |"
+        for r in rows
+    ]
+    table.append(
+        f"| {cosine['context_dim']}-d real vectors, cosine | {cosine['precision']:.1f} | | "
+        f"{cosine['rank_ms_per_query']:.2f} | |"
+    )
     (out / "hashing.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 

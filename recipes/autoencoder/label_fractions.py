@@ -44,16 +44,25 @@ def run_cell(cell: dict) -> dict:
         "frozen": [f"train.init_encoder={ae}", "train.freeze=[encoder]"],
         "fine-tuned": [f"train.init_encoder={ae}"],
     }[cell["regime"]]
-    overrides = [f"data.path={cell['data']}", f"data.train=train_{cell['percent']}.tsv", f"train.seed={cell['seed']}",
-                 f"train.max_steps={cell['updates']}", f"train.valid_every={max(1, cell['updates'] // 10)}",
-                 f"train.threads={cell['threads']}", *regime_overrides, *cell["set"]]
+    overrides = [
+        f"data.path={cell['data']}",
+        f"data.train=train_{cell['percent']}.tsv",
+        f"train.seed={cell['seed']}",
+        f"train.max_steps={cell['updates']}",
+        f"train.valid_every={max(1, cell['updates'] // 10)}",
+        f"train.threads={cell['threads']}",
+        *regime_overrides,
+        *cell["set"],
+    ]
     seconds = train_or_reuse(HERE / "sst2_classifier.yaml", out, overrides)
     cfg = load_config(HERE / "sst2_classifier.yaml", [f"data.path={cell['data']}"])
     dev = load_labelled(cfg.data, "dev.tsv")
     predicted, _ = Autoencoder.from_checkpoint(out / "best", device="cpu").classify(dev.src)
     accuracy = 100.0 * sum(p == g for p, g in zip(predicted, dev.tgt)) / len(dev.tgt)
-    result = {k: cell[k] for k in ("percent", "regime", "seed", "updates")} | {"dev_accuracy": accuracy,
-                                                                              "train_seconds": seconds}
+    result = {k: cell[k] for k in ("percent", "regime", "seed", "updates")} | {
+        "dev_accuracy": accuracy,
+        "train_seconds": seconds,
+    }
     result_file.write_text(json.dumps(result) + "\n")
     print(json.dumps(result), flush=True)
     return result
@@ -65,8 +74,9 @@ def main() -> None:
     ap.add_argument("--data", default="runs/autoencoder/data", help="prepare.py's output folder")
     ap.add_argument("--output", default="runs/autoencoder/classifiers")
     ap.add_argument("--percents", type=int, nargs="+", default=[1, 10, 100])
-    ap.add_argument("--updates", type=int, nargs="+", default=[300, 600, 2000],
-                    help="updates per cell, one per --percents entry")
+    ap.add_argument(
+        "--updates", type=int, nargs="+", default=[300, 600, 2000], help="updates per cell, one per --percents entry"
+    )
     ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--jobs", type=int, default=1)
@@ -77,10 +87,20 @@ def main() -> None:
         ap.error("give one --updates value per --percents value")
     out = Path(args.output)
     cells = [
-        {"percent": p, "updates": u, "regime": r, "seed": s, "dir": str(out / f"p{p}_{r}_s{s}"),
-         "autoencoder": str(Path(args.autoencoder).resolve()), "data": str(Path(args.data).resolve()),
-         "threads": args.threads, "set": args.set}
-        for p, u in zip(args.percents, args.updates) for s in args.seeds for r in args.regimes
+        {
+            "percent": p,
+            "updates": u,
+            "regime": r,
+            "seed": s,
+            "dir": str(out / f"p{p}_{r}_s{s}"),
+            "autoencoder": str(Path(args.autoencoder).resolve()),
+            "data": str(Path(args.data).resolve()),
+            "threads": args.threads,
+            "set": args.set,
+        }
+        for p, u in zip(args.percents, args.updates)
+        for s in args.seeds
+        for r in args.regimes
     ]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

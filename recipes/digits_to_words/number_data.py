@@ -281,9 +281,7 @@ def place_value_vectors(numerals: list[str]) -> np.ndarray:
     for row, numeral in enumerate(numerals):
         digits = numeral[::-1]
         if len(digits) > STAGED_MAX_DIGITS or not digits.isdigit():
-            raise ValueError(
-                f"line {row + 1}: '{numeral}' is not a numeral of 1 to {STAGED_MAX_DIGITS} digits"
-            )
+            raise ValueError(f"line {row + 1}: '{numeral}' is not a numeral of 1 to {STAGED_MAX_DIGITS} digits")
         for place in range(STAGED_MAX_DIGITS):
             vectors[row, place, int(digits[place]) if place < len(digits) else 10] = 1.0
     return vectors.reshape(len(numerals), STAGED_MAX_DIGITS * PLACE_CLASSES)

@@ -33,8 +33,20 @@ from seq2seq.train.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 # What a user types, beyond the test set: the examples of the issue that started this recipe.
-EVERYDAY = ["1000000", "700000", "500000000", "1000000000", "12345678901", "007", "1,000", "-5", "3.14",
-            "1000000000000", "0", "abc"]
+EVERYDAY = [
+    "1000000",
+    "700000",
+    "500000000",
+    "1000000000",
+    "12345678901",
+    "007",
+    "1,000",
+    "-5",
+    "3.14",
+    "1000000000000",
+    "0",
+    "abc",
+]
 
 
 def stratum_table(sources: list[str], hyps: list[str], references: list[str]) -> list[dict]:
@@ -46,11 +58,24 @@ def stratum_table(sources: list[str], hyps: list[str], references: list[str]) ->
             totals[name] += 1
             if hyp != ref:
                 wrong[name].append(i)
-    rows = [{"stratum": name, "numbers": totals[name], "errors": len(wrong[name]),
-             "exact_match": 100.0 * (totals[name] - len(wrong[name])) / totals[name]} for name in sorted(totals)]
+    rows = [
+        {
+            "stratum": name,
+            "numbers": totals[name],
+            "errors": len(wrong[name]),
+            "exact_match": 100.0 * (totals[name] - len(wrong[name])) / totals[name],
+        }
+        for name in sorted(totals)
+    ]
     errors = sum(h != r for h, r in zip(hyps, references))
-    rows.append({"stratum": "overall", "numbers": len(sources), "errors": errors,
-                 "exact_match": 100.0 * (len(sources) - errors) / max(1, len(sources))})
+    rows.append(
+        {
+            "stratum": "overall",
+            "numbers": len(sources),
+            "errors": errors,
+            "exact_match": 100.0 * (len(sources) - errors) / max(1, len(sources)),
+        }
+    )
     return rows
 
 
@@ -95,8 +120,10 @@ def run(args: argparse.Namespace) -> dict:
 
     print(f"\nexact match on {len(sources)} held-out numbers, by stratum:\n")
     print(format_table(rows))
-    print(f"\noverall {overall['exact_match']:.2f}% ({overall['errors']} errors); weakest stratum: "
-          f"{weakest['stratum']}, {weakest['exact_match']:.2f}%")
+    print(
+        f"\noverall {overall['exact_match']:.2f}% ({overall['errors']} errors); weakest stratum: "
+        f"{weakest['stratum']}, {weakest['exact_match']:.2f}%"
+    )
     wrong = [(s, h, r) for s, h, r in zip(sources, hyps, references) if h != r]
     for s, h, r in wrong[:10]:
         print(f"  {s}: got '{h}', expected '{r}'")
@@ -132,17 +159,29 @@ def main() -> int:
     parser.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the words (num2words)")
     parser.add_argument("--config", default=str(HERE / "gru.yaml"), help="model/training config")
     parser.add_argument("--output", default=None, help="run directory (default: runs/digits_to_words/LANG)")
-    parser.add_argument("--train-size", type=int, default=200000, help="numerals from the mixture "
-                        "(every integer below 1,000 comes on top)")
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=200000,
+        help="numerals from the mixture (every integer below 1,000 comes on top)",
+    )
     parser.add_argument("--valid-size", type=int, default=2000)
-    parser.add_argument("--test-size", type=int, default=13000, help="held-out numerals from the mixture "
-                        "(every integer below 1,000 comes on top)")
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        default=13000,
+        help="held-out numerals from the mixture (every integer below 1,000 comes on top)",
+    )
     parser.add_argument("--data-seed", type=int, default=1234)
     parser.add_argument("--beam", type=int, default=1, help="beam size for the test set")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--eval-only", action="store_true", help="evaluate the run's best/ checkpoint, no training "
-                        "(e.g. one trained elsewhere and copied into the run directory)")
+    parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate the run's best/ checkpoint, no training "
+        "(e.g. one trained elsewhere and copied into the run directory)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"

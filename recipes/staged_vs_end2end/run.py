@@ -61,8 +61,9 @@ def write_split(path: Path, numbers: list[int], lang: str) -> None:
     np.save(path.with_suffix(".context.npy"), place_value_vectors(numerals))
 
 
-def make_data(root: Path, lang: str, sizes: list[int], valid: int, test: int, seed: int,
-              pool_size: int = 0) -> dict[int, Path]:
+def make_data(
+    root: Path, lang: str, sizes: list[int], valid: int, test: int, seed: int, pool_size: int = 0
+) -> dict[int, Path]:
     """One data directory per training-set size; all share the validation and test numbers.
 
     The training pool holds ``pool_size`` numbers (default: the largest size); validation and
@@ -92,10 +93,17 @@ def train(config: str, data_dir: Path, out: Path, updates: int, threads: int, *o
         return ended[-1]["seconds"]
     if out.exists():
         shutil.rmtree(out)  # a half-finished run: start it again
-    cfg = load_config(config, [
-        f"data.path={data_dir}", f"train.output_dir={out}", f"train.max_steps={updates}",
-        f"train.valid_every={max(1, updates // 4)}", f"train.threads={threads}", *overrides,
-    ])  # fmt: skip
+    cfg = load_config(
+        config,
+        [
+            f"data.path={data_dir}",
+            f"train.output_dir={out}",
+            f"train.max_steps={updates}",
+            f"train.valid_every={max(1, updates // 4)}",
+            f"train.threads={threads}",
+            *overrides,
+        ],
+    )
     return Trainer(cfg).fit().seconds
 
 
@@ -111,8 +119,9 @@ def context_accuracy(run_dir: Path) -> float:
     return min(valid, key=lambda r: r["valid_loss"])["valid_context_accuracy"]
 
 
-def run_cell(config: str, data_dir: Path, out: Path, updates: int, seed: int, threads: int,
-             extra: tuple[str, ...] = ()) -> dict:
+def run_cell(
+    config: str, data_dir: Path, out: Path, updates: int, seed: int, threads: int, extra: tuple[str, ...] = ()
+) -> dict:
     """The three regimes for one training-set size and seed."""
     done = out / "cell.json"
     if done.is_file():
@@ -126,24 +135,39 @@ def run_cell(config: str, data_dir: Path, out: Path, updates: int, seed: int, th
     result = {}
 
     seconds = train(config, data_dir, out / "end2end", updates, threads, *common, *joint)
-    result["end-to-end"] = {"exact_match": exact_match(out / "end2end" / "best", sources, references),
-                            "seconds": seconds}
+    result["end-to-end"] = {
+        "exact_match": exact_match(out / "end2end" / "best", sources, references),
+        "seconds": seconds,
+    }
 
     half = max(1, updates // 2)
     seconds = train(config, data_dir, out / "encoder", half, threads, *common, "train.stage=encoder")
     seconds += train(config, data_dir, out / "decoder", half, threads, *common, "train.stage=decoder")
     join_checkpoints(out / "encoder" / "best", out / "decoder" / "best", out / "staged")
-    result["staged"] = {"exact_match": exact_match(out / "staged", sources, references), "seconds": seconds,
-                        "encoder_context_accuracy": context_accuracy(out / "encoder")}
+    result["staged"] = {
+        "exact_match": exact_match(out / "staged", sources, references),
+        "seconds": seconds,
+        "encoder_context_accuracy": context_accuracy(out / "encoder"),
+    }
 
     quarter = max(1, updates // 4)
     seconds = train(config, data_dir, out / "encoder_q", quarter, threads, *common, "train.stage=encoder")
     seconds += train(config, data_dir, out / "decoder_q", quarter, threads, *common, "train.stage=decoder")
-    seconds += train(config, data_dir, out / "finetune", updates - 2 * quarter, threads, *common, *joint,
-                     f"train.init_encoder={out / 'encoder_q' / 'best'}",
-                     f"train.init_decoder={out / 'decoder_q' / 'best'}")
-    result["staged + fine-tuning"] = {"exact_match": exact_match(out / "finetune" / "best", sources, references),
-                                      "seconds": seconds}
+    seconds += train(
+        config,
+        data_dir,
+        out / "finetune",
+        updates - 2 * quarter,
+        threads,
+        *common,
+        *joint,
+        f"train.init_encoder={out / 'encoder_q' / 'best'}",
+        f"train.init_decoder={out / 'decoder_q' / 'best'}",
+    )
+    result["staged + fine-tuning"] = {
+        "exact_match": exact_match(out / "finetune" / "best", sources, references),
+        "seconds": seconds,
+    }
     done.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -165,23 +189,36 @@ def summarise(cells: dict[int, dict[int, dict]]) -> list[dict]:
             scores = [cells[size][s][regime]["exact_match"] for s in sorted(cells[size])]
             seconds = [cells[size][s][regime]["seconds"] for s in sorted(cells[size])]
             context = [cells[size][s][regime].get("encoder_context_accuracy") for s in sorted(cells[size])]
-            rows.append({
-                "train_size": size, "regime": regime, "seeds": len(scores), "scores": scores,
-                "encoder_context_accuracy": statistics.mean(context) if None not in context else None,
-                "mean": statistics.mean(scores), "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-                "seconds": statistics.mean(seconds),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "train_size": size,
+                    "regime": regime,
+                    "seeds": len(scores),
+                    "scores": scores,
+                    "encoder_context_accuracy": statistics.mean(context) if None not in context else None,
+                    "mean": statistics.mean(scores),
+                    "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                    "seconds": statistics.mean(seconds),
+                }
+            )
     return rows
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> str:
-    lines = [header, "", "| training numbers | regime | exact match % (mean ± std) | per seed | training time "
-             "| staged encoder alone: all 9 places right (valid) |", "| ---: | --- | ---: | --- | ---: | ---: |"]
+    lines = [
+        header,
+        "",
+        "| training numbers | regime | exact match % (mean ± std) | per seed | training time "
+        "| staged encoder alone: all 9 places right (valid) |",
+        "| ---: | --- | ---: | --- | ---: | ---: |",
+    ]
     for r in rows:
         per_seed = ", ".join(f"{s:.1f}" for s in r["scores"])
         context = f"{r['encoder_context_accuracy']:.1f}%" if r["encoder_context_accuracy"] is not None else ""
-        lines.append(f"| {r['train_size']:,} | {r['regime']} | {r['mean']:.2f} ± {r['std']:.2f} | {per_seed} "
-                     f"| {r['seconds']:.0f} s | {context} |")
+        lines.append(
+            f"| {r['train_size']:,} | {r['regime']} | {r['mean']:.2f} ± {r['std']:.2f} | {per_seed} "
+            f"| {r['seconds']:.0f} s | {context} |"
+        )
     text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     return text
@@ -199,8 +236,14 @@ def write_plot(rows: list[dict], path: Path, title: str) -> bool:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for regime, marker in zip(REGIMES, "osD"):
         mine = [r for r in rows if r["regime"] == regime]
-        ax.errorbar([r["train_size"] for r in mine], [r["mean"] for r in mine], yerr=[r["std"] for r in mine],
-                    marker=marker, capsize=3, label=regime)
+        ax.errorbar(
+            [r["train_size"] for r in mine],
+            [r["mean"] for r in mine],
+            yerr=[r["std"] for r in mine],
+            marker=marker,
+            capsize=3,
+            label=regime,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training numbers")
     ax.set_ylabel("exact match on held-out numbers (%)")
@@ -225,14 +268,27 @@ def main() -> int:
     parser.add_argument("--valid-size", type=int, default=500)
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--data-seed", type=int, default=1234)
-    parser.add_argument("--pool-size", type=int, default=0,
-                        help="training pool (default: the largest size); give 200000 to reuse the default "
-                             "sweep's test numbers with fewer sizes")
-    parser.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)),
-                        help="cells trained in parallel (default: CPU cores, at most 4)")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=0,
+        help="training pool (default: the largest size); give 200000 to reuse the default "
+        "sweep's test numbers with fewer sizes",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=max(1, min(4, os.cpu_count() or 1)),
+        help="cells trained in parallel (default: CPU cores, at most 4)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per cell (default: cores / jobs)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override for every run, e.g. --set model.d_model=64")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, e.g. --set model.d_model=64",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(args.output) / args.lang
@@ -240,8 +296,20 @@ def main() -> int:
     try:
         dirs = make_data(root, args.lang, args.sizes, args.valid_size, args.test_size, args.data_seed, args.pool_size)
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-        tasks = [(args.config, dirs[size], root / str(size) / f"seed{seed}", args.updates, seed, threads, size,
-                  tuple(args.set)) for size in args.sizes for seed in args.seeds]
+        tasks = [
+            (
+                args.config,
+                dirs[size],
+                root / str(size) / f"seed{seed}",
+                args.updates,
+                seed,
+                threads,
+                size,
+                tuple(args.set),
+            )
+            for size in args.sizes
+            for seed in args.seeds
+        ]
         cells: dict[int, dict[int, dict]] = {}
         if args.jobs == 1:
             results = map(_worker, tasks)
@@ -250,18 +318,25 @@ def main() -> int:
             results = pool.map(_worker, tasks)
         for size, seed, cell in results:
             cells.setdefault(size, {})[seed] = cell
-            print(f"size {size:>7,} seed {seed}: " + ", ".join(
-                f"{regime} {cell[regime]['exact_match']:.1f}%" for regime in REGIMES), flush=True)
+            print(
+                f"size {size:>7,} seed {seed}: "
+                + ", ".join(f"{regime} {cell[regime]['exact_match']:.1f}%" for regime in REGIMES),
+                flush=True,
+            )
     except Seq2SeqError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = summarise(cells)
-    header = (f"Digits -> words ({args.lang}), {args.updates} updates per regime, "
-              f"{args.test_size:,} held-out test numbers, seeds {' '.join(map(str, args.seeds))}")
+    header = (
+        f"Digits -> words ({args.lang}), {args.updates} updates per regime, "
+        f"{args.test_size:,} held-out test numbers, seeds {' '.join(map(str, args.seeds))}"
+    )
     (root / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2) + "\n")
     print("\n" + write_table(rows, root / "results.md", header))
-    title = (f"digits → words ({args.lang}), {args.updates} updates per regime\n"
-             f"{args.test_size:,} held-out numbers, mean ± std over {len(args.seeds)} seeds")
+    title = (
+        f"digits → words ({args.lang}), {args.updates} updates per regime\n"
+        f"{args.test_size:,} held-out numbers, mean ± std over {len(args.seeds)} seeds"
+    )
     if write_plot(rows, root / "results.png", title):
         print(f"plot: {root / 'results.png'}")
     print(f"total wall time {time.time() - started:.0f} s")

@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="one of recipes/translation/*.yaml")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with train/val/test2016 .de/.en files (see the recipe README)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with train/val/test2016 .de/.en files (see the recipe README)"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--resume", action="store_true", help="resume the run from its last checkpoint")
     parser.add_argument("--skip-training", action="store_true", help="only evaluate the existing best checkpoint")

@@ -21,8 +21,10 @@ def cmd_average(args: argparse.Namespace) -> int:
         raise Seq2SeqError(f"--output {args.output} is one of the checkpoints to average; give a new directory")
     with checkpoint_errors(str(directories[-1]), "average the checkpoints"):
         path = average_checkpoints(directories, args.output)
-    print(f"averaged {len(directories)} checkpoints ({', '.join(d.name for d in directories)}) into {path}",
-          file=sys.stderr)
+    print(
+        f"averaged {len(directories)} checkpoints ({', '.join(d.name for d in directories)}) into {path}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -46,32 +48,49 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register ``average``, ``plot`` and ``join``."""
-    p = sub.add_parser("average", help="average the weights of several checkpoints (e.g. the last N of a run)",
-                       description="Write one checkpoint whose weights are the mean of several checkpoints' "
-                                   "(same model and SentencePiece models), e.g. the last N step-N/ "
-                                   "checkpoints of a run: often worth a fraction of a BLEU point.")
+    p = sub.add_parser(
+        "average",
+        help="average the weights of several checkpoints (e.g. the last N of a run)",
+        description="Write one checkpoint whose weights are the mean of several checkpoints' "
+        "(same model and SentencePiece models), e.g. the last N step-N/ "
+        "checkpoints of a run: often worth a fraction of a BLEU point.",
+    )
     p.add_argument("checkpoints", nargs="*", metavar="DIR", help="checkpoint directories to average")
-    p.add_argument("--run", metavar="DIR",
-                   help="a training run's output_dir: average its last --last step-N/ checkpoints")
-    p.add_argument("--last", type=int, default=5, metavar="N",
-                   help="with --run: how many (default 5; the run needs train.keep_last >= N)")
+    p.add_argument(
+        "--run", metavar="DIR", help="a training run's output_dir: average its last --last step-N/ checkpoints"
+    )
+    p.add_argument(
+        "--last",
+        type=int,
+        default=5,
+        metavar="N",
+        help="with --run: how many (default 5; the run needs train.keep_last >= N)",
+    )
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="directory of the averaged checkpoint")
     p.set_defaults(func=cmd_average)
 
-    p = sub.add_parser("plot", help="learning curves of training runs as a PNG",
-                       description="Plot training loss, validation loss, validation BLEU (or accuracy) and "
-                                   "learning rate against updates, one line per run (needs matplotlib).")
+    p = sub.add_parser(
+        "plot",
+        help="learning curves of training runs as a PNG",
+        description="Plot training loss, validation loss, validation BLEU (or accuracy) and "
+        "learning rate against updates, one line per run (needs matplotlib).",
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="a run's output_dir or its train_log.jsonl")
     p.add_argument("--output", "-o", required=True, metavar="PNG", help="the image to write")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("join", help="one checkpoint from the encoder of one and the decoder of another",
-                       description="Join the encoder part of one checkpoint and the decoder part of another "
-                                   "(same architecture) into a new checkpoint, without training: the "
-                                   "staged regime. Fine-tune it with train.init_encoder/init_decoder.")
-    p.add_argument("--encoder", required=True, metavar="DIR",
-                   help="checkpoint whose encoder (and source tokenizer) to take")
-    p.add_argument("--decoder", required=True, metavar="DIR",
-                   help="checkpoint whose decoder (and target tokenizer) to take")
+    p = sub.add_parser(
+        "join",
+        help="one checkpoint from the encoder of one and the decoder of another",
+        description="Join the encoder part of one checkpoint and the decoder part of another "
+        "(same architecture) into a new checkpoint, without training: the "
+        "staged regime. Fine-tune it with train.init_encoder/init_decoder.",
+    )
+    p.add_argument(
+        "--encoder", required=True, metavar="DIR", help="checkpoint whose encoder (and source tokenizer) to take"
+    )
+    p.add_argument(
+        "--decoder", required=True, metavar="DIR", help="checkpoint whose decoder (and target tokenizer) to take"
+    )
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="directory of the joined checkpoint")
     p.set_defaults(func=cmd_join)

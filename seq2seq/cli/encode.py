@@ -56,8 +56,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _add_reconstruct(sub: Any) -> None:
-    p = sub.add_parser("reconstruct", help="autoencoder: input lines -> reconstructed lines",
-                       description="Pass each line through the autoencoder's bottleneck and decode it.")
+    p = sub.add_parser(
+        "reconstruct",
+        help="autoencoder: input lines -> reconstructed lines",
+        description="Pass each line through the autoencoder's bottleneck and decode it.",
+    )
     add_decoding_flags(p)
     add_device_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -76,16 +79,21 @@ def cmd_encode(args: argparse.Namespace) -> int:
     else:
         array = ae.encode(lines, progress=not args.quiet)
     write_npy(args.output, array)
-    print(f"wrote {array.shape[0]:,} x {array.shape[1]} {'bits' if args.bits else 'vectors'} to {args.output}",
-          file=sys.stderr)
+    print(
+        f"wrote {array.shape[0]:,} x {array.shape[1]} {'bits' if args.bits else 'vectors'} to {args.output}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def _add_encode(sub: Any) -> None:
-    p = sub.add_parser("encode", help="one context vector per input line, to a .npy file",
-                       description="Write the encoder's context vector for every input line as a (lines, dim) "
-                                   "float32 .npy array, in input order (any checkpoint: autoencoder, "
-                                   "translation, classifier). Empty lines give zero vectors.")
+    p = sub.add_parser(
+        "encode",
+        help="one context vector per input line, to a .npy file",
+        description="Write the encoder's context vector for every input line as a (lines, dim) "
+        "float32 .npy array, in input order (any checkpoint: autoencoder, "
+        "translation, classifier). Empty lines give zero vectors.",
+    )
     _add_encoder_flags(p, "the .npy file to write (required)")
     p.add_argument("--bits", action="store_true", help="binary codes (uint8 0/1) instead of real vectors")
     p.set_defaults(func=cmd_encode)
@@ -127,19 +135,29 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _add_score(sub: Any) -> None:
-    p = sub.add_parser("score", help="autoencoder: per-line reconstruction loss (anomaly scores)",
-                       description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line, one output "
-                                   "line per input line: the clean line's reconstruction loss. High per-token "
-                                   "loss = unlike the training text; empty lines give 'nan<TAB>nan<TAB>0'. "
-                                   "--threshold or --percentile adds a 0/1 flag column; --header a first "
-                                   "line naming the columns.")
+    p = sub.add_parser(
+        "score",
+        help="autoencoder: per-line reconstruction loss (anomaly scores)",
+        description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line, one output "
+        "line per input line: the clean line's reconstruction loss. High per-token "
+        "loss = unlike the training text; empty lines give 'nan<TAB>nan<TAB>0'. "
+        "--threshold or --percentile adds a 0/1 flag column; --header a first "
+        "line naming the columns.",
+    )
     _add_encoder_flags(p)
-    p.add_argument("--header", action="store_true",
-                   help="write a header line 'per_token<TAB>total<TAB>tokens[<TAB>flag]' first")
-    p.add_argument("--threshold", type=float, default=None, metavar="NATS",
-                   help="flag lines whose per-token loss is above NATS")
-    p.add_argument("--percentile", type=float, default=None, metavar="P",
-                   help="flag lines above the P-th percentile of this input's per-token losses")
+    p.add_argument(
+        "--header", action="store_true", help="write a header line 'per_token<TAB>total<TAB>tokens[<TAB>flag]' first"
+    )
+    p.add_argument(
+        "--threshold", type=float, default=None, metavar="NATS", help="flag lines whose per-token loss is above NATS"
+    )
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=None,
+        metavar="P",
+        help="flag lines above the P-th percentile of this input's per-token losses",
+    )
     p.set_defaults(func=cmd_score)
 
 
@@ -163,10 +181,13 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def _add_hash(sub: Any) -> None:
-    p = sub.add_parser("hash", help="index a corpus by binary codes (or context vectors)",
-                       description="Encode every corpus line to a binary code (model.bottleneck: binary) "
-                                   "or, with --real, to its context vector, and write an index file for "
-                                   "'seq2seq search'.")
+    p = sub.add_parser(
+        "hash",
+        help="index a corpus by binary codes (or context vectors)",
+        description="Encode every corpus line to a binary code (model.bottleneck: binary) "
+        "or, with --real, to its context vector, and write an index file for "
+        "'seq2seq search'.",
+    )
     _add_encoder_flags(p, "index file to write (.npz)")
     p.add_argument("--real", action="store_true", help="index real-valued context vectors (cosine search)")
     p.set_defaults(func=cmd_hash)
@@ -182,8 +203,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise Seq2SeqError("--radius must be >= 0")
     index = CodeIndex.load(args.index)
     if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
-        raise Seq2SeqError(f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
-                           "query with the checkpoint that built it (or rebuild the index)")
+        raise Seq2SeqError(
+            f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
+            "query with the checkpoint that built it (or rebuild the index)"
+        )
     ae = _autoencoder(args)
     queries = read_input_lines(args.input)
     if not len(index):
@@ -211,12 +234,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _add_search(sub: Any) -> None:
-    p = sub.add_parser("search", help="query an index: lines within a Hamming radius, or nearest neighbours",
-                       description="For each query line print 'QUERY<TAB>DISTANCE<TAB>LINE<TAB>TEXT' for its "
-                                   "matches (query and corpus lines numbered from 1). Binary index: the "
-                                   "lines within --radius bits (hash lookups; default 2), or the --top K "
-                                   "nearest by Hamming distance. Real index: the --top K (default 10) by "
-                                   "cosine similarity.")
+    p = sub.add_parser(
+        "search",
+        help="query an index: lines within a Hamming radius, or nearest neighbours",
+        description="For each query line print 'QUERY<TAB>DISTANCE<TAB>LINE<TAB>TEXT' for its "
+        "matches (query and corpus lines numbered from 1). Binary index: the "
+        "lines within --radius bits (hash lookups; default 2), or the --top K "
+        "nearest by Hamming distance. Real index: the --top K (default 10) by "
+        "cosine similarity.",
+    )
     _add_encoder_flags(p)
     p.add_argument("--index", required=True, metavar="FILE", help="index written by 'seq2seq hash'")
     p.add_argument("--radius", type=int, default=None, metavar="R", help="Hamming radius (binary index)")
@@ -241,9 +267,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _add_sample(sub: Any) -> None:
-    p = sub.add_parser("sample", help="variational autoencoder: sentences from the prior, or interpolation",
-                       description="Decode sentences from z ~ N(0, I), or along the line between two "
-                                   "sentences' codes (--interpolate A B).")
+    p = sub.add_parser(
+        "sample",
+        help="variational autoencoder: sentences from the prior, or interpolation",
+        description="Decode sentences from z ~ N(0, I), or along the line between two "
+        "sentences' codes (--interpolate A B).",
+    )
     add_checkpoint_flag(p, "checkpoint directory")
     p.add_argument("-n", type=int, default=10, help="number of samples (default 10)")
     p.add_argument("--seed", type=int, default=1)
@@ -268,8 +297,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _add_classify(sub: Any) -> None:
-    p = sub.add_parser("classify", help="classifier: one label per input line",
-                       description="Write the predicted label of every input line (classifier checkpoints).")
+    p = sub.add_parser(
+        "classify",
+        help="classifier: one label per input line",
+        description="Write the predicted label of every input line (classifier checkpoints).",
+    )
     _add_encoder_flags(p)
     p.add_argument("--probability", action="store_true", help="write 'LABEL<TAB>PROBABILITY'")
     p.set_defaults(func=cmd_classify)

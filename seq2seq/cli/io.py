@@ -58,8 +58,11 @@ def _pipe_line_chunks(stream: BinaryIO, name: str) -> Iterator[tuple[list[str], 
         fd = stream.fileno()
     except (OSError, AttributeError, ValueError):
         fd = None
-    read: Callable[[], bytes] = (lambda: os.read(fd, _READ_BYTES)) if fd is not None else (
-        lambda: getattr(stream, "read1", stream.read)(_READ_BYTES))
+    read: Callable[[], bytes] = (
+        (lambda: os.read(fd, _READ_BYTES))
+        if fd is not None
+        else (lambda: getattr(stream, "read1", stream.read)(_READ_BYTES))
+    )
     unzip: Optional[Any] = None
     rest, head, first, lines_before, eof = b"", b"", True, 0, False
     while not eof:
@@ -152,8 +155,9 @@ class InputWindows:
         self.lines_read = 0
 
     @classmethod
-    def from_stream(cls, stream: BinaryIO, name: str, size: int, start: int = 0,
-                    stop: Optional[int] = None) -> InputWindows:
+    def from_stream(
+        cls, stream: BinaryIO, name: str, size: int, start: int = 0, stop: Optional[int] = None
+    ) -> InputWindows:
         """The same over an open binary stream (a pipe, a socket, ``io.BytesIO``); ``name`` is
         what errors call it."""
         windows = cls(None, size, start, stop)
@@ -219,9 +223,7 @@ def saved_config(directory: str) -> Config:
         path = resolve_checkpoint(directory)
         meta = verify_checkpoint(path)
         if not isinstance(meta.get("config"), dict):
-            raise CheckpointError(
-                f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train"
-            )
+            raise CheckpointError(f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train")
         try:
             return config_from_dict(meta["config"])
         except ConfigError as e:
@@ -279,8 +281,9 @@ class WindowOutput:
     touched and the partial file is as the run found it (gone if the run made it).
     """
 
-    def __init__(self, path: Optional[str], resumable: bool = True, resume: bool = False, nbest: int = 1,
-                 first_index: int = 0) -> None:
+    def __init__(
+        self, path: Optional[str], resumable: bool = True, resume: bool = False, nbest: int = 1, first_index: int = 0
+    ) -> None:
         self.to_stdout = not path or path == "-"
         self.target = None if self.to_stdout else Path(path)  # type: ignore[arg-type]
         self.resumable, self.resume, self.nbest, self.first_index = resumable, resume, nbest, first_index
@@ -444,8 +447,10 @@ class WindowOutput:
             return
         if size > 0 and not self._discard and self.note:
             done = self.done + self.written
-            note = (f"{done:,} line(s) of output are in {self.partial}: run the same command with --resume to "
-                    "go on from there")
+            note = (
+                f"{done:,} line(s) of output are in {self.partial}: run the same command with --resume to "
+                "go on from there"
+            )
             if isinstance(error, Seq2SeqError):
                 error.args = (f"{error}; {note}",)
             elif isinstance(error, KeyboardInterrupt):
@@ -484,9 +489,7 @@ def clean_line(text: str) -> str:
     return text.translate(_LINE_BREAKS)
 
 
-def add_checkpoint_flag(
-    p: argparse.ArgumentParser, help: str = "checkpoint directory (e.g. runs/NAME/best)"
-) -> None:
+def add_checkpoint_flag(p: argparse.ArgumentParser, help: str = "checkpoint directory (e.g. runs/NAME/best)") -> None:
     p.add_argument("--checkpoint", required=True, metavar="DIR", help=help)
 
 
@@ -494,7 +497,10 @@ def add_device_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
 
 
-def add_io_flags(p: argparse.ArgumentParser, input_help: str = "input file (default: stdin)",
-                 output_help: str = "output file (default: stdout)") -> None:
+def add_io_flags(
+    p: argparse.ArgumentParser,
+    input_help: str = "input file (default: stdin)",
+    output_help: str = "output file (default: stdout)",
+) -> None:
     p.add_argument("--input", "-i", default=None, metavar="FILE", help=input_help)
     p.add_argument("--output", "-o", default=None, metavar="FILE", help=output_help)

@@ -39,8 +39,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for noisy in ("datasets", "fsspec", "filelock", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.simplefilter("default")
@@ -67,6 +70,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.verbose:
             raise
         detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        print(f"seq2seq: error: unexpected {type(e).__name__}{': ' + detail if detail else ''} "
-              "(a bug in seq2seq: rerun with -v for the traceback and please report it)", file=sys.stderr)
+        print(
+            f"seq2seq: error: unexpected {type(e).__name__}{': ' + detail if detail else ''} "
+            "(a bug in seq2seq: rerun with -v for the traceback and please report it)",
+            file=sys.stderr,
+        )
         return 1

@@ -38,8 +38,9 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind(address)
         sock.listen(2048)
     except OSError as e:
-        raise Seq2SeqError(f"cannot listen on {host}:{port}: {e.strerror or e} (another server on that port? "
-                           "try another --port)") from None
+        raise Seq2SeqError(
+            f"cannot listen on {host}:{port}: {e.strerror or e} (another server on that port? try another --port)"
+        ) from None
     sock.set_inheritable(True)
     return sock
 
@@ -52,37 +53,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from seq2seq.serve.service import Service
         from seq2seq.serve.settings import ServeSettings
     except ImportError as e:
-        raise Seq2SeqError(f"seq2seq serve needs the serve extra ({e.name} is missing): "
-                           "pip install 'seq2seq[serve]'") from None
+        raise Seq2SeqError(
+            f"seq2seq serve needs the serve extra ({e.name} is missing): pip install 'seq2seq[serve]'"
+        ) from None
     key = args.api_key or os.environ.get("SEQ2SEQ_API_KEY") or None
     if not is_local(args.host) and not key and not args.no_api_key:
-        raise Seq2SeqError(f"--host {args.host} can be reached from other machines: set an API key "
-                           "(SEQ2SEQ_API_KEY or --api-key), or pass --no-api-key to serve without one")
+        raise Seq2SeqError(
+            f"--host {args.host} can be reached from other machines: set an API key "
+            "(SEQ2SEQ_API_KEY or --api-key), or pass --no-api-key to serve without one"
+        )
     if not 0 <= args.port <= 65535:
         raise Seq2SeqError(f"--port must be between 0 and 65535, got {args.port}")
     if args.quantize and args.precision != "fp32":
         raise Seq2SeqError(f"--quantize {args.quantize} cannot be combined with --precision {args.precision}")
     settings = ServeSettings(
-        batch_wait_ms=args.batch_wait_ms, max_batch_texts=args.max_batch_texts, max_queue_texts=args.max_queue_texts,
-        max_texts=args.max_texts, max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
-        request_timeout_s=args.request_timeout_s, max_beam=args.max_beam, api_key=key,
+        batch_wait_ms=args.batch_wait_ms,
+        max_batch_texts=args.max_batch_texts,
+        max_queue_texts=args.max_queue_texts,
+        max_texts=args.max_texts,
+        max_text_chars=args.max_text_chars,
+        max_body_bytes=args.max_body_bytes,
+        request_timeout_s=args.request_timeout_s,
+        max_beam=args.max_beam,
+        api_key=key,
     )
     settings.check()
     search = decoding_settings(args)
     with checkpoint_errors(args.checkpoint):
         try:
-            service = Service.from_checkpoint(args.checkpoint, device=args.device, search=search,
-                                              quantize=args.quantize, precision=args.precision)
+            service = Service.from_checkpoint(
+                args.checkpoint, device=args.device, search=search, quantize=args.quantize, precision=args.precision
+            )
         except ValueError as e:
             raise Seq2SeqError(f"--quantize/--precision: {e}") from None
     app = create_app(service, settings)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"seq2seq: serving {args.checkpoint} ({service.task}: {', '.join('/' + o for o in service.operations)}) "
-          f"on http://{shown}:{port}/", file=sys.stderr, flush=True)
-    config = uvicorn.Config(app, log_level="debug" if args.verbose else "info", access_log=args.access_log,
-                            timeout_graceful_shutdown=args.request_timeout_s + 5, lifespan="on")
+    print(
+        f"seq2seq: serving {args.checkpoint} ({service.task}: {', '.join('/' + o for o in service.operations)}) "
+        f"on http://{shown}:{port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        log_level="debug" if args.verbose else "info",
+        access_log=args.access_log,
+        timeout_graceful_shutdown=args.request_timeout_s + 5,
+        lifespan="on",
+    )
     logging.getLogger("seq2seq.serve").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # uvicorn answers SIGTERM and SIGINT by stopping to accept, finishing the open requests and the
     # lifespan (the queue), then raising the signal again for the handler that was there before.
@@ -103,20 +123,32 @@ def add_parsers(sub: Any) -> None:
 
     d = ServeSettings()
     p = sub.add_parser(
-        "serve", help="HTTP API and a page to try a checkpoint (needs seq2seq[serve])",
+        "serve",
+        help="HTTP API and a page to try a checkpoint (needs seq2seq[serve])",
         description="Serve a checkpoint over HTTP: POST /translate (translation models), /encode, /reconstruct, "
-                    "/score, /classify (autoencoders and classifiers), GET /health, /info, and a page at /. "
-                    "Concurrent requests are decoded together. Stop with SIGTERM or Ctrl-C: open requests are "
-                    "answered first. See docs/serving.md.")
+        "/score, /classify (autoencoders and classifiers), GET /health, /info, and a page at /. "
+        "Concurrent requests are decoded together. Stop with SIGTERM or Ctrl-C: open requests are "
+        "answered first. See docs/serving.md.",
+    )
     add_decoding_flags(p)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only; other addresses need an API key)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; other addresses need an API key)",
+    )
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port, printed)")
-    p.add_argument("--api-key", default=None, metavar="KEY",
-                   help="require this key in the X-API-Key header (better: the SEQ2SEQ_API_KEY environment variable, "
-                        "which other users cannot read from the process list)")
-    p.add_argument("--no-api-key", action="store_true",
-                   help="serve an address other than localhost without an API key (anyone who reaches it may use it)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require this key in the X-API-Key header (better: the SEQ2SEQ_API_KEY environment variable, "
+        "which other users cannot read from the process list)",
+    )
+    p.add_argument(
+        "--no-api-key",
+        action="store_true",
+        help="serve an address other than localhost without an API key (anyone who reaches it may use it)",
+    )
     p.add_argument("--quantize", choices=["int8"], default=None, help="int8 decoding on CPU (translation models)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="weights in this type")
     add_device_flag(p)
@@ -125,10 +157,18 @@ def add_parsers(sub: Any) -> None:
         default = getattr(d, name)
         p.add_argument(flag, dest=name, type=kind, default=default, help=f"{help} (default {default})")
 
-    setting("--batch-wait-ms", "batch_wait_ms", float,
-            "milliseconds a request waits for others to join its batch (0: batch only what is already queued)")
-    setting("--max-batch-texts", "max_batch_texts", int,
-            "texts decoded together at most (0: one decoding batch, search.batch_rows / beam)")
+    setting(
+        "--batch-wait-ms",
+        "batch_wait_ms",
+        float,
+        "milliseconds a request waits for others to join its batch (0: batch only what is already queued)",
+    )
+    setting(
+        "--max-batch-texts",
+        "max_batch_texts",
+        int,
+        "texts decoded together at most (0: one decoding batch, search.batch_rows / beam)",
+    )
     setting("--max-queue-texts", "max_queue_texts", int, "texts that may wait; more are answered 503")
     setting("--max-texts", "max_texts", int, "texts per request; more are answered 413")
     setting("--max-text-chars", "max_text_chars", int, "characters per text; more are answered 413")
@@ -137,4 +177,3 @@ def add_parsers(sub: Any) -> None:
     setting("--max-beam", "max_beam", int, "the largest beam a request may ask for")
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no line per request in the log")
     p.set_defaults(func=cmd_serve)
-

@@ -53,16 +53,22 @@ def add_decoding_flags(p: argparse.ArgumentParser) -> None:
     add_checkpoint_flag(p, "checkpoint directory written by 'seq2seq train' (e.g. runs/NAME/best)")
     types = typing.get_type_hints(SearchConfig)
     for field in dataclasses.fields(SearchConfig):
-        p.add_argument(search_flag(field.name), dest=field.name, type=types[field.name], default=None,
-                       metavar=field.metadata.get("metavar", "N"),
-                       help=f"{field.metadata['help']}; default: the checkpoint's search.{field.name}")
+        p.add_argument(
+            search_flag(field.name),
+            dest=field.name,
+            type=types[field.name],
+            default=None,
+            metavar=field.metadata.get("metavar", "N"),
+            help=f"{field.metadata['help']}; default: the checkpoint's search.{field.name}",
+        )
 
 
 def decoding_settings(args: argparse.Namespace) -> SearchConfig:
     """The checkpoint's search settings with the decoding flags given applied, checked by the
     rules of a config's search section (the messages name the flag)."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
-             if getattr(args, f.name) is not None}
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig) if getattr(args, f.name) is not None
+    }
     search = dataclasses.replace(saved_config(args.checkpoint).search, **given)
     validate_search(search, search_flag)
     return search
@@ -70,37 +76,56 @@ def decoding_settings(args: argparse.Namespace) -> SearchConfig:
 
 def _add_translator_flags(p: argparse.ArgumentParser) -> None:
     add_decoding_flags(p)
-    p.add_argument("--quantize", choices=["int8"], default=None,
-                   help="int8 dynamic quantization of the linear and GRU layers (CPU decoding: faster, "
-                        "smaller; check the BLEU on your data)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="weights and activations in this type (default fp32): bf16/fp16 for GPUs; bf16 "
-                        "also on CPUs with native bf16")
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        default=None,
+        help="int8 dynamic quantization of the linear and GRU layers (CPU decoding: faster, "
+        "smaller; check the BLEU on your data)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="weights and activations in this type (default fp32): bf16/fp16 for GPUs; bf16 "
+        "also on CPUs with native bf16",
+    )
     add_device_flag(p)
-    p.add_argument("--window", type=int, default=None, metavar="N",
-                   help=f"read, sort by length and decode N lines at a time, writing each window's output as soon "
-                        f"as it is done (default {DEFAULT_WINDOW}, or a third of --batch-tokens if more; a window "
-                        "also ends where piped input pauses)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"read, sort by length and decode N lines at a time, writing each window's output as soon "
+        f"as it is done (default {DEFAULT_WINDOW}, or a third of --batch-tokens if more; a window "
+        "also ends where piped input pauses)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse input the model was not trained to read (characters its source vocabulary "
-                        "does not have, sources longer than any in training; for digits models, text that is "
-                        "not a number): exit 2 and write nothing (an --input file is checked whole before "
-                        "anything is decoded; piped input a window at a time, and to stdout the windows before "
-                        "the refused one are out already). "
-                        "Without it such lines are translated all the same, with one warning listing them")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse input the model was not trained to read (characters its source vocabulary "
+        "does not have, sources longer than any in training; for digits models, text that is "
+        "not a number): exit 2 and write nothing (an --input file is checked whole before "
+        "anything is decoded; piped input a window at a time, and to stdout the windows before "
+        "the refused one are out already). "
+        "Without it such lines are translated all the same, with one warning listing them",
+    )
 
 
 def _load_translator(args: argparse.Namespace, search: SearchConfig):
     from seq2seq.infer.translator import Translator
 
     if args.quantize and args.precision != "fp32":
-        raise Seq2SeqError(f"--quantize {args.quantize} cannot be combined with --precision {args.precision}: "
-                           "int8 decoding keeps the rest of the model in fp32; drop one of them")
+        raise Seq2SeqError(
+            f"--quantize {args.quantize} cannot be combined with --precision {args.precision}: "
+            "int8 decoding keeps the rest of the model in fp32; drop one of them"
+        )
     with checkpoint_errors(args.checkpoint):
         try:
-            return Translator.from_checkpoint(args.checkpoint, device=args.device, search=search,
-                                              quantize=args.quantize, precision=args.precision)
+            return Translator.from_checkpoint(
+                args.checkpoint, device=args.device, search=search, quantize=args.quantize, precision=args.precision
+            )
         except ValueError as e:
             raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
 
@@ -162,8 +187,10 @@ def shard_range(k: int, n: int, lines: int) -> tuple[int, int]:
 
 
 def _strict_refusal(report: Any) -> DataError:
-    return DataError(f"{report.summary()}. Nothing was translated (strict): fix or remove these lines, "
-                     "or translate without --strict to get output for them anyway")
+    return DataError(
+        f"{report.summary()}. Nothing was translated (strict): fix or remove these lines, "
+        "or translate without --strict to get output for them anyway"
+    )
 
 
 def window_size(args: argparse.Namespace, search: SearchConfig) -> int:
@@ -179,8 +206,11 @@ def _window_text(hyps: list[list[tuple[str, float]]], first_index: int, nbest: i
     lines (INDEX: the input line, from 0)."""
     if nbest == 1:
         return "".join(clean_line(h[0][0]) + "\n" for h in hyps)
-    return "".join(f"{first_index + i}\t{score:.4f}\t{clean_line(text)}\n"
-                   for i, sentence in enumerate(hyps) for text, score in sentence)
+    return "".join(
+        f"{first_index + i}\t{score:.4f}\t{clean_line(text)}\n"
+        for i, sentence in enumerate(hyps)
+        for text, score in sentence
+    )
 
 
 def _kept(windows: Iterable[list[str]], kept: list[str]) -> Iterator[list[str]]:
@@ -218,8 +248,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.resume and to_stdout:
         raise Seq2SeqError("--resume needs --output FILE: it goes on from FILE.partial, which only a file output has")
     if shard and shard[1] > 1 and is_stream(args.input):
-        raise Seq2SeqError("--shard needs --input FILE, a regular file: its lines are counted to cut it into "
-                           "contiguous blocks, one per shard")
+        raise Seq2SeqError(
+            "--shard needs --input FILE, a regular file: its lines are counted to cut it into "
+            "contiguous blocks, one per shard"
+        )
     if shard and shard[1] > 1 and args.shard == "auto" and to_stdout:
         raise Seq2SeqError("--shard auto needs --output FILE: each process writes FILE.K-of-N (stdout would mix them)")
     search = decoding_settings(args)
@@ -247,19 +279,25 @@ def cmd_translate(args: argparse.Namespace) -> int:
             raise _strict_refusal(report)
     kept_lines: list[str] = []
     outputs: list[str] = []
-    with WindowOutput(shard_output(args.output, shard), resume=args.resume, nbest=args.nbest,
-                      first_index=start) as out:
+    with WindowOutput(shard_output(args.output, shard), resume=args.resume, nbest=args.nbest, first_index=start) as out:
         first = start + out.done
         if out.done and not args.quiet:
-            print(f"seq2seq: {out.partial} has the first {out.done:,} line(s): going on from input line {first + 1:,}",
-                  file=sys.stderr)
+            print(
+                f"seq2seq: {out.partial} has the first {out.done:,} line(s): going on from input line {first + 1:,}",
+                file=sys.stderr,
+            )
         reader = InputWindows(args.input, window, first, stop)
         windows = _kept(reader, kept_lines) if args.plot_attention else reader
         index = first
         try:
             for hyps in translator.translate_windows(
-                windows, nbest=args.nbest, strict=args.strict, progress=not args.quiet,
-                total=None if total is None else total - out.done, first_line=first, prefixes=prefixes,
+                windows,
+                nbest=args.nbest,
+                strict=args.strict,
+                progress=not args.quiet,
+                total=None if total is None else total - out.done,
+                first_line=first,
+                prefixes=prefixes,
             ):
                 out.write(_window_text(hyps, index, args.nbest), len(hyps))
                 index += len(hyps)
@@ -270,13 +308,17 @@ def cmd_translate(args: argparse.Namespace) -> int:
                 out.discard()
             raise
         if prefixes is not None and index != len(prefixes) and stop is None:
-            raise DataError(f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but the input had "
-                            f"{index:,}: give one prefix per input line")
+            raise DataError(
+                f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but the input had "
+                f"{index:,}: give one prefix per input line"
+            )
         if reader.lines_read < first:
             out.note = False
             name = args.input if args.input and args.input != "-" else "<stdin>"
-            raise DataError(f"{name} has {reader.lines_read:,} line(s), but {out.partial} already holds the output "
-                            f"of {out.done:,}: it is not this input's output; delete it to start again")
+            raise DataError(
+                f"{name} has {reader.lines_read:,} line(s), but {out.partial} already holds the output "
+                f"of {out.done:,}: it is not this input's output; delete it to start again"
+            )
     if args.plot_attention:
         from seq2seq.infer.attention_maps import write_attention_maps
 
@@ -294,8 +336,10 @@ def _read_prefixes(args: argparse.Namespace) -> Optional[list[Optional[str]]]:
     if args.input and not is_stream(args.input):
         count = count_input_lines(args.input)
         if count != len(prefixes):
-            raise DataError(f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but {args.input} "
-                            f"has {count:,}: give one prefix per input line (an empty line for none)")
+            raise DataError(
+                f"--prefix-file {args.prefix_file} has {len(prefixes):,} line(s) but {args.input} "
+                f"has {count:,}: give one prefix per input line (an empty line for none)"
+            )
     return prefixes
 
 
@@ -330,8 +374,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     hyps: list[str] = []  # kept for scoring: a test set's worth
     reader = InputWindows(args.src, window)
     with WindowOutput(args.output, resumable=False) if args.output else nullcontext() as out:
-        for window in translator.translate_windows(reader, strict=args.strict, progress=not args.quiet,
-                                                   total=counted):
+        for window in translator.translate_windows(reader, strict=args.strict, progress=not args.quiet, total=counted):
             texts = [h[0][0] for h in window]
             hyps.extend(texts)
             if out is not None:
@@ -346,38 +389,70 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Register ``translate`` and ``evaluate``."""
-    p = sub.add_parser("translate", help="translate raw text lines with a checkpoint",
-                       description="Read raw text lines (stdin or --input) and write one detokenized "
-                                   "translation per line, in order. Interactive when stdin is a terminal.")
+    p = sub.add_parser(
+        "translate",
+        help="translate raw text lines with a checkpoint",
+        description="Read raw text lines (stdin or --input) and write one detokenized "
+        "translation per line, in order. Interactive when stdin is a terminal.",
+    )
     _add_translator_flags(p)
-    p.add_argument("--nbest", type=int, default=1, metavar="N",
-                   help="write the N best hypotheses per input as 'INDEX<TAB>SCORE<TAB>TEXT' lines "
-                        "(INDEX: the input line, from 0; N <= beam)")
-    add_io_flags(p, output_help="output file (default: stdout), written as FILE.partial window by window and "
-                                "renamed to FILE when complete")
-    p.add_argument("--resume", action="store_true",
-                   help="go on from the FILE.partial an interrupted run with the same input and options left "
-                        "(needs --output; without a partial file: start from the first line)")
-    p.add_argument("--shard", default=None, metavar="K/N",
-                   help="translate only the K-th (from 0) of N contiguous blocks of the --input file, into "
-                        "FILE.K-of-N; 'cat FILE.*-of-N > FILE' joins them in order. auto: K and N from torchrun's "
-                        "RANK and WORLD_SIZE (and each process's GPU from LOCAL_RANK)")
-    p.add_argument("--plot-attention", default=None, metavar="DIR",
-                   help="also draw one attention heat map per input line, DIR/LINE.png (source tokens "
-                        "against output tokens; needs matplotlib and a model with attention; keeps every line "
-                        "in memory: for small inputs)")
-    p.add_argument("--prefix-file", default=None, metavar="FILE",
-                   help="one target-language prefix per input line (an empty line: none): each output starts "
-                        "with its prefix (the decoder is forced through it, then continues)")
+    p.add_argument(
+        "--nbest",
+        type=int,
+        default=1,
+        metavar="N",
+        help="write the N best hypotheses per input as 'INDEX<TAB>SCORE<TAB>TEXT' lines "
+        "(INDEX: the input line, from 0; N <= beam)",
+    )
+    add_io_flags(
+        p,
+        output_help="output file (default: stdout), written as FILE.partial window by window and "
+        "renamed to FILE when complete",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the FILE.partial an interrupted run with the same input and options left "
+        "(needs --output; without a partial file: start from the first line)",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="translate only the K-th (from 0) of N contiguous blocks of the --input file, into "
+        "FILE.K-of-N; 'cat FILE.*-of-N > FILE' joins them in order. auto: K and N from torchrun's "
+        "RANK and WORLD_SIZE (and each process's GPU from LOCAL_RANK)",
+    )
+    p.add_argument(
+        "--plot-attention",
+        default=None,
+        metavar="DIR",
+        help="also draw one attention heat map per input line, DIR/LINE.png (source tokens "
+        "against output tokens; needs matplotlib and a model with attention; keeps every line "
+        "in memory: for small inputs)",
+    )
+    p.add_argument(
+        "--prefix-file",
+        default=None,
+        metavar="FILE",
+        help="one target-language prefix per input line (an empty line: none): each output starts "
+        "with its prefix (the decoder is forced through it, then continues)",
+    )
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("evaluate", help="translate a test set and print BLEU and chrF",
-                       description="Translate --src and score against --ref with sacreBLEU "
-                                   "(detokenized, cased BLEU and chrF, with signatures).")
+    p = sub.add_parser(
+        "evaluate",
+        help="translate a test set and print BLEU and chrF",
+        description="Translate --src and score against --ref with sacreBLEU "
+        "(detokenized, cased BLEU and chrF, with signatures).",
+    )
     _add_translator_flags(p)
     p.add_argument("--src", required=True, metavar="FILE", help="source text, one sentence per line")
     p.add_argument("--ref", required=True, metavar="FILE", help="reference translations, line-aligned with --src")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the translations here")
-    p.add_argument("--lowercase-bleu", action="store_true",
-                   help="also print tokenized lowercase BLEU (13a, lowercase) to compare with older papers")
+    p.add_argument(
+        "--lowercase-bleu",
+        action="store_true",
+        help="also print tokenized lowercase BLEU (13a, lowercase) to compare with older papers",
+    )
     p.set_defaults(func=cmd_evaluate)

@@ -94,9 +94,7 @@ def encode_pairs(
     if not drop:
         truncated = 0
         for i, (s, t) in enumerate(zip(src_ids, tgt_ids)):
-            if (max_src is not None and len(s) > max_src) or (
-                max_tgt is not None and len(t) > max_tgt
-            ):
+            if (max_src is not None and len(s) > max_src) or (max_tgt is not None and len(t) > max_tgt):
                 truncated += 1
                 s, t = s[:max_src], t[:max_tgt]
             examples.append(Example(i, s, t))
@@ -108,9 +106,7 @@ def encode_pairs(
             empty += 1
         elif len(s) < min_tokens or len(t) < min_tokens:
             too_short += 1
-        elif (max_src is not None and len(s) > max_src) or (
-            max_tgt is not None and len(t) > max_tgt
-        ):
+        elif (max_src is not None and len(s) > max_src) or (max_tgt is not None and len(t) > max_tgt):
             too_long += 1
         else:
             examples.append(Example(i, s, t))
@@ -133,8 +129,9 @@ def encode_labelled(
     for i, (s, label) in enumerate(zip(ids, text.tgt)):
         if label not in label_ids:
             known = ", ".join(sorted(label_ids))
-            raise DataError(f"{text.name}: example {i + 1} has the label '{label}', unknown to the "
-                            f"training data (labels: {known})")
+            raise DataError(
+                f"{text.name}: example {i + 1} has the label '{label}', unknown to the training data (labels: {known})"
+            )
         if not s and drop:
             empty += 1
             continue
@@ -390,7 +387,5 @@ def collate(examples: Sequence[Example], context_targets: Optional[np.ndarray] =
         tgt_mask=torch.from_numpy(tgt_mask),
         indices=[e.index for e in examples],
         n_tgt_tokens=int(tgt_len.sum()),
-        context=None
-        if context_targets is None
-        else torch.from_numpy(context_targets[[e.index for e in examples]]),
+        context=None if context_targets is None else torch.from_numpy(context_targets[[e.index for e in examples]]),
     )

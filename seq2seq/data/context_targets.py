@@ -38,7 +38,9 @@ def load_context_targets(path: Union[str, Path], rows: int, dim: int) -> np.ndar
             except ValueError:
                 raise DataError(f"{p}, line {number}: expected {dim} numbers separated by spaces") from None
             if len(values[-1]) != dim:
-                raise DataError(f"{p}, line {number}: {len(values[-1])} numbers, expected {dim} (model.context_target_dim)")
+                raise DataError(
+                    f"{p}, line {number}: {len(values[-1])} numbers, expected {dim} (model.context_target_dim)"
+                )
         array = np.asarray(values, dtype=np.float32).reshape(len(values), dim)
     if array.shape != (rows, dim):
         raise DataError(

@@ -18,9 +18,7 @@ from seq2seq.data.normalize import numeral_digits
 from seq2seq.data.tokenizer import UNK_ID
 
 
-def source_limits(
-    src_ids: Sequence[Sequence[int]], sources: Sequence[str], normalize: str
-) -> dict[str, int]:
+def source_limits(src_ids: Sequence[Sequence[int]], sources: Sequence[str], normalize: str) -> dict[str, int]:
     """The longest training source in tokens and, for numerals, in integer and decimal digits.
 
     ``src_ids``: the token ids of the training sources kept after filtering; ``sources``: their
@@ -69,9 +67,7 @@ class OutOfDomain:
                 f"(read as <unk>): {_line_list(self.unknown_characters)}"
             )
         if self.not_numerals:
-            parts.append(
-                f"{len(self.not_numerals)} not a number in digits: {_line_list(self.not_numerals)}"
-            )
+            parts.append(f"{len(self.not_numerals)} not a number in digits: {_line_list(self.not_numerals)}")
         if self.too_long:
             if "max_integer_digits" in self.limits:
                 longest = (
@@ -81,8 +77,7 @@ class OutOfDomain:
             else:
                 longest = f"{self.limits['max_tokens']} tokens"
             parts.append(
-                f"{len(self.too_long)} longer than anything trained (at most {longest}): "
-                f"{_line_list(self.too_long)}"
+                f"{len(self.too_long)} longer than anything trained (at most {longest}): {_line_list(self.too_long)}"
             )
         count = len(self.lines)
         return (
@@ -116,9 +111,7 @@ def find_out_of_domain(
                 if UNK_ID not in ids:
                     report.not_numerals.append(i)
                 continue
-            if max_integer is not None and (
-                shape[0] > max_integer or shape[1] > (max_decimals or 0)
-            ):
+            if max_integer is not None and (shape[0] > max_integer or shape[1] > (max_decimals or 0)):
                 report.too_long.append(i)
         elif max_tokens and len(ids) > max_tokens:
             report.too_long.append(i)

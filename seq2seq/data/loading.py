@@ -49,9 +49,7 @@ class ParallelText:
 
     def __post_init__(self) -> None:
         if len(self.src) != len(self.tgt):
-            raise DataError(
-                f"{self.name}: {len(self.src)} source but {len(self.tgt)} target sentences"
-            )
+            raise DataError(f"{self.name}: {len(self.src)} source but {len(self.tgt)} target sentences")
 
 
 @dataclass
@@ -298,8 +296,7 @@ def _tsv_source(cfg: DataConfig, file: str) -> TextSource:
                 parts = line.split("\t")
                 if len(parts) != 2:
                     raise DataError(
-                        f"{path}:{n}: expected 'source<TAB>target' (exactly one TAB), found "
-                        f"{len(parts) - 1} TABs"
+                        f"{path}:{n}: expected 'source<TAB>target' (exactly one TAB), found {len(parts) - 1} TABs"
                     )
                 src.append(parts[0])
                 tgt.append(parts[1][:-1] if parts[1].endswith("\r") else parts[1])
@@ -375,9 +372,7 @@ def _load_disk(cfg: DataConfig, split: str) -> ParallelText:
     try:
         obj = datasets.load_from_disk(str(target), keep_in_memory=True)
     except Exception as e:
-        raise DataError(
-            f"{target}: not a dataset saved with save_to_disk ({_first_line(e)})"
-        ) from None
+        raise DataError(f"{target}: not a dataset saved with save_to_disk ({_first_line(e)})") from None
     if target != root:
         if isinstance(obj, datasets.DatasetDict):
             raise DataError(f"{target}: expected a single Dataset, found a DatasetDict")
@@ -405,9 +400,7 @@ def _load_disk(cfg: DataConfig, split: str) -> ParallelText:
 
 def _load_hub(cfg: DataConfig, split: str) -> ParallelText:
     if not cfg.path:
-        raise DataError(
-            "data.format=hub needs data.path (the dataset name on the Hugging Face Hub)"
-        )
+        raise DataError("data.format=hub needs data.path (the dataset name on the Hugging Face Hub)")
     datasets = _quiet_datasets()
     try:
         ds = datasets.load_dataset(cfg.path, cfg.hub_config or None, split=split)
@@ -430,8 +423,9 @@ _LOADERS = {
 }
 
 
-def _loaded_source(name: str, files: tuple[Path, ...], load: Callable[[], ParallelText],
-                   monolingual: bool = False) -> TextSource:
+def _loaded_source(
+    name: str, files: tuple[Path, ...], load: Callable[[], ParallelText], monolingual: bool = False
+) -> TextSource:
     """A source that loads its split (in memory) each time it is read: jsonl, disk, hub."""
 
     def blocks() -> Blocks:
@@ -454,8 +448,11 @@ def _dataset_files(cfg: DataConfig, split: str) -> tuple[tuple[Path, ...], str]:
         root = Path(cfg.path).expanduser()
         if root.is_dir():
             # Hidden entries are not the dataset's (a token store cache may be kept in there).
-            files = (f for f in root.rglob("*") if f.is_file() and not any(
-                part.startswith(".") for part in f.relative_to(root).parts))
+            files = (
+                f
+                for f in root.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
+            )
             return tuple(sorted(files)), f"{root}[{split}]"
     return (), f"{cfg.path}{'/' + cfg.hub_config if cfg.hub_config else ''}[{split}]"
 
@@ -513,9 +510,11 @@ def _tsv_rows(path: Path, skip_header: bool, columns: int, layout: str) -> Itera
                 continue
             parts = line.split("\t")
             if columns and len(parts) != columns:
-                raise DataError(f"{path}:{n}: expected '{layout}' (exactly {columns - 1} TAB), found "
-                                f"{len(parts) - 1} TABs"
-                                + (" (is the first line a header? set data.skip_header=true)" if n == 1 else ""))
+                raise DataError(
+                    f"{path}:{n}: expected '{layout}' (exactly {columns - 1} TAB), found "
+                    f"{len(parts) - 1} TABs"
+                    + (" (is the first line a header? set data.skip_header=true)" if n == 1 else "")
+                )
             rows.append(parts)
         if rows:
             yield first, rows

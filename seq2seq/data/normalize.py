@@ -22,9 +22,7 @@ NORMALIZERS = ("none", "numerals")
 _GROUP_SEPARATORS = ",_ \u00a0\u202f\u2009'"
 _NUMERAL = re.compile(
     r"(?P<sign>[+\-\u2212]?)"
-    r"(?P<int>[0-9]{1,3}(?P<sep>["
-    + re.escape(_GROUP_SEPARATORS)
-    + r"])[0-9]{3}(?:(?P=sep)[0-9]{3})*|[0-9]*)"
+    r"(?P<int>[0-9]{1,3}(?P<sep>[" + re.escape(_GROUP_SEPARATORS) + r"])[0-9]{3}(?:(?P=sep)[0-9]{3})*|[0-9]*)"
     r"(?:\.(?P<frac>[0-9]*))?"
 )  # [0-9], not \d: other scripts' digits are not numerals the model has seen
 _CANONICAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")

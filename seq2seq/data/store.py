@@ -105,8 +105,9 @@ def store_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
-def store_spec(kind: str, source: TextSource, reading: dict[str, Any], normalize: str,
-               tokenizers: TokenizerPair) -> dict[str, Any]:
+def store_spec(
+    kind: str, source: TextSource, reading: dict[str, Any], normalize: str, tokenizers: TokenizerPair
+) -> dict[str, Any]:
     """What a store of ``source`` is built from (its key is :func:`store_key` of this).
 
     ``reading``: the settings that decide what is read from the files (format, languages...);
@@ -143,8 +144,11 @@ class _Side:
 
     def __init__(self, path: Path, dtype: np.dtype, lengths: np.ndarray, tokens: int) -> None:
         self.path, self.dtype, self.lengths = path, dtype, lengths  # lengths (N,) int32
-        per_stride = np.add.reduceat(lengths, np.arange(0, len(lengths), STRIDE), dtype=np.int64) \
-            if len(lengths) else np.zeros(0, dtype=np.int64)  # (ceil(N / STRIDE),)
+        per_stride = (
+            np.add.reduceat(lengths, np.arange(0, len(lengths), STRIDE), dtype=np.int64)
+            if len(lengths)
+            else np.zeros(0, dtype=np.int64)
+        )  # (ceil(N / STRIDE),)
         self.starts = np.concatenate(([0], np.cumsum(per_stride)))  # (ceil(N / STRIDE) + 1,) int64
         self.typecode = {2: "H", 4: "i"}[dtype.itemsize]  # array.array's name for uint16 / int32
         if int(lengths.sum(dtype=np.int64)) != tokens or path.stat().st_size != tokens * dtype.itemsize:
@@ -160,8 +164,10 @@ class _Side:
         starts = (self.starts[rows // STRIDE] + before) * self.dtype.itemsize  # (B,) byte offsets
         sizes = self.lengths[rows].astype(np.int64) * self.dtype.itemsize  # (B,)
         fd, code = self.fd, self.typecode
-        return [array.array(code, os.pread(fd, n, at)).tolist() if n else []
-                for at, n in zip(starts.tolist(), sizes.tolist())]
+        return [
+            array.array(code, os.pread(fd, n, at)).tolist() if n else []
+            for at, n in zip(starts.tolist(), sizes.tolist())
+        ]
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -199,14 +205,20 @@ class TokenStore:
     def _array(self, name: str, dtype: Any) -> np.ndarray:
         array = np.fromfile(self.path / name, dtype=dtype)  # (N,)
         if len(array) != self.size:
-            raise DataError(f"{self.path}: {name} has {len(array)} entries, expected {self.size}; "
-                            "delete the store to build it again")
+            raise DataError(
+                f"{self.path}: {name} has {len(array)} entries, expected {self.size}; "
+                "delete the store to build it again"
+            )
         return array
 
     def _side(self, side: str) -> _Side:
         info = self.meta[side]
-        one = _Side(self.path / f"{side}.tok", np.dtype(info["dtype"]), self._array(f"{side}.len", np.int32),
-                    int(info["tokens"]))
+        one = _Side(
+            self.path / f"{side}.tok",
+            np.dtype(info["dtype"]),
+            self._array(f"{side}.len", np.int32),
+            int(info["tokens"]),
+        )
         self._sides.append(one)
         return one
 
@@ -279,8 +291,9 @@ class _Encoder:
         """Lengths (n,) int32 and the ids end to end, in the store's dtype for ``tokenizer``."""
         ids = tokenizer.encode_batch(texts, threads=self.threads)
         lengths = np.fromiter(map(len, ids), dtype=np.int32, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=token_dtype(tokenizer.vocab_size),
-                           count=int(lengths.sum()))
+        flat = np.fromiter(
+            itertools.chain.from_iterable(ids), dtype=token_dtype(tokenizer.vocab_size), count=int(lengths.sum())
+        )
         return lengths, flat
 
     def __call__(self, block: tuple[list[str], list[str]]) -> _Encoded:
@@ -333,8 +346,11 @@ class _Writer:
         self.directory, self.kind = directory, kind
         sides = ["src", "tgt"] if kind == "pairs" else ["src"]
         self.dtypes = {"src": token_dtype(tokenizers.src.vocab_size), "tgt": token_dtype(tokenizers.tgt.vocab_size)}
-        self.files = {f"{side}.{ext}": open(directory / f"{side}.{ext}", "wb")  # noqa: SIM115 (closed in close())
-                      for side in sides for ext in ("tok", "len")}
+        self.files = {
+            f"{side}.{ext}": open(directory / f"{side}.{ext}", "wb")  # noqa: SIM115 (closed in close())
+            for side in sides
+            for ext in ("tok", "len")
+        }
         if kind == "labelled":
             self.files["labels.ids"] = open(directory / "labels.ids", "wb")  # noqa: SIM115
         self.tokens = dict.fromkeys(sides, 0)
@@ -364,8 +380,15 @@ class _Writer:
             f.close()
 
     def meta(self, spec: dict[str, Any], seconds: float) -> dict[str, Any]:
-        meta: dict[str, Any] = {"version": VERSION, "kind": self.kind, "name": spec["source"], "pairs": self.pairs,
-                                "non_blank_sources": self.non_blank, "seconds": round(seconds, 3), "spec": spec}
+        meta: dict[str, Any] = {
+            "version": VERSION,
+            "kind": self.kind,
+            "name": spec["source"],
+            "pairs": self.pairs,
+            "non_blank_sources": self.non_blank,
+            "seconds": round(seconds, 3),
+            "spec": spec,
+        }
         for side, tokens in self.tokens.items():
             meta[side] = {"dtype": self.dtypes[side].name, "tokens": tokens}
         if self.kind == "labelled":
@@ -400,8 +423,9 @@ def _encoded_blocks(blocks: Blocks, encoder: _Encoder, workers: int) -> Iterator
             yield encoder(block)
         return
     tgt = encoder.tgt.model_bytes
-    pool = _pool_context().Pool(workers, initializer=_init_worker,
-                                initargs=(encoder.kind, encoder.normalize, encoder.src.model_bytes, tgt))
+    pool = _pool_context().Pool(
+        workers, initializer=_init_worker, initargs=(encoder.kind, encoder.normalize, encoder.src.model_bytes, tgt)
+    )
     try:
         # imap reads ahead of the workers: at most a few blocks per worker wait in memory.
         yield from pool.imap(_encode_in_worker, itertools.chain([first, second], blocks))
@@ -423,8 +447,14 @@ def _remove_stale(cache_dir: Path, final: Path) -> None:
             continue
 
 
-def build_store(directory: Path, spec: dict[str, Any], source: TextSource, tokenizers: TokenizerPair,
-                workers: int = 0, progress: bool = True) -> TokenStore:
+def build_store(
+    directory: Path,
+    spec: dict[str, Any],
+    source: TextSource,
+    tokenizers: TokenizerPair,
+    workers: int = 0,
+    progress: bool = True,
+) -> TokenStore:
     """Build the store of ``spec`` from ``source`` into ``directory`` (which must not exist
     yet), through a temporary directory renamed when complete; see the module docstring.
 
@@ -444,8 +474,16 @@ def build_store(directory: Path, spec: dict[str, Any], source: TextSource, token
         writer = _Writer(tmp, kind, tokenizers)
         encoder = _Encoder(kind, spec["normalize"], tokenizers.src, tokenizers.tgt)
         total = source.count_hint() if progress else 0
-        bar = tqdm(total=total or None, desc=f"tokenizing {Path(source.name).name}", unit=" pairs",
-                   unit_scale=True, disable=not progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+        bar = tqdm(
+            total=total or None,
+            desc=f"tokenizing {Path(source.name).name}",
+            unit=" pairs",
+            unit_scale=True,
+            disable=not progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+            leave=False,
+        )
         try:
             for block in _encoded_blocks(source.blocks(), encoder, workers or _cpu_count()):
                 writer.add(block)
@@ -469,13 +507,26 @@ def build_store(directory: Path, spec: dict[str, Any], source: TextSource, token
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("token store of %s: %s pairs, %s source tokens, built in %.1f s (%s)", source.name,
-             f"{writer.pairs:,}", f"{writer.tokens['src']:,}", time.time() - start, directory)
+    log.info(
+        "token store of %s: %s pairs, %s source tokens, built in %.1f s (%s)",
+        source.name,
+        f"{writer.pairs:,}",
+        f"{writer.tokens['src']:,}",
+        time.time() - start,
+        directory,
+    )
     return TokenStore(directory)
 
 
-def open_store(cache_dir: Path, spec: dict[str, Any], source: TextSource, tokenizers: TokenizerPair,
-               build: bool = True, workers: int = 0, progress: bool = True) -> TokenStore:
+def open_store(
+    cache_dir: Path,
+    spec: dict[str, Any],
+    source: TextSource,
+    tokenizers: TokenizerPair,
+    build: bool = True,
+    workers: int = 0,
+    progress: bool = True,
+) -> TokenStore:
     """The store of ``spec`` in ``cache_dir``: opened when it is there, else built
     (``build=False``: a DataError instead, for processes that wait for another to build it)."""
     directory = store_dir(cache_dir, spec)

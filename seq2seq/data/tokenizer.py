@@ -112,9 +112,7 @@ class SpmTokenizer:
                 settings (e.g. vocab_size smaller than the number of characters).
         """
         if model_type not in MODEL_TYPES:
-            raise DataError(
-                f"unknown SentencePiece model type '{model_type}' (use one of {', '.join(MODEL_TYPES)})"
-            )
+            raise DataError(f"unknown SentencePiece model type '{model_type}' (use one of {', '.join(MODEL_TYPES)})")
         it: Iterator[str] = (t for t in texts if t and not t.isspace())
         first = next(it, None)
         if first is None:
@@ -154,9 +152,7 @@ class SpmTokenizer:
                 raise failed[0] from None
             msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
             msg = msg.split("] ", 1)[-1]  # drop "INTERNAL: src/...cc(638) [check]" noise
-            raise DataError(
-                f"SentencePiece training failed ({model_type}, vocab_size={vocab_size}): {msg}"
-            ) from None
+            raise DataError(f"SentencePiece training failed ({model_type}, vocab_size={vocab_size}): {msg}") from None
         return cls(writer.getvalue(), name=f"<trained {model_type}>")
 
     @classmethod
@@ -273,9 +269,7 @@ class TokenizerPair:
         return f"{self.src.fingerprint}:{self.tgt.fingerprint}"
 
     @classmethod
-    def build(
-        cls, cfg: TokenizerConfig, src_texts: Sequence[str], tgt_texts: Sequence[str]
-    ) -> TokenizerPair:
+    def build(cls, cfg: TokenizerConfig, src_texts: Sequence[str], tgt_texts: Sequence[str]) -> TokenizerPair:
         """Load the models named in ``cfg`` or train new ones on the given texts.
 
         With ``cfg.model`` set: joint loads it for both sides; separate loads ``cfg.model`` (source)
@@ -341,9 +335,7 @@ class TokenizerPair:
         joint, src, tgt = d / JOINT_FILE, d / SRC_FILE, d / TGT_FILE
         if joint.is_file():
             if src.exists() or tgt.exists():
-                raise DataError(
-                    f"{d} has both {JOINT_FILE} and {SRC_FILE}/{TGT_FILE}; keep one layout"
-                )
+                raise DataError(f"{d} has both {JOINT_FILE} and {SRC_FILE}/{TGT_FILE}; keep one layout")
             return cls(SpmTokenizer.load(joint))
         if src.is_file() and tgt.is_file():
             return cls(SpmTokenizer.load(src), SpmTokenizer.load(tgt))

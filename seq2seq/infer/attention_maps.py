@@ -32,7 +32,9 @@ def attention_weights(model: Seq2SeqModel, src: list[list[int]], tgt: list[list[
     captured: list[Tensor] = []
     if isinstance(getattr(decoder, "attention", None), (BahdanauAttention, LuongAttention)):
         handle = decoder.attention.register_forward_hook(lambda m, args, out: captured.append(out[1]))
-    elif isinstance(getattr(decoder, "layers", None), torch.nn.ModuleList) and decoder.layers[-1].cross_attn is not None:
+    elif (
+        isinstance(getattr(decoder, "layers", None), torch.nn.ModuleList) and decoder.layers[-1].cross_attn is not None
+    ):
         handle = decoder.layers[-1].cross_attn.register_forward_hook(_cross_attention_hook(captured), with_kwargs=True)
     else:
         raise Seq2SeqError("this model has no attention (model.attention=none): there is nothing to plot")
@@ -65,8 +67,9 @@ def _cross_attention_hook(captured: list[Tensor]):
     return hook
 
 
-def plot_attention(weights: np.ndarray, src_tokens: list[str], tgt_tokens: list[str], output: Path,
-                   title: str = "") -> Path:
+def plot_attention(
+    weights: np.ndarray, src_tokens: list[str], tgt_tokens: list[str], output: Path, title: str = ""
+) -> Path:
     """A heat map PNG: output tokens (rows, EOS last) against source tokens (columns)."""
     try:
         import matplotlib
@@ -112,7 +115,11 @@ def write_attention_maps(translator: Any, lines: list[str], outputs: list[str], 
         chunk = todo[start : start + 32]
         maps = attention_weights(translator.model, [src_ids[i] for i in chunk], [tgt_ids[i] for i in chunk])
         for i, weights in zip(chunk, maps):
-            plot_attention(weights, [tok.src.id_to_piece(t) for t in src_ids[i]],
-                           [tok.tgt.id_to_piece(t) for t in tgt_ids[i]], directory / f"{i + 1:0{width}d}.png",
-                           title=f"line {i + 1}")
+            plot_attention(
+                weights,
+                [tok.src.id_to_piece(t) for t in src_ids[i]],
+                [tok.tgt.id_to_piece(t) for t in tgt_ids[i]],
+                directory / f"{i + 1:0{width}d}.png",
+                title=f"line {i + 1}",
+            )
     return len(todo)

@@ -96,16 +96,19 @@ class Autoencoder:
             "classifier": (isinstance(self.model, Classifier), "a classifier head (task: classification)"),
         }[what]
         if not ok:
-            raise Seq2SeqError(f"this needs a checkpoint with {need}; this one has task={self.cfg.task}, "
-                               f"model.bottleneck={self.cfg.model.bottleneck}")
+            raise Seq2SeqError(
+                f"this needs a checkpoint with {need}; this one has task={self.cfg.task}, "
+                f"model.bottleneck={self.cfg.model.bottleneck}"
+            )
 
     def _batched(self, lines: list[str], batch_tokens: Optional[int], progress: bool, desc: str):
         """(positions, src, src_mask, ids) for token-budget batches of the non-empty lines."""
         ids = encode_sources(self.tokenizers.src, lines, self.max_src_tokens)
         empty = sum(1 for seq in ids if not seq)
         if empty:
-            warnings.warn(f"{empty} empty input line(s) have no tokens: zero vectors / NaN scores for them",
-                          stacklevel=3)
+            warnings.warn(
+                f"{empty} empty input line(s) have no tokens: zero vectors / NaN scores for them", stacklevel=3
+            )
         batches = list(length_batches(ids, batch_tokens or self.cfg.search.batch_tokens))
         for positions in tqdm(batches, desc=desc, unit="batch", leave=False, disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
@@ -154,16 +157,18 @@ class Autoencoder:
             batch = collate([Example(i, ids[i], ids[i][:max_tgt]) for i in positions]).to(self.device)
             encoded = self.model.encode(src, src_mask)
             logits = self.model.decoder(batch.tgt_in, encoded)  # (B, T, V)
-            nll = F.cross_entropy(logits.float().transpose(1, 2), batch.tgt_out, ignore_index=PAD_ID,
-                                  reduction="none")  # (B, T)
+            nll = F.cross_entropy(
+                logits.float().transpose(1, 2), batch.tgt_out, ignore_index=PAD_ID, reduction="none"
+            )  # (B, T)
             total = nll.sum(dim=1).double().cpu().numpy()  # (B,)
             tokens = batch.tgt_mask.sum(dim=1).cpu().numpy()  # (B,)
             out[positions] = np.stack([total, tokens, total / tokens], axis=1)
         return out
 
     @torch.inference_mode()
-    def classify(self, lines: list[str], batch_tokens: Optional[int] = None,
-                 progress: bool = False) -> tuple[list[str], np.ndarray]:
+    def classify(
+        self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False
+    ) -> tuple[list[str], np.ndarray]:
         """(label per line, (N, labels) probabilities); empty lines get the label '' and NaNs."""
         self._require("classifier")
         probs = np.full((len(lines), len(self.labels)), np.nan, dtype=np.float32)
@@ -184,8 +189,16 @@ class Autoencoder:
         src = torch.full((b, 1), EOS_ID, dtype=torch.long, device=self.device)  # unused by _FixedContext
         mask = torch.ones(b, 1, dtype=torch.bool, device=self.device)
         # Greedy, and the length is max_len alone: there is no source to measure.
-        spec = SearchSpec.from_config(self.cfg.search, BOS_ID, EOS_ID, beam=1, min_len=0, max_len_a=0.0,
-                                      max_len_b=max_len, max_output_len=self.max_src_tokens - 1)
+        spec = SearchSpec.from_config(
+            self.cfg.search,
+            BOS_ID,
+            EOS_ID,
+            beam=1,
+            min_len=0,
+            max_len_a=0.0,
+            max_len_b=max_len,
+            max_output_len=self.max_src_tokens - 1,
+        )
         hyps = generate(_FixedContext(self.model, contexts), src, mask, spec)
         return [self.tokenizers.tgt.decode(h[0].tokens) for h in hyps]
 

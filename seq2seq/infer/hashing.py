@@ -79,8 +79,16 @@ class CodeIndex:
         values = self.packed if self.kind == "binary" else self.vectors
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npz")
         try:
-            np.savez(tmp, format=np.int64(FORMAT), kind=np.array(self.kind), values=values, bits=np.int64(self.bits),
-                     text=text, offsets=offsets, model_hash=np.array(self.model_hash))
+            np.savez(
+                tmp,
+                format=np.int64(FORMAT),
+                kind=np.array(self.kind),
+                values=values,
+                bits=np.int64(self.bits),
+                text=text,
+                offsets=offsets,
+                model_hash=np.array(self.model_hash),
+            )
             os.replace(tmp, target)
         except OSError as e:
             raise Seq2SeqError(f"cannot write {target}: {e.strerror}") from None
@@ -105,8 +113,10 @@ class CodeIndex:
         try:
             with np.load(p, allow_pickle=False) as f:
                 if int(f["format"]) != FORMAT:
-                    raise Seq2SeqError(f"{p}: index format {int(f['format'])}, expected {FORMAT}; "
-                                       "rebuild it with this version's 'seq2seq hash'")
+                    raise Seq2SeqError(
+                        f"{p}: index format {int(f['format'])}, expected {FORMAT}; "
+                        "rebuild it with this version's 'seq2seq hash'"
+                    )
                 kind, values, bits = str(f["kind"]), f["values"], int(f["bits"])
                 text, offsets, model_hash = f["text"].tobytes(), f["offsets"], str(f["model_hash"])
             lines = [text[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
@@ -114,8 +124,9 @@ class CodeIndex:
         except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as e:
             # UnicodeDecodeError is a ValueError
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise Seq2SeqError(f"{p} is not a seq2seq index or is corrupted ({reason}); "
-                               "rebuild it with 'seq2seq hash'") from None
+            raise Seq2SeqError(
+                f"{p} is not a seq2seq index or is corrupted ({reason}); rebuild it with 'seq2seq hash'"
+            ) from None
 
     # ---------------------------------------------------------------------- search
     def _require(self, kind: str) -> None:
@@ -148,8 +159,10 @@ class CodeIndex:
         self._require("binary")
         probes = sum(math.comb(self.bits, r) for r in range(radius + 1))
         if probes > MAX_PROBES:
-            raise Seq2SeqError(f"radius {radius} over {self.bits} bits needs {probes:,} lookups; use a smaller "
-                               "radius or rank by distance (--top K)")
+            raise Seq2SeqError(
+                f"radius {radius} over {self.bits} bits needs {probes:,} lookups; use a smaller "
+                "radius or rank by distance (--top K)"
+            )
         if self._table is None:
             self._table = {}
             for i, row in enumerate(self.packed):

@@ -31,8 +31,13 @@ def replace_linears(model: nn.Module, layer: Callable[..., nn.Module]) -> nn.Mod
 
 def linear_relu_pairs(model: nn.Module) -> list[tuple[str, int]]:
     """(name of an ``nn.Sequential``, i) for each of its ``nn.Linear`` at i followed by ``nn.ReLU``."""
-    return [(name, i) for name, seq in model.named_modules() if isinstance(seq, nn.Sequential)
-            for i in range(len(seq) - 1) if type(seq[i]) is nn.Linear and type(seq[i + 1]) is nn.ReLU]
+    return [
+        (name, i)
+        for name, seq in model.named_modules()
+        if isinstance(seq, nn.Sequential)
+        for i in range(len(seq) - 1)
+        if type(seq[i]) is nn.Linear and type(seq[i + 1]) is nn.ReLU
+    ]
 
 
 class OneDnnLinear(nn.Module):
@@ -93,8 +98,13 @@ def onednn_linears(model: nn.Module) -> nn.Module:
     replace_linears(model, OneDnnLinear)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if (isinstance(parent, GRUDecoder) and type(child) is nn.GRU and not child.bidirectional
-                    and child.batch_first and child.bias):  # (encoders run packed sequences: left alone)
+            if (
+                isinstance(parent, GRUDecoder)
+                and type(child) is nn.GRU
+                and not child.bidirectional
+                and child.batch_first
+                and child.bias
+            ):  # (encoders run packed sequences: left alone)
                 setattr(parent, name, OneDnnGRU(child))
     return model
 
@@ -108,9 +118,11 @@ class OneDnnGRU(nn.Module):
         super().__init__()
         self.num_layers, self.hidden_size = gru.num_layers, gru.hidden_size
         self.input_proj = nn.ModuleList(
-            OneDnnLinear(getattr(gru, f"weight_ih_l{k}"), getattr(gru, f"bias_ih_l{k}")) for k in range(gru.num_layers))
+            OneDnnLinear(getattr(gru, f"weight_ih_l{k}"), getattr(gru, f"bias_ih_l{k}")) for k in range(gru.num_layers)
+        )
         self.hidden_proj = nn.ModuleList(
-            OneDnnLinear(getattr(gru, f"weight_hh_l{k}"), getattr(gru, f"bias_hh_l{k}")) for k in range(gru.num_layers))
+            OneDnnLinear(getattr(gru, f"weight_hh_l{k}"), getattr(gru, f"bias_hh_l{k}")) for k in range(gru.num_layers)
+        )
 
     def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         """x (B, T, in), h0 (layers, B, H) -> outputs of the top layer (B, T, H), h_n (layers, B, H)."""

@@ -98,13 +98,27 @@ class Int8Linear(nn.Module):
         lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range must hold 0 (padding, ReLU)
         scale = (hi - lo) / 255.0 or 1.0
         if not math.isfinite(scale):
-            raise ValueError(f"int8 linear layer got non-finite inputs (min {lo}, max {hi}): the model "
-                             "produces NaN or inf; it would in fp32 too")
+            raise ValueError(
+                f"int8 linear layer got non-finite inputs (min {lo}, max {hi}): the model "
+                "produces NaN or inf; it would in fp32 too"
+            )
         zero_point = min(255, max(0, round(-lo / scale)))
         q = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)  # uint8 over [lo, hi]
         y = torch.ops.onednn.qlinear_pointwise.default(
-            q.view(torch.uint8), scale, zero_point, self.weight_packed, self.weight_scale,
-            self.weight_zero_point, self.bias, 1.0, 0, torch.float32, self._post_op, [], "")  # (rows, out)
+            q.view(torch.uint8),
+            scale,
+            zero_point,
+            self.weight_packed,
+            self.weight_scale,
+            self.weight_zero_point,
+            self.bias,
+            1.0,
+            0,
+            torch.float32,
+            self._post_op,
+            [],
+            "",
+        )  # (rows, out)
         return y.view(*lead, self.out_features)
 
     def extra_repr(self) -> str:

@@ -219,7 +219,10 @@ def _top_candidates(lprobs: Tensor, scores: Tensor, k: int) -> tuple[Tensor, Ten
 
 
 def _greedy(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    spec: SearchSpec,
     prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> tuple[list[list[int]], list[float]]:
     """Greedy decoding -> (tokens per sentence (no BOS/EOS), summed log-probability per sentence)."""
@@ -239,15 +242,14 @@ def _greedy(
     step = 0
     while active.numel() > 0:
         forced = max_len.eq(step)  # (n,)
-        lprobs, state = _step_log_probs(decoder, prev, encoded, state, step, forced, spec,
-                                        prefix=_forced_tokens(prefix, step))
+        lprobs, state = _step_log_probs(
+            decoder, prev, encoded, state, step, forced, spec, prefix=_forced_tokens(prefix, step)
+        )
         # Same arithmetic as beam search's candidate scores, so beam 1 picks the same tokens.
         total, prev = (total.unsqueeze(1) + lprobs).max(dim=1)  # (n,), (n,)
         done = prev.eq(spec.eos_id) | forced  # (n,)
         if bool(done.any()):
-            for i, toks, lp in zip(
-                active[done].tolist(), tokens[done].tolist(), total[done].tolist()
-            ):
+            for i, toks, lp in zip(active[done].tolist(), tokens[done].tolist(), total[done].tolist()):
                 out_tokens[i] = toks
                 out_log_probs[i] = lp
             keep = (~done).nonzero().squeeze(1)  # (n',)
@@ -265,7 +267,10 @@ def _greedy(
 
 @torch.inference_mode()
 def greedy_search(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    spec: SearchSpec,
     prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> list[list[int]]:
     """Greedy decoding of a batch: src (batch, src_len) ids, src_mask (batch, src_len) bool.
@@ -281,13 +286,17 @@ def greedy_search(
 
 @torch.inference_mode()
 def beam_search(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    spec: SearchSpec,
     prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: src (batch, src_len) ids, src_mask (batch, src_len) bool.
 
     Returns, per sentence, up to ``spec.nbest`` hypotheses, best first (fewer only if the model
-    gives probability 0 to every continuation, or a prefix leaves no room for another). The decoder state holds ``n * beam`` rows
+    gives probability 0 to every continuation, or a prefix leaves no room for another). The
+    decoder state holds ``n * beam`` rows
     for the ``n`` active sentences, sentence-major. Each step scores ``2 * beam`` candidates
     per sentence; EOS candidates among the best ``beam`` are finished with score
     ``log_prob / len ** length_penalty`` (``len`` counts EOS), the best ``beam`` non-EOS
@@ -351,9 +360,7 @@ def beam_search(
         if bool(finish.any()):
             sent, pos = finish.nonzero(as_tuple=True)
             rows = cand_row[sent, pos]
-            for s, toks, lp in zip(
-                active[sent].tolist(), tokens[rows].tolist(), top_scores[sent, pos].tolist()
-            ):
+            for s, toks, lp in zip(active[sent].tolist(), tokens[rows].tolist(), top_scores[sent, pos].tolist()):
                 finished[s].append(Hypothesis(toks, _normalise(lp, step + 1, spec.length_penalty), lp))
 
         # The best `beam` non-EOS candidates continue (there are at least `beam` of them,
@@ -396,7 +403,10 @@ def beam_search(
 
 
 def generate(
-    model: Seq2SeqLike, src: Tensor, src_mask: Tensor, spec: SearchSpec,
+    model: Seq2SeqLike,
+    src: Tensor,
+    src_mask: Tensor,
+    spec: SearchSpec,
     prefixes: Optional[Sequence[Sequence[int]]] = None,
 ) -> list[list[Hypothesis]]:
     """Greedy search when ``spec.beam == spec.nbest == 1``, else beam search; hypotheses either way.

@@ -57,8 +57,10 @@ def _truncated_message(count: int, max_tokens: int) -> str:
 
 
 def _capped_message(count: int, max_output_tokens: int) -> str:
-    return (f"{count} output(s) stopped at the model's maximum output length "
-            f"({max_output_tokens} tokens: model.max_positions - 1)")
+    return (
+        f"{count} output(s) stopped at the model's maximum output length "
+        f"({max_output_tokens} tokens: model.max_positions - 1)"
+    )
 
 
 DEFAULT_WINDOW = 2000
@@ -242,8 +244,10 @@ class Translator:
             raise ValueError(f"int8 quantization runs the rest of the model in fp32, not {precision}")
         model, cfg, tokenizers, meta = load_checkpoint(directory, dev)
         if not isinstance(model, Seq2SeqModel):
-            raise CheckpointError(f"{directory} is a {cfg.task} checkpoint: it has no decoder to generate with "
-                                  "(use 'seq2seq classify' or 'seq2seq encode')")
+            raise CheckpointError(
+                f"{directory} is a {cfg.task} checkpoint: it has no decoder to generate with "
+                "(use 'seq2seq classify' or 'seq2seq encode')"
+            )
         if dev.type == "cpu" and fast_cpu:
             retain_freed_memory()
         if dev.type == "cuda":
@@ -260,12 +264,25 @@ class Translator:
             model = onednn_linears(model)
         # The encoder's positions cap the source length; leave room for nothing else (no BOS/EOS on the source).
         limits = meta.get("source_limits")
-        return cls(model, tokenizers, search or cfg.search, dev, max_src_tokens=cfg.model.max_positions,
-                   normalize=cfg.data.normalize, source_limits=limits if isinstance(limits, dict) else None)
+        return cls(
+            model,
+            tokenizers,
+            search or cfg.search,
+            dev,
+            max_src_tokens=cfg.model.max_positions,
+            normalize=cfg.data.normalize,
+            source_limits=limits if isinstance(limits, dict) else None,
+        )
 
     def _spec(self, beam: Optional[int], nbest: int) -> SearchSpec:
-        return SearchSpec.from_config(self.search, BOS_ID, EOS_ID, beam=beam or self.search.beam, nbest=nbest,
-                                      max_output_len=self.max_output_tokens)  # checks 1 <= nbest <= beam
+        return SearchSpec.from_config(
+            self.search,
+            BOS_ID,
+            EOS_ID,
+            beam=beam or self.search.beam,
+            nbest=nbest,
+            max_output_len=self.max_output_tokens,
+        )  # checks 1 <= nbest <= beam
 
     @torch.inference_mode()
     def translate_hypotheses(
@@ -298,8 +315,10 @@ class Translator:
         if self.check_inputs or strict:
             unreadable = find_out_of_domain(sources, ids, self.source_limits, self.normalize_name)
             if unreadable and strict:
-                raise DataError(f"{unreadable.summary()}. Nothing was translated (strict): fix or remove "
-                                "these lines, or translate without --strict to get output for them anyway")
+                raise DataError(
+                    f"{unreadable.summary()}. Nothing was translated (strict): fix or remove "
+                    "these lines, or translate without --strict to get output for them anyway"
+                )
             if unreadable:
                 warnings.warn(unreadable.summary(), stacklevel=2)
         truncated = _cut_sources(ids, self.max_src_tokens)
@@ -334,12 +353,12 @@ class Translator:
         how many outputs stopped at ``max_output_tokens`` rather than by EOS or max_len_a/b;
         ``prefix_ids``: the target ids each line's outputs start with (an empty line: just those)."""
         decode = self.tokenizers.tgt.decode
-        results: list[list[tuple[str, float]]] = [[(decode(prefix_ids[i]) if prefix_ids else "", 0.0)]
-                                                  for i in range(len(ids))]
+        results: list[list[tuple[str, float]]] = [
+            [(decode(prefix_ids[i]) if prefix_ids else "", 0.0)] for i in range(len(ids))
+        ]
         batches = self.batches(ids, spec.beam, batch_tokens, batch_rows)
         capped = 0
-        for positions in tqdm(batches, desc="translate", unit="batch", leave=False,
-                              disable=None if progress else True):
+        for positions in tqdm(batches, desc="translate", unit="batch", leave=False, disable=None if progress else True):
             src, src_mask = collate_source([ids[i] for i in positions])
             src, src_mask = src.to(self.device), src_mask.to(self.device)
             forced = [prefix_ids[i] for i in positions] if prefix_ids else None
@@ -400,21 +419,29 @@ class Translator:
                         if found and strict:
                             partial = StreamOutOfDomain(total=start - first_line, limits=report.limits)
                             partial.add(found, start)
-                            where = "Nothing was translated" if start == first_line else (
-                                f"Nothing from line {start + 1} on was translated")
-                            raise DataError(f"{partial.summary()}. {where} (strict): fix or remove these lines, "
-                                            "or translate without --strict to get output for them anyway")
+                            where = (
+                                "Nothing was translated"
+                                if start == first_line
+                                else (f"Nothing from line {start + 1} on was translated")
+                            )
+                            raise DataError(
+                                f"{partial.summary()}. {where} (strict): fix or remove these lines, "
+                                "or translate without --strict to get output for them anyway"
+                            )
                         report.add(found, start)
                     truncated += _cut_sources(ids, self.max_src_tokens)
                     del sources
                     forced = None
                     if prefixes is not None:
                         if len(prefixes) < start + len(window):
-                            raise DataError(f"{len(prefixes):,} prefixes, but the input goes on past line "
-                                            f"{len(prefixes):,}: give one prefix per input line")
+                            raise DataError(
+                                f"{len(prefixes):,} prefixes, but the input goes on past line "
+                                f"{len(prefixes):,}: give one prefix per input line"
+                            )
                         forced = self.prefix_ids(prefixes[start : start + len(window)], len(window))
-                    results, window_capped = self._decode(ids, spec, batch_tokens, batch_rows, progress=False,
-                                                          prefix_ids=forced)
+                    results, window_capped = self._decode(
+                        ids, spec, batch_tokens, batch_rows, progress=False, prefix_ids=forced
+                    )
                 capped += window_capped
                 start += len(window)
                 bar.update(len(window))
@@ -460,8 +487,14 @@ class Translator:
         ...     for text in translator.translate_stream(line.rstrip("\\n") for line in f):
         ...         print(text, file=out)
         """
-        for hyps in self.translate_windows(line_windows(lines, window), beam=beam, batch_tokens=batch_tokens,
-                                           batch_rows=batch_rows, strict=strict, progress=progress):
+        for hyps in self.translate_windows(
+            line_windows(lines, window),
+            beam=beam,
+            batch_tokens=batch_tokens,
+            batch_rows=batch_rows,
+            strict=strict,
+            progress=progress,
+        ):
             yield from (h[0][0] for h in hyps)
 
     def read_sources(self, lines: list[str]) -> tuple[list[str], list[list[int]]]:
@@ -491,7 +524,13 @@ class Translator:
         """One detokenized translation per input line, in order (``strict`` and ``prefixes``: see
         :meth:`translate_hypotheses`)."""
         hyps = self.translate_hypotheses(
-            lines, beam=beam, nbest=1, batch_tokens=batch_tokens, progress=progress, batch_rows=batch_rows,
-            strict=strict, prefixes=prefixes,
+            lines,
+            beam=beam,
+            nbest=1,
+            batch_tokens=batch_tokens,
+            progress=progress,
+            batch_rows=batch_rows,
+            strict=strict,
+            prefixes=prefixes,
         )
         return [h[0][0] for h in hyps]

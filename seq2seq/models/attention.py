@@ -125,9 +125,7 @@ class MultiHeadAttention(nn.Module):
             k, v = _append(cache[0], k, order), _append(cache[1], v, order)  # (B, h, t+1, dh) each
         return self._attend(q, k, v, None, False), (k, v)
 
-    def _attend(
-        self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool
-    ) -> Tensor:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool) -> Tensor:
         attn_mask = None
         if mask is not None:
             attn_mask = mask[:, None, None, :]  # (B, 1, 1, S): broadcast over heads and queries
@@ -219,9 +217,7 @@ class BahdanauAttention(nn.Module):
         """states (B, S, key_dim) -> keys (B, S, attn_dim)"""
         return self.key_proj(states)
 
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """query (B, T, dq), keys (B, S, a), values (B, S, dv), mask (B, S)
         -> context (B, T, dv), weights (B, T, S).
 
@@ -248,9 +244,7 @@ class LuongAttention(nn.Module):
         """states (B, S, key_dim) -> keys (B, S, query_dim)"""
         return self.key_proj(states)
 
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """query (B, T, dq), keys (B, S, dq), values (B, S, dv), mask (B, S)
         -> context (B, T, dv), weights (B, T, S).
 

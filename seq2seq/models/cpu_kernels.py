@@ -84,8 +84,13 @@ class OneDnnTrainingLinear(nn.Linear):
     MIN_MACS = 1 << 21
 
     def forward(self, x: Tensor) -> Tensor:
-        if (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
-                and x.numel() * self.out_features >= self.MIN_MACS and not torch.is_autocast_enabled("cpu")):
+        if (
+            x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.weight.dtype == torch.float32
+            and x.numel() * self.out_features >= self.MIN_MACS
+            and not torch.is_autocast_enabled("cpu")
+        ):
             return _OneDnnLinearFunction.apply(x, self.weight, self.bias)
         return super().forward(x)
 

@@ -59,17 +59,13 @@ class GRUDecoder(Decoder):
     ) -> None:
         super().__init__()
         if attention not in ("none", "bahdanau", "luong"):
-            raise ValueError(
-                f"GRU decoder attention must be none, bahdanau or luong; got '{attention}'"
-            )
+            raise ValueError(f"GRU decoder attention must be none, bahdanau or luong; got '{attention}'")
         self.d_model = d_model
         self.layers = layers
         self.context_dim = context_dim or d_model
         self.attention_type = attention
         self.pad_id = pad_id
-        self.embedding = (
-            embedding if embedding is not None else make_embedding(vocab_size, d_model, pad_id)
-        )
+        self.embedding = embedding if embedding is not None else make_embedding(vocab_size, d_model, pad_id)
         self.embed_dropout = nn.Dropout(dropout if embed_dropout is None else embed_dropout)
         self.init_proj = nn.Linear(self.context_dim, layers * d_model)
         self.rnn = nn.GRU(
@@ -101,9 +97,7 @@ class GRUDecoder(Decoder):
             static["keys"] = self.attention.project_keys(encoded.states)  # (B, S, a)
         return {"hidden": hidden, "static": static}
 
-    def _run(
-        self, tgt_in: Tensor, encoded: Encoded, hidden: Tensor, static: dict
-    ) -> tuple[Tensor, Tensor]:
+    def _run(self, tgt_in: Tensor, encoded: Encoded, hidden: Tensor, static: dict) -> tuple[Tensor, Tensor]:
         """tgt_in (B, T), hidden (B, layers, d) -> logits (B, T, V), new hidden (B, layers, d)."""
         b, t = tgt_in.shape
         emb = self.embed_dropout(self.embedding(tgt_in))  # (B, T, d)
@@ -144,9 +138,7 @@ class TransformerDecoderLayer(nn.Module):
         self.self_norm = nn.LayerNorm(d_model)
         self.self_attn = MultiHeadAttention(d_model, heads, attention_dropout)
         self.cross_norm: Optional[nn.LayerNorm] = nn.LayerNorm(d_model) if cross else None
-        self.cross_attn = (
-            MultiHeadAttention(d_model, heads, attention_dropout, cross=True) if cross else None
-        )
+        self.cross_attn = MultiHeadAttention(d_model, heads, attention_dropout, cross=True) if cross else None
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, ffn_dim, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -213,9 +205,7 @@ class TransformerDecoder(Decoder):
     ) -> None:
         super().__init__()
         if attention not in ("none", "multihead"):
-            raise ValueError(
-                f"Transformer decoder attention must be none or multihead; got '{attention}'"
-            )
+            raise ValueError(f"Transformer decoder attention must be none or multihead; got '{attention}'")
         self.d_model, self.heads = d_model, heads
         self.context_dim = context_dim or d_model
         self.attention_type = attention
@@ -227,8 +217,7 @@ class TransformerDecoder(Decoder):
         )
         self.context_proj = None if cross else nn.Linear(self.context_dim, d_model)
         self.layers = nn.ModuleList(
-            TransformerDecoderLayer(d_model, heads, ffn_dim, dropout, attention_dropout, cross)
-            for _ in range(layers)
+            TransformerDecoderLayer(d_model, heads, ffn_dim, dropout, attention_dropout, cross) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.output = nn.Linear(d_model, token.num_embeddings, bias=False)

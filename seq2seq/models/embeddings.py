@@ -48,9 +48,7 @@ class SinusoidalPositions(nn.Module):
         super().__init__()
         self.max_positions = max_positions
         position = torch.arange(max_positions, dtype=torch.float).unsqueeze(1)  # (P, 1)
-        freq = torch.exp(
-            torch.arange(0, d_model, 2, dtype=torch.float) * (-math.log(10000.0) / d_model)
-        )
+        freq = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float) * (-math.log(10000.0) / d_model))
         table = torch.zeros(max_positions, d_model)
         table[:, 0::2] = torch.sin(position * freq)
         table[:, 1::2] = torch.cos(position * freq[: d_model // 2])

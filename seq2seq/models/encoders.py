@@ -65,9 +65,7 @@ class GRUEncoder(Encoder):
         self.pooling = pooling
         self.pad_id = pad_id
         self.dirs = 2 if bidirectional else 1
-        self.embedding = (
-            embedding if embedding is not None else make_embedding(vocab_size, d_model, pad_id)
-        )
+        self.embedding = embedding if embedding is not None else make_embedding(vocab_size, d_model, pad_id)
         self.embed_dropout = nn.Dropout(dropout if embed_dropout is None else embed_dropout)
         self.rnn = nn.GRU(
             d_model,
@@ -105,9 +103,7 @@ class GRUEncoder(Encoder):
 class TransformerEncoderLayer(nn.Module):
     """Pre-norm: x = x + Attn(LN(x)); x = x + FFN(LN(x))."""
 
-    def __init__(
-        self, d_model: int, heads: int, ffn_dim: int, dropout: float, attention_dropout: float
-    ) -> None:
+    def __init__(self, d_model: int, heads: int, ffn_dim: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, heads, attention_dropout)
@@ -157,8 +153,7 @@ class TransformerEncoder(Encoder):
             token, positions, max_positions, dropout if embed_dropout is None else embed_dropout
         )
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, heads, ffn_dim, dropout, attention_dropout)
-            for _ in range(layers)
+            TransformerEncoderLayer(d_model, heads, ffn_dim, dropout, attention_dropout) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(d_model)
         self.context_proj = nn.Linear(d_model, self.context_dim)
@@ -175,7 +170,5 @@ class TransformerEncoder(Encoder):
         for layer in self.layers:
             x = layer(x, src_mask)
         states = self.norm(x).masked_fill(~src_mask.unsqueeze(-1), 0.0)  # (B, S, d)
-        context = torch.tanh(
-            self.context_proj(masked_pool(states, src_mask, self.pooling))
-        )  # (B, c)
+        context = torch.tanh(self.context_proj(masked_pool(states, src_mask, self.pooling)))  # (B, c)
         return Encoded(states=states, mask=src_mask, context=context)

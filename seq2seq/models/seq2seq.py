@@ -122,9 +122,7 @@ def resolve_pooling(cfg: ModelConfig) -> str:
     return "final" if cfg.encoder == "gru" else "mean"
 
 
-def build_model(
-    cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0
-) -> Seq2SeqModel:
+def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Seq2SeqModel:
     """Build the model ``cfg`` describes. Any encoder pairs with any decoder.
 
     - ``share_embeddings``: one embedding table for source and target (the vocabularies must
@@ -157,17 +155,35 @@ def build_model(
     decoder: Decoder
     if cfg.decoder == "gru":
         decoder = GRUDecoder(
-            tgt_vocab_size, d, cfg.dec_layers, dropout=cfg.dropout, attention=attention,
-            context_dim=context_dim, pad_id=pad_id, embedding=tgt_emb, tie_output=cfg.tie_embeddings,
+            tgt_vocab_size,
+            d,
+            cfg.dec_layers,
+            dropout=cfg.dropout,
+            attention=attention,
+            context_dim=context_dim,
+            pad_id=pad_id,
+            embedding=tgt_emb,
+            tie_output=cfg.tie_embeddings,
             embed_dropout=embed_dropout,
-        )  # fmt: skip
+        )
     elif cfg.decoder == "transformer":
         decoder = TransformerDecoder(
-            tgt_vocab_size, d, cfg.dec_layers, cfg.heads, cfg.ffn_dim, dropout=cfg.dropout,
-            attention_dropout=cfg.attention_dropout, positions=cfg.positions,
-            max_positions=cfg.max_positions, attention=attention, context_dim=context_dim,
-            pad_id=pad_id, embedding=tgt_emb, tie_output=cfg.tie_embeddings, embed_dropout=embed_dropout,
-        )  # fmt: skip
+            tgt_vocab_size,
+            d,
+            cfg.dec_layers,
+            cfg.heads,
+            cfg.ffn_dim,
+            dropout=cfg.dropout,
+            attention_dropout=cfg.attention_dropout,
+            positions=cfg.positions,
+            max_positions=cfg.max_positions,
+            attention=attention,
+            context_dim=context_dim,
+            pad_id=pad_id,
+            embedding=tgt_emb,
+            tie_output=cfg.tie_embeddings,
+            embed_dropout=embed_dropout,
+        )
     else:
         raise ValueError(f"unknown decoder '{cfg.decoder}' (transformer or gru)")
 
@@ -184,8 +200,9 @@ def build_bottleneck(cfg: ModelConfig) -> Optional[Bottleneck]:
     return Bottleneck(cfg.bottleneck, cfg.context_dim or cfg.d_model, cfg.binary_noise)
 
 
-def build_encoder(cfg: ModelConfig, src_vocab_size: int, pad_id: int = 0,
-                  embedding: Optional[nn.Embedding] = None) -> Encoder:
+def build_encoder(
+    cfg: ModelConfig, src_vocab_size: int, pad_id: int = 0, embedding: Optional[nn.Embedding] = None
+) -> Encoder:
     """The encoder ``cfg`` describes (its embedding table given, or a new one)."""
     pooling = resolve_pooling(cfg)
     context_dim = cfg.context_dim or cfg.d_model
@@ -195,17 +212,34 @@ def build_encoder(cfg: ModelConfig, src_vocab_size: int, pad_id: int = 0,
     encoder: Encoder
     if cfg.encoder == "gru":
         encoder = GRUEncoder(
-            src_vocab_size, d, cfg.enc_layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout,
-            context_dim=context_dim, pooling=pooling, pad_id=pad_id, embedding=src_emb,
+            src_vocab_size,
+            d,
+            cfg.enc_layers,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout,
+            context_dim=context_dim,
+            pooling=pooling,
+            pad_id=pad_id,
+            embedding=src_emb,
             embed_dropout=embed_dropout,
-        )  # fmt: skip
+        )
     elif cfg.encoder == "transformer":
         encoder = TransformerEncoder(
-            src_vocab_size, d, cfg.enc_layers, cfg.heads, cfg.ffn_dim, dropout=cfg.dropout,
-            attention_dropout=cfg.attention_dropout, positions=cfg.positions,
-            max_positions=cfg.max_positions, context_dim=context_dim, pooling=pooling, pad_id=pad_id,
-            embedding=src_emb, embed_dropout=embed_dropout,
-        )  # fmt: skip
+            src_vocab_size,
+            d,
+            cfg.enc_layers,
+            cfg.heads,
+            cfg.ffn_dim,
+            dropout=cfg.dropout,
+            attention_dropout=cfg.attention_dropout,
+            positions=cfg.positions,
+            max_positions=cfg.max_positions,
+            context_dim=context_dim,
+            pooling=pooling,
+            pad_id=pad_id,
+            embedding=src_emb,
+            embed_dropout=embed_dropout,
+        )
     else:
         raise ValueError(f"unknown encoder '{cfg.encoder}' (transformer or gru)")
     return encoder
@@ -215,5 +249,6 @@ def build_classifier(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_id:
     """A classifier: the encoder (and bottleneck) ``cfg`` describes, and a head with
     ``cfg.classifier_hidden`` hidden units (0: linear) over ``num_labels`` labels."""
     encoder = build_encoder(cfg, vocab_size, pad_id)
-    return Classifier(encoder, num_labels, build_bottleneck(cfg), cfg.classifier_hidden, cfg.dropout,
-                      cfg.classifier_features)
+    return Classifier(
+        encoder, num_labels, build_bottleneck(cfg), cfg.classifier_hidden, cfg.dropout, cfg.classifier_features
+    )

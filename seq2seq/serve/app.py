@@ -46,14 +46,16 @@ __all__ = ["ServeSettings", "create_app"]
 class ApiError(Exception):
     """An answer other than 200, with a message (and the field it is about)."""
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None,
-                 headers: Optional[dict[str, str]] = None) -> None:
+    def __init__(
+        self, status: int, message: str, field: Optional[str] = None, headers: Optional[dict[str, str]] = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.headers = status, message, field, headers or {}
 
 
-def _error(status: int, message: str, field: Optional[str] = None,
-           headers: Optional[dict[str, str]] = None) -> JSONResponse:
+def _error(
+    status: int, message: str, field: Optional[str] = None, headers: Optional[dict[str, str]] = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if field:
         body["field"] = field
@@ -77,7 +79,7 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise ApiError(400, "the body is empty: send a JSON object, e.g. {\"texts\": [\"...\"]}")
+        raise ApiError(400, 'the body is empty: send a JSON object, e.g. {"texts": ["..."]}')
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
@@ -111,8 +113,7 @@ class Fields:
     def __init__(self, body: dict[str, Any], known: tuple[str, ...]) -> None:
         unknown = sorted(set(body) - set(known))
         if unknown:
-            raise ApiError(400, f"unknown field '{unknown[0]}' (this endpoint reads: {', '.join(known)})",
-                           unknown[0])
+            raise ApiError(400, f"unknown field '{unknown[0]}' (this endpoint reads: {', '.join(known)})", unknown[0])
         self.body = body
 
     def texts(self, name: str, max_texts: int, max_chars: int) -> list[str]:
@@ -152,8 +153,7 @@ class Fields:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise ApiError(400, f"'{name}' must be an integer, not {_json_type(value)} {json.dumps(value)[:40]}",
-                           name)
+            raise ApiError(400, f"'{name}' must be an integer, not {_json_type(value)} {json.dumps(value)[:40]}", name)
         if not low <= value <= high:
             raise ApiError(400, f"'{name}' must be between {low} and {high}, got {int(value)}", name)
         return int(value)
@@ -197,8 +197,7 @@ def create_app(service: Service, settings: Optional[ServeSettings] = None) -> St
     def cap(key: Any) -> int:
         return settings.max_batch_texts or service.batch_cap(key)
 
-    batcher = Batcher(service.run, cap, max_wait=settings.batch_wait_ms / 1000.0,
-                      max_queue=settings.max_queue_texts)
+    batcher = Batcher(service.run, cap, max_wait=settings.batch_wait_ms / 1000.0, max_queue=settings.max_queue_texts)
     page = resources.files("seq2seq.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     def authorised(request: Request) -> bool:
@@ -213,8 +212,11 @@ def create_app(service: Service, settings: Optional[ServeSettings] = None) -> St
     def endpoint(handler: Callable[..., Any], op: Optional[str] = None) -> Callable[[Request], Any]:
         async def wrapped(request: Request) -> Response:
             if not authorised(request):
-                return _error(401, "this server needs an API key: send it as the X-API-Key header",
-                              headers={"WWW-Authenticate": "Bearer"})
+                return _error(
+                    401,
+                    "this server needs an API key: send it as the X-API-Key header",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
             if op is not None and op not in service.operations:
                 serves = ", ".join(f"/{o}" for o in service.operations)
                 why = " (model.attention is none)" if op == "attention" and service.task == "translation" else ""
@@ -253,21 +255,23 @@ def create_app(service: Service, settings: Optional[ServeSettings] = None) -> St
         return JSONResponse({"status": status, **batcher.stats()}, status_code=503 if batcher.closing else 200)
 
     async def info(request: Request) -> Response:
-        return JSONResponse({
-            **service.info(),
-            "endpoints": [f"/{op}" for op in service.operations],
-            "server": {
-                "seq2seq_version": __version__,
-                "batch_wait_ms": settings.batch_wait_ms,
-                "max_batch_texts": settings.max_batch_texts or None,
-                "max_queue_texts": settings.max_queue_texts,
-                "max_texts": settings.max_texts,
-                "max_text_chars": settings.max_text_chars,
-                "max_body_bytes": settings.max_body_bytes,
-                "request_timeout_s": settings.request_timeout_s,
-                "max_beam": settings.max_beam,
-            },
-        })
+        return JSONResponse(
+            {
+                **service.info(),
+                "endpoints": [f"/{op}" for op in service.operations],
+                "server": {
+                    "seq2seq_version": __version__,
+                    "batch_wait_ms": settings.batch_wait_ms,
+                    "max_batch_texts": settings.max_batch_texts or None,
+                    "max_queue_texts": settings.max_queue_texts,
+                    "max_texts": settings.max_texts,
+                    "max_text_chars": settings.max_text_chars,
+                    "max_body_bytes": settings.max_body_bytes,
+                    "request_timeout_s": settings.request_timeout_s,
+                    "max_beam": settings.max_beam,
+                },
+            }
+        )
 
     async def translate(request: Request) -> Response:
         f = await read(request, ("texts", "beam", "nbest", "length_penalty", "prefixes"))
@@ -296,8 +300,7 @@ def create_app(service: Service, settings: Optional[ServeSettings] = None) -> St
         texts = f.texts("texts", settings.max_texts, settings.max_text_chars)
         bits = f.flag("bits")
         if bits and service.cfg.model.bottleneck != "binary":
-            raise ApiError(400, "'bits' needs a checkpoint with a binary code layer (model.bottleneck: binary)",
-                           "bits")
+            raise ApiError(400, "'bits' needs a checkpoint with a binary code layer (model.bottleneck: binary)", "bits")
         return JSONResponse({"results": await decode(("encode", bits), texts)})
 
     async def reconstruct(request: Request) -> Response:
@@ -328,8 +331,10 @@ def create_app(service: Service, settings: Optional[ServeSettings] = None) -> St
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        message = {404: f"no route {request.url.path}; see GET /info for this server's endpoints",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+        message = {
+            404: f"no route {request.url.path}; see GET /info for this server's endpoints",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, exc.detail)
         return _error(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @contextlib.asynccontextmanager

@@ -53,8 +53,9 @@ class Service:
     ``(operation, *settings)`` as :mod:`seq2seq.serve.app` builds it.
     """
 
-    def __init__(self, cfg: Config, meta: dict[str, Any], model: Any, path: Path,
-                 describe: Optional[dict[str, Any]] = None) -> None:
+    def __init__(
+        self, cfg: Config, meta: dict[str, Any], model: Any, path: Path, describe: Optional[dict[str, Any]] = None
+    ) -> None:
         """``model``: a :class:`~seq2seq.infer.translator.Translator` (translation) or an
         :class:`~seq2seq.infer.autoencoder.Autoencoder` (autoencoder, classification)."""
         self.cfg = cfg
@@ -90,12 +91,14 @@ class Service:
         if cfg.task == "translation":
             from seq2seq.infer.translator import Translator
 
-            model: Any = Translator.from_checkpoint(path, device=device, search=cfg.search, quantize=quantize,
-                                                    precision=precision)
+            model: Any = Translator.from_checkpoint(
+                path, device=device, search=cfg.search, quantize=quantize, precision=precision
+            )
         else:
             if quantize or precision != "fp32":
-                raise Seq2SeqError(f"--quantize and --precision are for translation checkpoints; this one has "
-                                   f"task={cfg.task}")
+                raise Seq2SeqError(
+                    f"--quantize and --precision are for translation checkpoints; this one has task={cfg.task}"
+                )
             from seq2seq.infer.autoencoder import Autoencoder
 
             model = Autoencoder.from_checkpoint(path, device=device, search=cfg.search)
@@ -180,8 +183,9 @@ class Service:
                 notes[i].append(f"longer than {limit} subword tokens: truncated to the model's limit")
         if report:
             for i in report.unknown_characters:
-                notes[i].append("has characters the source vocabulary does not have (read as <unk>): "
-                                "the output is unreliable")
+                notes[i].append(
+                    "has characters the source vocabulary does not have (read as <unk>): the output is unreliable"
+                )
             for i in report.not_numerals:
                 notes[i].append("not a number in digits: the output is unreliable")
             for i in report.too_long:
@@ -202,8 +206,9 @@ class Service:
         other.search = dataclasses.replace(self.search, length_penalty=length_penalty)
         return other
 
-    def _translate(self, items: list[tuple[str, Optional[str]]], beam: int, nbest: int,
-                   length_penalty: Optional[float]) -> list[dict[str, Any]]:
+    def _translate(
+        self, items: list[tuple[str, Optional[str]]], beam: int, nbest: int, length_penalty: Optional[float]
+    ) -> list[dict[str, Any]]:
         texts = [text for text, _ in items]
         prefixes = [prefix for _, prefix in items]
         extra: dict[str, Any] = {"prefixes": prefixes} if any(prefixes) else {}
@@ -238,33 +243,53 @@ class Service:
         results = []
         for i, notes in enumerate(self.source_notes(texts)):
             w = weights[i]
-            results.append(self._with_notes({
-                "translation": outputs[i],
-                "source_tokens": [tok.src.id_to_piece(t) for t in src_ids[i]],
-                "output_tokens": [tok.tgt.id_to_piece(t) for t in tgt_ids[i]] + ["</s>"] if w is not None else [],
-                "weights": [[round(float(x), 4) for x in row] for row in w] if w is not None else [],
-            }, notes))
+            results.append(
+                self._with_notes(
+                    {
+                        "translation": outputs[i],
+                        "source_tokens": [tok.src.id_to_piece(t) for t in src_ids[i]],
+                        "output_tokens": [tok.tgt.id_to_piece(t) for t in tgt_ids[i]] + ["</s>"]
+                        if w is not None
+                        else [],
+                        "weights": [[round(float(x), 4) for x in row] for row in w] if w is not None else [],
+                    },
+                    notes,
+                )
+            )
         return results
 
     def _encode(self, texts: list[str], bits: bool) -> list[dict[str, Any]]:
         if bits:
             codes = self.model.codes(texts)
-            return [self._with_notes({"code": "".join("1" if b else "0" for b in row)}, notes)
-                    for row, notes in zip(codes, self.source_notes(texts))]
+            return [
+                self._with_notes({"code": "".join("1" if b else "0" for b in row)}, notes)
+                for row, notes in zip(codes, self.source_notes(texts))
+            ]
         vectors = self.model.encode(texts)
-        return [self._with_notes({"vector": [round(float(x), 6) for x in row]}, notes)
-                for row, notes in zip(vectors, self.source_notes(texts))]
+        return [
+            self._with_notes({"vector": [round(float(x), 6) for x in row]}, notes)
+            for row, notes in zip(vectors, self.source_notes(texts))
+        ]
 
     def _reconstruct(self, texts: list[str], beam: int) -> list[dict[str, Any]]:
         outputs = self.model.reconstruct(texts, beam=beam)
-        return [self._with_notes({"reconstruction": text}, notes)
-                for text, notes in zip(outputs, self.source_notes(texts))]
+        return [
+            self._with_notes({"reconstruction": text}, notes) for text, notes in zip(outputs, self.source_notes(texts))
+        ]
 
     def _score(self, texts: list[str]) -> list[dict[str, Any]]:
         scores = self.model.score(texts)
-        return [self._with_notes({"per_token": _finite(mean, 4), "total": _finite(total, 4),
-                                  "tokens": int(tokens) if math.isfinite(tokens) else 0}, notes)
-                for (total, tokens, mean), notes in zip(scores, self.source_notes(texts))]
+        return [
+            self._with_notes(
+                {
+                    "per_token": _finite(mean, 4),
+                    "total": _finite(total, 4),
+                    "tokens": int(tokens) if math.isfinite(tokens) else 0,
+                },
+                notes,
+            )
+            for (total, tokens, mean), notes in zip(scores, self.source_notes(texts))
+        ]
 
     def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
         labels, probs = self.model.classify(texts)
@@ -272,9 +297,14 @@ class Service:
         results = []
         for label, p, notes in zip(labels, probs, self.source_notes(texts)):
             finite = bool(len(p)) and all(math.isfinite(float(x)) for x in p)
-            results.append(self._with_notes({
-                "label": label,
-                "probability": _finite(p.max(), 4) if finite else None,
-                "probabilities": {n: _finite(x, 4) for n, x in zip(names, p)} if finite else {},
-            }, notes))
+            results.append(
+                self._with_notes(
+                    {
+                        "label": label,
+                        "probability": _finite(p.max(), 4) if finite else None,
+                        "probabilities": {n: _finite(x, 4) for n, x in zip(names, p)} if finite else {},
+                    },
+                    notes,
+                )
+            )
         return results

@@ -42,5 +42,7 @@ class ServeSettings:
             if not ok:
                 raise Seq2SeqError(f"{flag} must be {rule}")
         if self.max_texts > self.max_queue_texts:
-            raise Seq2SeqError(f"--max-texts ({self.max_texts}) cannot exceed --max-queue-texts "
-                               f"({self.max_queue_texts}): such a request could never be queued")
+            raise Seq2SeqError(
+                f"--max-texts ({self.max_texts}) cannot exceed --max-queue-texts "
+                f"({self.max_queue_texts}): such a request could never be queued"
+            )

@@ -62,12 +62,18 @@ def cache_dir(cfg: Config, source: TextSource) -> Path:
 def _reading(cfg: Config) -> dict[str, Any]:
     """The data settings that decide what is read from a split's files."""
     d = cfg.data
-    return {"format": d.format, "src_lang": d.src_lang, "tgt_lang": d.tgt_lang, "skip_header": d.skip_header,
-            "hub_config": d.hub_config}
+    return {
+        "format": d.format,
+        "src_lang": d.src_lang,
+        "tgt_lang": d.tgt_lang,
+        "skip_header": d.skip_header,
+        "hub_config": d.hub_config,
+    }
 
 
-def train_store(cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair,
-                build: bool = True) -> TokenStore:
+def train_store(
+    cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, build: bool = True
+) -> TokenStore:
     """The token store of the training split for ``tokenizers``: opened, or built when missing
     (``build=False``: a DataError instead)."""
     spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
@@ -99,8 +105,12 @@ def valid_batches(cfg: Config, objective: Objective, valid: ParallelText, tokeni
     """The validation set in token-budget batches (no length filter; empty sides dropped)."""
     examples, _ = objective.encode(valid, tokenizers, drop=False)
     examples = [e for e in examples if e.src and e.tgt]
-    sampler = TokenBudgetBatchSampler([len(e.src) for e in examples], [len(e.tgt) + 1 for e in examples],
-                                      max_tokens=cfg.train.max_tokens, shuffle=False)
+    sampler = TokenBudgetBatchSampler(
+        [len(e.src) for e in examples],
+        [len(e.tgt) + 1 for e in examples],
+        max_tokens=cfg.train.max_tokens,
+        shuffle=False,
+    )
     targets = context_targets(cfg, "valid", len(valid), valid.name)
     return [collate([examples[i] for i in b], targets) for b in sampler.batches(0)]
 
@@ -127,12 +137,21 @@ def build_tokenizers(cfg: Config, objective: Objective, train: TextSource) -> To
             return TokenizerPair.build(tok, *objective.tokenizer_texts(texts))
 
         settings = {k: v for k, v in vars(tok).items() if k not in ("model", "tgt_model")}
-        spec = {"kind": objective.store_kind, "source": train.name, "identity": train.identity(),
-                "reading": _reading(cfg), "normalize": d.normalize, "tokenizer": settings}
+        spec = {
+            "kind": objective.store_kind,
+            "source": train.name,
+            "identity": train.identity(),
+            "reading": _reading(cfg),
+            "normalize": d.normalize,
+            "tokenizer": settings,
+        }
         return cached_tokenizers(cache_dir(cfg, train), spec, trained)
 
-    given = {side: TokenizerPair.load(resolve_checkpoint(path))
-             for side, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder)) if path}
+    given = {
+        side: TokenizerPair.load(resolve_checkpoint(path))
+        for side, path in (("encoder", t.init_encoder), ("decoder", t.init_decoder))
+        if path
+    }
     if not given:
         return build()
     src = given["encoder"].src if "encoder" in given else None
@@ -140,8 +159,10 @@ def build_tokenizers(cfg: Config, objective: Objective, train: TextSource) -> To
     if tok.joint:
         for side, pair in given.items():
             if not pair.joint:
-                raise ConfigError(f"train.init_{side}: that checkpoint has separate source and target "
-                                  "vocabularies; set tokenizer.joint=false")
+                raise ConfigError(
+                    f"train.init_{side}: that checkpoint has separate source and target "
+                    "vocabularies; set tokenizer.joint=false"
+                )
         if src is not None and tgt is not None and src.fingerprint != tgt.fingerprint:
             raise ConfigError(
                 f"train.init_encoder ({t.init_encoder}) and train.init_decoder ({t.init_decoder}) use "
@@ -186,16 +207,22 @@ def prepare(cfg: Config) -> Prepared:
     valid = load_valid(cfg, objective)
     tokenizers = build_tokenizers(cfg, objective, source)
     start = time.time()
-    existed = (store_dir(cache_dir(cfg, source), store_spec(objective.store_kind, source, _reading(cfg),
-                                                             cfg.data.normalize, tokenizers)) / "meta.json").is_file()
+    existed = (
+        store_dir(
+            cache_dir(cfg, source),
+            store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers),
+        )
+        / "meta.json"
+    ).is_file()
     store = train_store(cfg, objective, source, tokenizers)
     objective.prepare(store)
     _, stats = objective.select(store)
     return Prepared(tokenizers, store, stats, valid, 0.0 if existed else time.time() - start)
 
 
-def build_model(cfg: Config, objective: Objective, tokenizers: TokenizerPair, device: torch.device,
-                load_parts: bool = True) -> Composite:
+def build_model(
+    cfg: Config, objective: Objective, tokenizers: TokenizerPair, device: torch.device, load_parts: bool = True
+) -> Composite:
     """The objective's model on ``device``: parts loaded from ``train.init_encoder`` /
     ``init_decoder`` (``load_parts``: a new run), ``train.freeze`` and, in staged training,
     the half that is not trained frozen (and never run)."""

@@ -83,7 +83,8 @@ def init_distributed(device_type: str) -> Distributed:
         raise ConfigError(
             f"{per_machine} processes per machine but {torch.cuda.device_count()} GPU(s): NCCL needs one GPU "
             "per process. Start at most that many (torchrun --nproc_per_node), or set SEQ2SEQ_DIST_BACKEND=gloo "
-            "to share GPUs (slower: gradients go through host memory)")
+            "to share GPUs (slower: gradients go through host memory)"
+        )
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -33,8 +33,9 @@ class JsonlLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ConfigError("train.tensorboard needs the tensorboard package: "
-                                  "pip install tensorboard (or seq2seq[tensorboard])") from None
+                raise ConfigError(
+                    "train.tensorboard needs the tensorboard package: pip install tensorboard (or seq2seq[tensorboard])"
+                ) from None
             self.board = SummaryWriter(str(tensorboard))
 
     def write(self, **record: Any) -> None:
@@ -46,7 +47,7 @@ class JsonlLog:
             prefix = record["event"]
             for key, value in record.items():
                 if key not in ("event", "step", "epoch") and isinstance(value, (int, float)):
-                    name = key[len("valid_"):] if key.startswith("valid_") else key
+                    name = key[len("valid_") :] if key.startswith("valid_") else key
                     self.board.add_scalar(f"{prefix}/{name}", value, record["step"])
             self.board.flush()
 
@@ -105,8 +106,12 @@ class LossWindow:
     def figures(self, now: float) -> dict[str, float]:
         """Per-token loss and NLL, perplexity and target tokens per second since the last reset."""
         tok = max(1, self.tokens)
-        return {"loss": self.loss / tok, "nll": self.nll / tok, "ppl": math.exp(min(self.nll / tok, 50.0)),
-                "tokens_per_s": self.tokens / max(1e-9, now - self.started)}
+        return {
+            "loss": self.loss / tok,
+            "nll": self.nll / tok,
+            "ppl": math.exp(min(self.nll / tok, 50.0)),
+            "tokens_per_s": self.tokens / max(1e-9, now - self.started),
+        }
 
 
 class StopRequests:
@@ -124,8 +129,10 @@ class StopRequests:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("%s: stopping after this update and saving last/ (Ctrl-C again to abort without saving)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s: stopping after this update and saving last/ (Ctrl-C again to abort without saving)",
+            signal.Signals(signum).name,
+        )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

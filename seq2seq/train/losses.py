@@ -10,9 +10,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
-def label_smoothed_nll(
-    logits: Tensor, target: Tensor, smoothing: float, pad_id: int = 0
-) -> tuple[Tensor, Tensor, int]:
+def label_smoothed_nll(logits: Tensor, target: Tensor, smoothing: float, pad_id: int = 0) -> tuple[Tensor, Tensor, int]:
     """Sum of label-smoothed cross-entropy over non-padding target tokens.
 
     logits: (batch, len, vocab); target: (batch, len) ids, ``pad_id`` where there is no token.

@@ -162,7 +162,9 @@ class Objective:
     def encode(self, text: ParallelText, tokenizers: TokenizerPair, drop: bool) -> tuple[list[Example], FilterStats]:
         """Token ids of a split in memory; ``drop``: filter by the length limits."""
         d = self.cfg.data
-        return encode_pairs(text, tokenizers, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens if drop else 0, drop=drop)
+        return encode_pairs(
+            text, tokenizers, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens if drop else 0, drop=drop
+        )
 
     def select(self, train: TokenStore) -> tuple[StoreExamples, FilterStats]:
         """The training examples: the store's rows within the length limits (the rows
@@ -256,8 +258,10 @@ class Autoencoding(Translation):
         if not (a.drop or a.mask or a.shuffle):
             return examples
         rng = np.random.default_rng([self.cfg.train.seed, epoch, batch_number])
-        return [Example(e.index, add_noise(e.src, rng, a.drop, a.mask, a.shuffle, a.shuffle_distance, UNK_ID), e.tgt)
-                for e in examples]
+        return [
+            Example(e.index, add_noise(e.src, rng, a.drop, a.mask, a.shuffle, a.shuffle_distance, UNK_ID), e.tgt)
+            for e in examples
+        ]
 
     def build_model(self, tokenizers: TokenizerPair) -> Composite:
         if self.cfg.model.attention != "none":
@@ -323,8 +327,10 @@ class Classification(Objective):
         unknown = [k for k, label in enumerate(train.labels) if label not in ids]
         if unknown and train.label_ids is not None:
             row = int(np.flatnonzero(np.isin(train.label_ids, unknown))[0])
-            raise DataError(f"{train.name}: example {row + 1} has the label '{train.labels[train.label_ids[row]]}', "
-                            f"unknown to the training data (labels: {', '.join(sorted(ids))})")
+            raise DataError(
+                f"{train.name}: example {row + 1} has the label '{train.labels[train.label_ids[row]]}', "
+                f"unknown to the training data (labels: {', '.join(sorted(ids))})"
+            )
         chosen = select_labelled(train, self.cfg.data.max_src_tokens)
         stats = FilterStats(len(chosen.rows), chosen.empty, chosen.too_long, train.size)
         return StoreExamples(train, chosen.rows, [ids[label] for label in train.labels]), stats
@@ -368,8 +374,10 @@ class EncoderStage(Objective):
         return StepLoss(loss, loss.detach(), n, correct=correct)
 
     def valid_metrics(self, sums: ValidSums) -> dict[str, float]:
-        return {"valid_loss": sums.nll / max(1, sums.terms),
-                "valid_context_accuracy": 100.0 * sums.correct / max(1, sums.rows)}
+        return {
+            "valid_loss": sums.nll / max(1, sums.terms),
+            "valid_context_accuracy": 100.0 * sums.correct / max(1, sums.rows),
+        }
 
 
 class DecoderStage(Objective):

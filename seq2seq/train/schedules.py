@@ -80,7 +80,12 @@ class LRSchedule:
             self._apply()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"plateau_scale": self.plateau_scale, "best": self.best, "bad_validations": self.bad_validations, "lr": self.lr}
+        return {
+            "plateau_scale": self.plateau_scale,
+            "best": self.best,
+            "bad_validations": self.bad_validations,
+            "lr": self.lr,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.plateau_scale = float(state["plateau_scale"])

@@ -72,9 +72,26 @@ def restore_rng(state: Mapping[str, Any]) -> None:
 
 
 # Settings that may change on --resume without changing where the run goes.
-FREE_ON_RESUME = {"train." + k for k in ("output_dir", "device", "threads", "max_epochs", "max_steps", "max_minutes",
-                                         "valid_every", "valid_bleu", "valid_max_sentences", "patience", "keep_last",
-                                         "save_every", "max_bad_updates", "log_every", "progress")}
+FREE_ON_RESUME = {
+    "train." + k
+    for k in (
+        "output_dir",
+        "device",
+        "threads",
+        "max_epochs",
+        "max_steps",
+        "max_minutes",
+        "valid_every",
+        "valid_bleu",
+        "valid_max_sentences",
+        "patience",
+        "keep_last",
+        "save_every",
+        "max_bad_updates",
+        "log_every",
+        "progress",
+    )
+}
 FREE_ON_RESUME |= {"search", "data.cache_dir"}
 
 
@@ -88,8 +105,11 @@ def trajectory_changes(saved: Config, new: Config) -> list[str]:
         if not isinstance(values, dict):
             changed += [section] if values != b.get(section) else []
             continue
-        changed += [f"{section}.{k}" for k, v in values.items()
-                    if f"{section}.{k}" not in FREE_ON_RESUME and v != b.get(section, {}).get(k)]
+        changed += [
+            f"{section}.{k}"
+            for k, v in values.items()
+            if f"{section}.{k}" not in FREE_ON_RESUME and v != b.get(section, {}).get(k)
+        ]
     return changed
 
 
@@ -102,5 +122,7 @@ def check_resumed_config(checkpoint: Path, cfg: Config) -> None:
         raise ConfigError(f"--resume: the model section differs from the one in {checkpoint}/config.json")
     changed = trajectory_changes(saved, cfg)
     if changed:
-        log.warning("--resume with changed settings (%s): the run goes on, but will not end where the "
-                    "original run would have", ", ".join(changed))
+        log.warning(
+            "--resume with changed settings (%s): the run goes on, but will not end where the original run would have",
+            ", ".join(changed),
+        )

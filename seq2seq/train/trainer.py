@@ -5,6 +5,10 @@ the :class:`~seq2seq.train.objectives.Objective` of the task gives the loss of e
 loop accumulates, steps and logs (``logbook.py``); ``validation.py`` scores; ``rundir.py``
 writes the checkpoints (``best/``, ``last/``, ``step-N/``).
 
+The training split is tokenized once into a token store (``data/store.py``, built when missing
+by the first rank of each machine) and never held in memory: the batch sampler works on its
+length arrays, and each batch's ids are read from disk when it is trained on.
+
 Resuming (``--resume``) restores the model, optimizer, schedule, RNG streams, and the
 position inside the epoch's batch order (which depends only on the seed and the epoch), so
 a run killed at any moment and resumed ends with the same parameters, bit for bit on CPU, as
@@ -123,8 +127,9 @@ class Trainer:
             use_cpu_kernels(self.model)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build.build_optimizer(cfg, self.model, self.device)
-        self.schedule = LRSchedule(self.optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor,
-                                   t.plateau_patience, t.min_lr)
+        self.schedule = LRSchedule(
+            self.optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor, t.plateau_patience, t.min_lr
+        )
         if self.resume:
             self._restore()
         elif self.dist.main:
@@ -132,22 +137,41 @@ class Trainer:
             self.run_dir.config.write_text(cfg.to_json(), encoding="utf-8")
 
         n_params = self.model.num_parameters()
-        log.info("task %s: %s, %.2fM parameters (%.2fM trainable), device %s, %s", cfg.task,
-                 self.objective.describe(self.model), n_params / 1e6, self.model.num_parameters(True) / 1e6,
-                 self.device, "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32")
-        self.logbook = JsonlLog(self.run_dir.log, enabled=self.dist.main,
-                                tensorboard=self.out / "tensorboard" if t.tensorboard else None)
+        log.info(
+            "task %s: %s, %.2fM parameters (%.2fM trainable), device %s, %s",
+            cfg.task,
+            self.objective.describe(self.model),
+            n_params / 1e6,
+            self.model.num_parameters(True) / 1e6,
+            self.device,
+            "bf16 autocast" if isinstance(self.autocast, torch.autocast) else "fp32",
+        )
+        self.logbook = JsonlLog(
+            self.run_dir.log, enabled=self.dist.main, tensorboard=self.out / "tensorboard" if t.tensorboard else None
+        )
         if self.resume:
             self.logbook.truncate_after(self.state.step)
-        self.logbook.write(event="start", resume=self.resume, step=self.state.step, parameters=n_params,
-                           train_pairs=stats.kept, filtered=stats.summary(), device=str(self.device),
-                           world_size=self.dist.world)
+        self.logbook.write(
+            event="start",
+            resume=self.resume,
+            step=self.state.step,
+            parameters=n_params,
+            train_pairs=stats.kept,
+            filtered=stats.summary(),
+            device=str(self.device),
+            world_size=self.dist.world,
+        )
 
         # Global batches of world_size x train.max_tokens, each split across the ranks.
         world = self.dist.world
         self.sampler = TokenBudgetBatchSampler(
-            self.train_data.src_lengths, self.train_data.tgt_lengths + 1,
-            max_tokens=t.max_tokens * world, max_sentences=t.max_sentences * world, shuffle=True, seed=t.seed)
+            self.train_data.src_lengths,
+            self.train_data.tgt_lengths + 1,
+            max_tokens=t.max_tokens * world,
+            max_sentences=t.max_sentences * world,
+            shuffle=True,
+            seed=t.seed,
+        )
         try:
             stop = self._loop()
             # Every rank is done (rank 0 writes the last checkpoint) before any leaves the process
@@ -160,8 +184,15 @@ class Trainer:
                 torch.distributed.destroy_process_group()
         s = self.state
         self.logbook.write(event="end", step=s.step, reason=stop, best=s.best_score, seconds=s.seconds)
-        log.info("done (%s) after %d updates, %.0f s; best valid %s = %s; checkpoints in %s",
-                 stop, s.step, s.seconds, self.validator.metric, s.best_score, self.out)
+        log.info(
+            "done (%s) after %d updates, %.0f s; best valid %s = %s; checkpoints in %s",
+            stop,
+            s.step,
+            s.seconds,
+            self.validator.metric,
+            s.best_score,
+            self.out,
+        )
         return TrainResult(self.out, s.best_score, self.validator.metric, s.step, s.seconds)
 
     def _prepare_output_dir(self) -> None:
@@ -197,13 +228,18 @@ class Trainer:
     def _save(self, improved: bool, validated: bool) -> None:
         """``best/`` when improved, ``last/``, and at validations a ``step-N/`` copy (rundir.py)."""
         s = self.state
-        trainer_state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                         **capture_rng(), **s.state_dict()}
+        trainer_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            **capture_rng(),
+            **s.state_dict(),
+        }
         extra: dict[str, Any] = {"step": s.step, "epoch": s.epoch, **self.objective.checkpoint_extra()}
         if self.source_limits:
             extra["source_limits"] = self.source_limits
-        self.run_dir.save(self.model, self.cfg, self.tokenizers, trainer_state, extra, improved,
-                          step=s.step if validated else None)
+        self.run_dir.save(
+            self.model, self.cfg, self.tokenizers, trainer_state, extra, improved, step=s.step if validated else None
+        )
 
     def _restore(self) -> None:
         last = self.run_dir.resumable()
@@ -214,8 +250,13 @@ class Trainer:
         self.schedule.load_state_dict(saved_state["schedule"])
         restore_rng(saved_state)
         self.state.load_state_dict(saved_state)
-        log.info("resuming from %s at update %d (epoch %d, batch %d)", last, self.state.step, self.state.epoch,
-                 self.state.batches_done)
+        log.info(
+            "resuming from %s at update %d (epoch %d, batch %d)",
+            last,
+            self.state.step,
+            self.state.epoch,
+            self.state.batches_done,
+        )
 
     # --------------------------------------------------------------------- loop
     def _loop(self) -> str:
@@ -230,9 +271,16 @@ class Trainer:
         with StopRequests() as stop_requested:
             while s.epoch < t.max_epochs:
                 batches = self.sampler.ordered(s.epoch)  # arrays: no list per batch
-                bar = tqdm(total=len(batches), initial=s.batches_done, desc=f"epoch {s.epoch + 1}", unit="batch",
-                           disable=not (t.progress and self.dist.main), dynamic_ncols=True, mininterval=1.0,
-                           leave=False)
+                bar = tqdm(
+                    total=len(batches),
+                    initial=s.batches_done,
+                    desc=f"epoch {s.epoch + 1}",
+                    unit="batch",
+                    disable=not (t.progress and self.dist.main),
+                    dynamic_ncols=True,
+                    mininterval=1.0,
+                    leave=False,
+                )
                 try:
                     for k in range(s.batches_done, len(batches)):
                         self._forward_backward(batches[k])
@@ -261,13 +309,18 @@ class Trainer:
             return None
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(LossModule(self.objective, self.model), find_unused_parameters=True,
-                                       device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return DistributedDataParallel(
+            LossModule(self.objective, self.model),
+            find_unused_parameters=True,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+        )
 
     def _forward_backward(self, positions: list[int]) -> None:
         """One micro-batch: loss, backward (gradients are sums over tokens), window sums."""
         t, s, dist = self.cfg.train, self.state, self.dist
-        chosen = self.objective.noise(self.train_data.examples(positions), s.epoch, s.batches_done)  # read from the store
+        chosen = self.objective.noise(
+            self.train_data.examples(positions), s.epoch, s.batches_done
+        )  # read from the store
         mine = dist.shard(chosen)  # this rank's sentences of the global batch (all of it alone)
         out: StepLoss
         if dist.active:
@@ -325,11 +378,25 @@ class Trainer:
         now = time.time()
         f = w.figures(now)
         extra = self.objective.log_extra(w.kl, w.sentences, s.step)
-        self.logbook.write(event="train", step=s.step, epoch=s.epoch, loss=f["loss"], nll=f["nll"], ppl=f["ppl"],
-                           **extra, lr=self.schedule.lr, tokens_per_s=f["tokens_per_s"], grad_norm=float(norm),
-                           seconds=self._elapsed())
-        bar.set_postfix(loss=f"{f['loss']:.3f}", lr=f"{self.schedule.lr:.2e}", tok_s=f"{f['tokens_per_s']:.0f}",
-                        **{k: f"{v:.3g}" for k, v in extra.items()})
+        self.logbook.write(
+            event="train",
+            step=s.step,
+            epoch=s.epoch,
+            loss=f["loss"],
+            nll=f["nll"],
+            ppl=f["ppl"],
+            **extra,
+            lr=self.schedule.lr,
+            tokens_per_s=f["tokens_per_s"],
+            grad_norm=float(norm),
+            seconds=self._elapsed(),
+        )
+        bar.set_postfix(
+            loss=f"{f['loss']:.3f}",
+            lr=f"{self.schedule.lr:.2e}",
+            tok_s=f"{f['tokens_per_s']:.0f}",
+            **{k: f"{v:.3g}" for k, v in extra.items()},
+        )
         w.reset(now)
 
     def _after_update(self, stop_requested: Callable[[], bool], bar: tqdm) -> Optional[str]:
@@ -374,12 +441,22 @@ class Trainer:
         if result:
             improved = self.validator.record(result, s)
             self.schedule.step_validation(self.validator.score(result), self.validator.higher_is_better, s.step)
-            self.logbook.write(event="valid", step=s.step, epoch=s.epoch, reason=reason, **result, best=s.best_score,
-                               lr=self.schedule.lr, seconds=s.seconds)
+            self.logbook.write(
+                event="valid",
+                step=s.step,
+                epoch=s.epoch,
+                reason=reason,
+                **result,
+                best=s.best_score,
+                lr=self.schedule.lr,
+                seconds=s.seconds,
+            )
             if dist.main:
-                tqdm.write(f"[valid] step {s.step} epoch {s.epoch} "
-                           + " ".join(f"{k}={v:.4g}" for k, v in result.items())
-                           + (" (best)" if improved else f" (best {s.best_score:.4g})"))
+                tqdm.write(
+                    f"[valid] step {s.step} epoch {s.epoch} "
+                    + " ".join(f"{k}={v:.4g}" for k, v in result.items())
+                    + (" (best)" if improved else f" (best {s.best_score:.4g})")
+                )
         if dist.main:
             self._save(improved, validated=True)
         self.last_saved = s.step
@@ -399,10 +476,20 @@ class Trainer:
         s, in_a_row = self.state, self.bad_in_a_row
         s.skipped_updates += 1
         step = s.step + 1
-        self.logbook.write(event="skipped", step=step, reason=f"non-finite {what}", in_a_row=in_a_row,
-                           skipped_updates=s.skipped_updates)
-        log.warning("non-finite %s at update %d: update skipped (%d in a row, %d in all)", what, step, in_a_row,
-                    s.skipped_updates)
+        self.logbook.write(
+            event="skipped",
+            step=step,
+            reason=f"non-finite {what}",
+            in_a_row=in_a_row,
+            skipped_updates=s.skipped_updates,
+        )
+        log.warning(
+            "non-finite %s at update %d: update skipped (%d in a row, %d in all)",
+            what,
+            step,
+            in_a_row,
+            s.skipped_updates,
+        )
         limit = self.cfg.train.max_bad_updates
         if in_a_row >= limit:
             raise Seq2SeqError(

@@ -22,8 +22,9 @@ HIGHER_IS_BETTER = {"bleu": True, "exact_match": True, "accuracy": True, "loss":
 class Validator:
     """Scores a model on the validation set and keeps the early-stopping record in a :class:`TrainState`."""
 
-    def __init__(self, cfg: Config, objective: Objective, device: torch.device,
-                 autocast: AbstractContextManager) -> None:
+    def __init__(
+        self, cfg: Config, objective: Objective, device: torch.device, autocast: AbstractContextManager
+    ) -> None:
         self.cfg = cfg
         self.objective = objective
         self.device = device
@@ -41,8 +42,9 @@ class Validator:
         train_mode(model)
         return self.objective.valid_metrics(sums)
 
-    def __call__(self, model: Composite, tokenizers: TokenizerPair, valid: ParallelText,
-                 batches: list[Batch]) -> dict[str, float]:
+    def __call__(
+        self, model: Composite, tokenizers: TokenizerPair, valid: ParallelText, batches: list[Batch]
+    ) -> dict[str, float]:
         """:meth:`loss`, plus chrF, exact match and (when asked for) BLEU of greedy outputs for
         objectives that generate text."""
         result = self.loss(model, batches)
@@ -50,8 +52,9 @@ class Validator:
         if not (self.objective.decodes and (t.valid_bleu or self.metric != "loss")):
             return result
         n = t.valid_max_sentences or len(valid.src)
-        translator = Translator(model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions,
-                                check_inputs=False)  # a validation set may hold rare characters: no report
+        translator = Translator(
+            model, tokenizers, self.cfg.search, self.device, self.cfg.model.max_positions, check_inputs=False
+        )  # a validation set may hold rare characters: no report
         with self.autocast:
             hyps = translator.translate(valid.src[:n], beam=1)
         train_mode(model)
@@ -72,8 +75,10 @@ class Validator:
         """Update the best score and the patience count; returns whether ``result`` is the best
         so far. A tie on the metric (e.g. 100% exact match again) goes to the lower loss."""
         score, best = self.score(result), state.best_score
-        improved = best is None or (score > best if self.higher_is_better else score < best) or (
-            score == best and result["valid_loss"] < state.best_loss
+        improved = (
+            best is None
+            or (score > best if self.higher_is_better else score < best)
+            or (score == best and result["valid_loss"] < state.best_loss)
         )
         if improved:
             state.best_score, state.best_loss, state.bad_validations = score, result["valid_loss"], 0
