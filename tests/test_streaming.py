@@ -290,6 +290,11 @@ def test_shard_auto_reads_torchrun_variables(ckpt, reference, tmp_path, monkeypa
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert translate(ckpt, "-i", source, "-o", tmp_path / "out.txt", "--shard", "auto") == 0
     assert (tmp_path / "out.txt.1-of-2").read_text().splitlines() == expected[25:]
+    # a shard resumes from its own partial file, counting from the shard's first line
+    (tmp_path / "out.txt.1-of-2").unlink()
+    (tmp_path / "out.txt.1-of-2.partial").write_text("".join(f"{line}\n" for line in expected[25:30]))
+    assert translate(ckpt, "-i", source, "-o", tmp_path / "out.txt", "--shard", "auto", "--resume") == 0
+    assert (tmp_path / "out.txt.1-of-2").read_text().splitlines() == expected[25:]
 
 
 @pytest.mark.parametrize("nbest", [1, 2])
