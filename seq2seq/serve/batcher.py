@@ -235,10 +235,10 @@ class Batcher:
             if not jobs:
                 continue
             started = time.monotonic()
-            self._run(jobs)
+            answers = self._run(jobs)
             elapsed = time.monotonic() - started
             texts = sum(len(j.items) for j in jobs)
-            with self._cond:
+            with self._cond:  # (counted before the answers go out: a client that has its answer sees it counted)
                 self.batches += 1
                 self.requests += len(jobs)
                 self.items += texts
@@ -246,9 +246,12 @@ class Batcher:
                 self.in_flight = 0
                 if texts:
                     self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
+            for job, result, error in answers:
+                self._send(job, result, error)
 
-    def _run(self, jobs: list[Job]) -> None:
-        """Run the jobs as one call and deliver each its slice; on an error, one job at a time."""
+    def _run(self, jobs: list[Job]) -> list[tuple[Job, Any, Optional[BaseException]]]:
+        """Run the jobs as one call -> (job, its slice of the results, None) each; on an error,
+        one job at a time -> (job, None, the error) for those that fail."""
         items = [item for job in jobs for item in job.items]
         try:
             results = self.run(jobs[0].key, items) if items else []
@@ -256,17 +259,15 @@ class Batcher:
                 raise RuntimeError(f"{len(results)} results for {len(items)} inputs")
         except Exception as e:  # noqa: BLE001 - every job must get an answer
             if len(jobs) > 1:
-                for job in jobs:
-                    self._run([job])
-                return
+                return [answer for job in jobs for answer in self._run([job])]
             if not isinstance(e, Seq2SeqError):
                 log.exception("a batch failed")
-            self._send(jobs[0], error=e)
-            return
-        start = 0
+            return [(jobs[0], None, e)]
+        answers, start = [], 0
         for job in jobs:
-            self._send(job, result=results[start : start + len(job.items)])
+            answers.append((job, results[start : start + len(job.items)], None))
             start += len(job.items)
+        return answers
 
     @staticmethod
     def _send(job: Job, result: Any = None, error: Optional[BaseException] = None) -> None:
