@@ -153,15 +153,23 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="weights in this type")
     add_device_flag(p)
 
-    def setting(flag: str, name: str, kind: type, help: str) -> None:
+    def setting(flag: str, name: str, kind: type, help: str, metavar: str = "N") -> None:
         default = getattr(d, name)
-        p.add_argument(flag, dest=name, type=kind, default=default, help=f"{help} (default {default})")
+        p.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            default=default,
+            metavar=metavar,
+            help=f"{help} (default {default:g})" if kind is float else f"{help} (default {default})",
+        )
 
     setting(
         "--batch-wait-ms",
         "batch_wait_ms",
         float,
         "milliseconds a request waits for others to join its batch (0: batch only what is already queued)",
+        "MS",
     )
     setting(
         "--max-batch-texts",
@@ -172,8 +180,10 @@ def add_parsers(sub: Any) -> None:
     setting("--max-queue-texts", "max_queue_texts", int, "texts that may wait; more are answered 503")
     setting("--max-texts", "max_texts", int, "texts per request; more are answered 413")
     setting("--max-text-chars", "max_text_chars", int, "characters per text; more are answered 413")
-    setting("--max-body-bytes", "max_body_bytes", int, "request body size; more is answered 413")
-    setting("--request-timeout", "request_timeout_s", float, "seconds a request may wait for its answer (504)")
+    setting("--max-body-bytes", "max_body_bytes", int, "request body size; more is answered 413", "BYTES")
+    setting(
+        "--request-timeout", "request_timeout_s", float, "seconds a request may wait for its answer (504)", "SECONDS"
+    )
     setting("--max-beam", "max_beam", int, "the largest beam a request may ask for")
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no line per request in the log")
     p.set_defaults(func=cmd_serve)
