@@ -11,13 +11,15 @@ shared machine), and the process's peak RSS (``wait4``); the output has as many 
 input (checked).
 
 ``--windows`` also runs one input size with several ``--window`` values (throughput against
-window size). ``--compare TREE`` runs the same command with another checkout of seq2seq on
-``PYTHONPATH`` (e.g. the commit before streaming, exported with
-``git archive COMMIT seq2seq | tar -x -C TREE``) at the sizes of ``--compare-sizes``: that code
-reads the whole input into memory.
+window size). ``--batching FILE`` only counts, without decoding, the batches and the padding that
+each window size gives FILE's lines (what windows cost, independent of the machine's load).
+``--compare TREE`` runs the same command with another checkout of seq2seq on ``PYTHONPATH``
+(e.g. the commit before streaming, exported with ``git archive COMMIT seq2seq | tar -x -C TREE``)
+at the sizes of ``--compare-sizes``: that code reads the whole input into memory.
 
     python benchmarks/translate_stream.py --sizes 10000 200000 1000000
     python benchmarks/translate_stream.py --sizes 10000 200000 --compare /tmp/before --compare-sizes 10000 200000
+    python benchmarks/translate_stream.py --batching ../shared/data/multi30k/train.de
 """
 
 from __future__ import annotations
@@ -109,6 +111,35 @@ def run(
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def batching_cost(checkpoint: Path, source: Path, windows: list[int], beams: list[int]) -> None:
+    """Batches and padding against window size, counted (not timed: the same on any machine).
+
+    Lines are sorted by length within a window only, so a smaller window gives batches of more
+    mixed lengths (padding) and more partly filled batches (each last batch of a window). For each
+    window size and beam: the number of batches, the source tokens fed including padding against
+    the real ones, and the mean sentences per batch, at the checkpoint's batch settings."""
+    from seq2seq.infer.translator import Translator, line_windows
+
+    translator = Translator.from_checkpoint(checkpoint, device="cpu")
+    lines = source.read_text(encoding="utf-8").splitlines()
+    print(
+        f"\nBatching of {len(lines):,} lines of {source.name} ({translator.search.batch_tokens:,} tokens, "
+        f"{translator.search.batch_rows} rows per batch)"
+    )
+    print("| beam | window | batches | padded / real source tokens | sentences per batch |\n|---:|---:|---:|---:|---:|")
+    for beam in beams:
+        for window in [*windows, len(lines)]:
+            batches = padded = real = 0
+            for chunk in line_windows(lines, window):
+                ids = translator.read_sources(chunk)[1]
+                for batch in translator.batches(ids, beam):
+                    batches += 1
+                    padded += len(batch) * max(len(ids[i]) for i in batch)
+                    real += sum(len(ids[i]) for i in batch)
+            label = "all" if window == len(lines) else f"{window:,}"
+            print(f"| {beam} | {label} | {batches:,} | {padded / real:.3f} | {len(lines) / batches:.0f} |")
+
+
 def count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
@@ -126,6 +157,13 @@ def main() -> None:
         "--windows", type=int, nargs="*", default=[], help="also run --window-size lines with each of these windows"
     )
     parser.add_argument("--window-size", type=int, default=20_000)
+    parser.add_argument(
+        "--batching",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="only count batches and padding of FILE's lines against --windows (no decoding)",
+    )
     parser.add_argument("--compare", type=Path, default=None, help="another seq2seq tree to run as well")
     parser.add_argument("--compare-sizes", type=int, nargs="*", default=[10_000, 200_000])
     args = parser.parse_args()
@@ -133,6 +171,9 @@ def main() -> None:
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     checkpoint = args.checkpoint or train_tiny(args.data, work)
+    if args.batching:
+        batching_cost(checkpoint, args.batching, args.windows or [250, 500, 1000, 2000, 5000, 10000], [1, 5])
+        return
     source = args.data / "test2016.de"
     rows = []
     jobs = [(size, REPO, "streaming", None) for size in args.sizes]

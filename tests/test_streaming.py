@@ -458,11 +458,10 @@ def test_default_window_grows_with_the_token_budget():
     from seq2seq.cli import translate as cli
     from seq2seq.infer import translator
 
-    assert cli.DEFAULT_WINDOW == translator.DEFAULT_WINDOW  # (the CLI does not import torch to say it)
     given, default = argparse.Namespace(window=7), argparse.Namespace(window=None)
     assert cli.window_size(given, SearchConfig(batch_tokens=60_000)) == 7
-    assert cli.window_size(default, SearchConfig(batch_tokens=6_000)) == 2000
-    assert cli.window_size(default, SearchConfig(batch_tokens=60_000)) == 20_000
+    assert cli.window_size(default, SearchConfig(batch_tokens=6_000)) == translator.DEFAULT_WINDOW == 12_000
+    assert cli.window_size(default, SearchConfig(batch_tokens=60_000)) == 120_000
 
 
 def test_shards_need_a_file_input(ckpt, capsys):

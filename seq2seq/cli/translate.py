@@ -38,8 +38,6 @@ from seq2seq.cli.io import (
 from seq2seq.config import SearchConfig, validate_search
 from seq2seq.errors import DataError, Seq2SeqError
 
-DEFAULT_WINDOW = 2000  # = seq2seq.infer.translator.DEFAULT_WINDOW (not imported here: that module imports torch)
-
 
 # ---------------------------------------------------------------- decoding flags
 def search_flag(name: str) -> str:
@@ -96,9 +94,9 @@ def _add_translator_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"read, sort by length and decode N lines at a time, writing each window's output as soon "
-        f"as it is done (default {DEFAULT_WINDOW}, or a third of --batch-tokens if more; a window "
-        "also ends where piped input pauses)",
+        help="read, sort by length and decode N lines at a time, writing each window's output as soon as it is "
+        "done (default: twice --batch-tokens, 12,000 lines at 6,000 tokens; a window also ends where piped "
+        "input pauses)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -194,11 +192,11 @@ def _strict_refusal(report: Any) -> DataError:
 
 
 def window_size(args: argparse.Namespace, search: SearchConfig) -> int:
-    """``--window``, or by default :data:`DEFAULT_WINDOW` lines, or a third of the batch token
-    budget if that is more: a window holds several full batches also with GPU-sized budgets."""
-    if args.window is not None:
-        return args.window
-    return max(DEFAULT_WINDOW, search.batch_tokens // 3)
+    """``--window``, or by default twice the batch token budget
+    (:func:`seq2seq.infer.translator.default_window`)."""
+    from seq2seq.infer.translator import default_window
+
+    return args.window if args.window is not None else default_window(search.batch_tokens)
 
 
 def _window_text(hyps: list[list[tuple[str, float]]], first_index: int, nbest: int) -> str:

@@ -63,10 +63,17 @@ def _capped_message(count: int, max_output_tokens: int) -> str:
     )
 
 
-DEFAULT_WINDOW = 2000
-"""Lines a streaming translation reads, sorts by length and decodes together (``--window``):
-large enough for full, evenly filled batches, small enough that the first lines come out at once
-and memory stays flat. Measured: docs/translate.md."""
+def default_window(batch_tokens: int) -> int:
+    """Lines a streaming translation reads, sorts by length and decodes together, by default:
+    twice the batch token budget (12,000 lines at the default 6,000 tokens, 120,000 at a GPU's
+    60,000). Lines are sorted by length only within a window. Counted on Multi30k's 29,000
+    training sources, greedy, 12,000-line windows make 2% more batches than sorting the whole
+    input, with 2.6% padding against 0.9%; 2,000-line windows make 16% more batches, with 11%
+    padding. Memory still holds one window. The table: docs/translate.md, "Choosing a size"."""
+    return max(1, 2 * batch_tokens)
+
+
+DEFAULT_WINDOW = default_window(SearchConfig().batch_tokens)  # 12,000 lines
 
 
 def line_windows(lines: Iterable[str], size: int = DEFAULT_WINDOW) -> Iterator[list[str]]:
@@ -471,7 +478,7 @@ class Translator:
     def translate_stream(
         self,
         lines: Iterable[str],
-        window: int = DEFAULT_WINDOW,
+        window: Optional[int] = None,
         beam: Optional[int] = None,
         batch_tokens: Optional[int] = None,
         batch_rows: Optional[int] = None,
@@ -479,16 +486,16 @@ class Translator:
         progress: bool = False,
     ) -> Iterator[str]:
         """One detokenized translation per line of ``lines`` (any iterable: a file, a generator),
-        in order, ``window`` lines at a time (see :meth:`translate_windows`): memory stays flat
-        however many lines come, and the outputs of a window are yielded as soon as it is
-        decoded.
+        in order, ``window`` lines at a time (default: :func:`default_window`, twice the batch
+        token budget; see :meth:`translate_windows`): memory stays flat however many lines come,
+        and the outputs of a window are yielded as soon as it is decoded.
 
         >>> with open("big.de") as f, open("big.en", "w") as out:
         ...     for text in translator.translate_stream(line.rstrip("\\n") for line in f):
         ...         print(text, file=out)
         """
         for hyps in self.translate_windows(
-            line_windows(lines, window),
+            line_windows(lines, window or default_window(batch_tokens or self.search.batch_tokens)),
             beam=beam,
             batch_tokens=batch_tokens,
             batch_rows=batch_rows,
