@@ -27,6 +27,7 @@ setup(
     extras_require={
         # matplotlib and tensorboard: the plots and the TensorBoard log are tested
         # num2words: the digits recipes' targets (the library itself never needs it)
+        # scikit-learn, pillow: the images extra (seq2seq/data/images.py), tested
         # starlette, uvicorn, httpx: the serve extra, tested; playwright: drives the system's Chromium in
         # the page's browser test (never 'playwright install': no browser is downloaded)
         "dev": [
@@ -40,9 +41,13 @@ setup(
             "uvicorn>=0.30",
             "httpx>=0.27",
             "playwright>=1.40",
+            "scikit-learn>=1.0",
+            "pillow>=9.0",
         ],
         "recipes": ["num2words>=0.5.12", "matplotlib>=3.5"],
         "plot": ["matplotlib>=3.5"],
+        # images: scikit-learn's bundled 8x8 digits (no download) and image files (Pillow)
+        "images": ["scikit-learn>=1.0", "pillow>=9.0"],
         "tensorboard": ["tensorboard>=2.10"],
         "serve": ["starlette>=0.37", "uvicorn>=0.30"],
     },

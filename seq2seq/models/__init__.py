@@ -32,6 +32,7 @@ from seq2seq.models.types import (
     lengths_from_mask,
     padding_mask,
 )
+from seq2seq.models.vision import ItemClassSeq2Seq, VectorAutoencoder, VectorDecoder, VisionEncoder
 
 __all__ = [
     "BahdanauAttention",
@@ -43,6 +44,7 @@ __all__ = [
     "Encoder",
     "GRUDecoder",
     "GRUEncoder",
+    "ItemClassSeq2Seq",
     "LearnedPositions",
     "LuongAttention",
     "MultiHeadAttention",
@@ -51,6 +53,9 @@ __all__ = [
     "TransformerDecoder",
     "TransformerEmbedding",
     "TransformerEncoder",
+    "VectorAutoencoder",
+    "VectorDecoder",
+    "VisionEncoder",
     "build_classifier",
     "build_encoder",
     "build_model",

@@ -81,8 +81,13 @@ class GRUEncoder(Encoder):
         self.context_proj = nn.Linear(pooled_dim, self.context_dim)
 
     def forward(self, src: Tensor, src_mask: Tensor) -> Encoded:
-        b, s = src.shape
-        x = self.embed_dropout(self.embedding(src))  # (B, S, d)
+        return self.encode_vectors(self.embedding(src), src_mask)
+
+    def encode_vectors(self, x: Tensor, src_mask: Tensor) -> Encoded:
+        """x (B, S, d_model): one input vector per position in place of token embeddings (e.g. image
+        codes, ``vision.py``), src_mask (B, S) -> Encoded. ``forward`` is this on the embedded ids."""
+        b, s = src_mask.shape
+        x = self.embed_dropout(x)  # (B, S, d)
         # Packing makes the GRU stop at each sentence's end; an empty row is given length 1.
         lengths = lengths_from_mask(src_mask).clamp(min=1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -166,7 +171,17 @@ class TransformerEncoder(Encoder):
         return self.embed.token
 
     def forward(self, src: Tensor, src_mask: Tensor) -> Encoded:
-        x = self.embed(src)  # (B, S, d)
+        return self._encode(self.embed(src), src_mask)
+
+    def encode_vectors(self, x: Tensor, src_mask: Tensor) -> Encoded:
+        """x (B, S, d_model): one input vector per position in place of token embeddings (e.g. image
+        codes, ``vision.py``), src_mask (B, S) -> Encoded. Positions and dropout are added as for
+        tokens; the vectors are not scaled by sqrt(d_model)."""
+        x = x + self.embed.positions(x.size(1)).to(x.dtype)  # + (S, d)
+        return self._encode(self.embed.dropout(x), src_mask)
+
+    def _encode(self, x: Tensor, src_mask: Tensor) -> Encoded:
+        """x (B, S, d) embedded, positioned inputs -> Encoded."""
         for layer in self.layers:
             x = layer(x, src_mask)
         states = self.norm(x).masked_fill(~src_mask.unsqueeze(-1), 0.0)  # (B, S, d)
