@@ -1,0 +1,145 @@
+"""The rules that types alone cannot say: choices, ranges and combinations of config values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from seq2seq.config.sections import Config, SearchConfig
+from seq2seq.errors import ConfigError
+
+_CHOICES = {
+    "data.format": ("text", "tsv", "jsonl", "disk", "hub"),
+    "data.normalize": ("none", "numerals"),
+    "tokenizer.model_type": ("bpe", "unigram", "char", "word"),
+    "tokenizer.src_model_type": ("", "bpe", "unigram", "char", "word"),
+    "model.encoder": ("transformer", "gru"),
+    "model.decoder": ("transformer", "gru"),
+    "model.attention": ("auto", "none", "bahdanau", "luong", "multihead"),
+    "model.pooling": ("auto", "mean", "max", "final"),
+    "model.positions": ("sinusoidal", "learned"),
+    "train.optimizer": ("adam", "adamw"),
+    "train.scheduler": ("inverse_sqrt", "plateau", "constant"),
+    "train.precision": ("auto", "fp32", "bf16"),
+    "train.early_stop_metric": ("bleu", "loss", "exact_match", "accuracy"),
+    "task": ("translation", "autoencoder", "classification"),
+    "model.bottleneck": ("plain", "variational", "binary"),
+    "model.classifier_features": ("context", "context+max", "context+mean"),
+    "autoencoder.kl_schedule": ("linear", "logistic", "constant"),
+    "train.stage": ("joint", "encoder", "decoder"),
+    "model.context_target_loss": ("ce", "mse"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Check values that types alone cannot (choices, ranges, combinations)."""
+    for key, choices in _CHOICES.items():
+        *section, name = key.split(".")
+        value = getattr(getattr(cfg, section[0]) if section else cfg, name)
+        if value not in choices:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}; got '{value}'")
+    m = cfg.model
+    if m.decoder == "gru" and m.attention == "multihead":
+        raise ConfigError("model.attention=multihead needs model.decoder=transformer (GRU: none, bahdanau, luong)")
+    if m.decoder == "transformer" and m.attention in ("bahdanau", "luong"):
+        raise ConfigError(f"model.attention={m.attention} needs model.decoder=gru (Transformer: multihead or none)")
+    for key in ("d_model", "enc_layers", "dec_layers", "heads", "ffn_dim", "max_positions"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"config key 'model.{key}' must be at least 1")
+    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder):
+        raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads})")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError("config key 'model.dropout' must be in [0, 1)")
+    if m.share_embeddings and not cfg.tokenizer.joint:
+        raise ConfigError("model.share_embeddings needs tokenizer.joint=true (one vocabulary for both sides)")
+    if (cfg.tokenizer.src_model_type or cfg.tokenizer.src_vocab_size) and cfg.tokenizer.joint:
+        raise ConfigError("tokenizer.src_model_type / src_vocab_size need tokenizer.joint=false")
+    if m.context_target_dim < 0 or m.context_target_blocks < 1:
+        raise ConfigError("model.context_target_dim must be >= 0 and model.context_target_blocks >= 1")
+    if m.context_target_dim:
+        if m.context_target_dim % m.context_target_blocks:
+            raise ConfigError(
+                f"model.context_target_dim ({m.context_target_dim}) must be a multiple of "
+                f"model.context_target_blocks ({m.context_target_blocks})"
+            )
+        if m.attention != "none":
+            raise ConfigError(
+                "a context target (model.context_target_dim > 0) needs model.attention=none: with "
+                "attention the decoder reads the encoder's states and bypasses the context vector"
+            )
+    if m.bottleneck != "plain" and m.context_target_dim:
+        raise ConfigError(f"model.bottleneck={m.bottleneck} cannot be combined with a context target")
+    if m.binary_noise < 0 or m.classifier_hidden < 0:
+        raise ConfigError("model.binary_noise and model.classifier_hidden must be >= 0")
+    a = cfg.autoencoder
+    for key in ("drop", "mask", "shuffle", "word_dropout"):
+        if not 0.0 <= getattr(a, key) < 1.0:
+            raise ConfigError(f"config key 'autoencoder.{key}' is a probability: it must be in [0, 1)")
+    if a.shuffle_distance < 1 or a.kl_anneal_steps < 1 or a.kl_weight < 0:
+        raise ConfigError("autoencoder.shuffle_distance and kl_anneal_steps must be >= 1, kl_weight >= 0")
+    if (cfg.train.early_stop_metric == "accuracy") != (cfg.task == "classification"):
+        raise ConfigError(
+            f"train.early_stop_metric={cfg.train.early_stop_metric} does not fit task={cfg.task} "
+            "(accuracy is the classification metric; use auto)"
+        )
+    if cfg.task != "translation" and cfg.data.normalize != "none":
+        raise ConfigError(
+            f"data.normalize={cfg.data.normalize} is for task=translation (translate applies it "
+            f"to the input); task={cfg.task} reads its text as it is"
+        )
+    if cfg.task != "translation" and not cfg.tokenizer.joint:
+        raise ConfigError(f"task={cfg.task} has one language: it needs tokenizer.joint=true")
+    if cfg.task == "classification" and m.context_target_dim:
+        raise ConfigError("task=classification does not use a context target (model.context_target_dim)")
+    t = cfg.train
+    if t.stage != "joint":
+        if cfg.task != "translation":
+            raise ConfigError(f"train.stage={t.stage} is for task=translation (staged training)")
+        if not m.context_target_dim:
+            raise ConfigError(f"train.stage={t.stage} needs a context target: set model.context_target_dim")
+        if not cfg.data.context_targets:
+            raise ConfigError(f"train.stage={t.stage} needs data.context_targets (one vector per training line)")
+        if t.early_stop_metric != "loss":
+            raise ConfigError(f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss")
+    for key in ("max_tokens", "accumulate", "max_bad_updates"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"config key 'train.{key}' must be at least 1")
+    if t.lr <= 0:
+        raise ConfigError("config key 'train.lr' must be positive")
+    for key in ("keep_last", "save_every", "valid_every", "max_steps", "patience"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"config key 'train.{key}' must be >= 0")
+    if len(t.betas) != 2:
+        raise ConfigError("config key 'train.betas' must be a list of two numbers")
+    validate_search(cfg.search)
+    if cfg.tokenizer.vocab_size < 4 and cfg.tokenizer.model_type != "char":
+        raise ConfigError("config key 'tokenizer.vocab_size' must be at least 4")
+
+
+def _search_key(name: str) -> str:
+    return f"config key 'search.{name}'"
+
+
+def validate_search(search: SearchConfig, name: Callable[[str], str] = _search_key) -> None:
+    """Check decoding settings: the rules for a config's ``search`` section and for the decoding
+    flags that override it.
+
+    ``name`` says how the message names a field: ``config key 'search.beam'`` by default, the
+    flag (``--beam``) from the CLI.
+
+    Raises:
+        ConfigError: a size below 1, a negative length, or a number that is not finite.
+    """
+    for key in ("beam", "batch_tokens", "batch_rows"):
+        value = getattr(search, key)
+        if value < 1:
+            hint = " (1 = greedy)" if key == "beam" else ""
+            raise ConfigError(f"{name(key)} must be at least 1{hint}, got {value}")
+    for key in ("length_penalty", "max_len_a"):
+        value = getattr(search, key)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name(key)} must be a finite number, got {value}")
+    for key in ("max_len_a", "min_len"):
+        value = getattr(search, key)
+        if value < 0:
+            raise ConfigError(f"{name(key)} must be >= 0, got {value}")
