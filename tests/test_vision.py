@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +262,31 @@ def test_png_round_trip_invert_and_unreadable(tmp_path) -> None:
     bad.write_bytes(b"no image")
     with pytest.raises(DataError, match="bad.png: cannot read an image"):
         image_data.load_image_files([path, bad])
+
+
+# ----------------------------------------------------------------------------- the recipe
+HAS_NUM2WORDS = importlib.util.find_spec("num2words") is not None
+
+
+@pytest.mark.slow
+@needs_sklearn
+@pytest.mark.skipif(not HAS_NUM2WORDS, reason="num2words is not installed (pip install -e .[recipes])")
+def test_digit_images_recipe_small(tmp_path) -> None:
+    """The sequence task, every regime, a few updates: the tables, strata and per-seed scores come
+    out, the vocabulary covers the validation targets, the sizes are the ones asked for."""
+    import runpy
+
+    recipe = runpy.run_path(str(Path(__file__).parents[1] / "recipes" / "digit_images" / "run.py"), run_name="recipe")
+    out = tmp_path / "run"
+    argv = ["--tasks", "sequence", "--langs", "ko", "--seeds", "1", "--updates", "8", "--evals", "1", "--sizes", "5"]
+    argv += ["--batch", "8", "--pool-size", "100", "--valid-size", "10", "--test-size", "10", "--every-below", "100"]
+    argv += ["--output", str(out)]
+    assert recipe["main"](argv) == 0
+    result = json.loads((out / "results.json").read_text())
+    rows = {r["regime"]: r for r in result["rows"]}
+    assert set(rows) == set(recipe["REGIMES"])
+    staged = rows["staged"]
+    assert staged["train_images"] == 50 and staged["task"] == "sequence" and len(staged["scores"]) == 1
+    assert staged["strata"]["overall"][2] == 10 + 90  # unseen numerals + every 2-digit number
+    assert staged["strata"]["length  2"][2] >= 90
+    assert "| sequence | ko | 50 | staged + fine-tuning |" in (out / "results.md").read_text()
