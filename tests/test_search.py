@@ -509,7 +509,7 @@ def test_real_models(spec: tuple[str, str, str], vocab: int) -> None:
 def test_top_candidates_is_a_top_k(vocab: int) -> None:
     """The two-stage top-k of beam search picks the same candidates as a top-k over
     (n, beam * vocab) of log-probs plus row scores, -inf rows (beams not yet live) included."""
-    from seq2seq.infer.search import _top_candidates
+    from seq2seq.infer.beam import _top_candidates
 
     g = torch.Generator().manual_seed(vocab)
     n, beam = 7, 5
