@@ -28,7 +28,8 @@ import numpy as np
 def build_flat(args: argparse.Namespace, out: Path) -> float:
     from seq2seq.config import DataConfig
     from seq2seq.data.loading import open_parallel
-    from seq2seq.data.store import open_store, store_spec
+    from seq2seq.data.store_build import open_store
+    from seq2seq.data.store_key import store_spec
     from seq2seq.data.tokenizer import SpmTokenizer, TokenizerPair
 
     tok = TokenizerPair(SpmTokenizer.load(args.spm))

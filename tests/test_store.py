@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import seq2seq.data.store as store_module
+import seq2seq.data.store_build as store_module
 from seq2seq.cli import main
 from seq2seq.config import DataConfig, load_config
 from seq2seq.data.batching import encode_labelled, encode_pairs
@@ -29,15 +29,9 @@ from seq2seq.data.loading import (
     open_monolingual,
     open_parallel,
 )
-from seq2seq.data.store import (
-    StoreExamples,
-    TokenStore,
-    open_store,
-    select_labelled,
-    select_pairs,
-    store_dir,
-    store_spec,
-)
+from seq2seq.data.store import StoreExamples, TokenStore, select_labelled, select_pairs
+from seq2seq.data.store_build import open_store, store_dir
+from seq2seq.data.store_key import store_spec
 from seq2seq.data.textio import iter_line_blocks, read_lines
 from seq2seq.data.tokenizer import SpmTokenizer, TokenizerPair
 from seq2seq.errors import DataError

@@ -21,17 +21,12 @@ from seq2seq.checkpoint import load_part, resolve_checkpoint
 from seq2seq.config import Config
 from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, collate
 from seq2seq.data.context_targets import load_context_targets
-from seq2seq.data.loading import ParallelText, TextSource, resolve_path
+from seq2seq.data.loading import ParallelText, TextSource
 from seq2seq.data.normalize import source_normalizer
-from seq2seq.data.store import (
-    StoreExamples,
-    TokenStore,
-    cached_tokenizers,
-    default_cache_dir,
-    open_store,
-    store_dir,
-    store_spec,
-)
+from seq2seq.data.store import StoreExamples, TokenStore
+from seq2seq.data.store_build import cached_tokenizers, default_cache_dir, open_store, store_dir
+from seq2seq.data.store_key import store_spec
+from seq2seq.data.text_formats import resolve_path
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import ConfigError
 from seq2seq.models import Composite
