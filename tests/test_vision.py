@@ -290,3 +290,23 @@ def test_digit_images_recipe_small(tmp_path) -> None:
     assert staged["strata"]["overall"][2] == 10 + 90  # unseen numerals + every 2-digit number
     assert staged["strata"]["length  2"][2] >= 90
     assert "| sequence | ko | 50 | staged + fine-tuning |" in (out / "results.md").read_text()
+
+
+def test_linear_autoencoder_finds_the_pca_subspace() -> None:
+    """A linear autoencoder (toolkit parts) trained to convergence spans PCA's subspace."""
+    import runpy
+
+    recipe = runpy.run_path(str(Path(__file__).parents[1] / "recipes" / "image_autoencoder" / "run.py"))
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.standard_normal((64, 3)))[0]  # 3 strong directions, then weak noise
+    x = (rng.standard_normal((300, 3)) * [3.0, 2.0, 1.5]) @ basis.T + 0.05 * rng.standard_normal((300, 64)) + 0.5
+    x = x.astype(np.float32)
+    model = recipe["fit"](
+        recipe["autoencoder"](3, linear=True, in_shape=(64,)), x, x.reshape(300, 8, 8), 400, 2e-2, 300
+    )
+    _, comps = recipe["pca"](x, 3)
+    angles = recipe["principal_angles"](recipe["linear_ae_subspace"](model), comps)
+    assert angles.max() < 3.0, angles
+    assert recipe["principal_angles"](comps, rng.standard_normal((64, 3))).max() > 45  # the check can fail
+    auc = recipe["roc_auc"](np.array([0.1, 0.2, 0.3]), np.array([0.25, 0.4, 0.5]))
+    assert auc == pytest.approx(8 / 9)
