@@ -410,25 +410,24 @@ def write_plot(rows: list[dict], path: Path, title: str) -> bool:
         print("matplotlib is not installed (pip install -e .[plot]): no plot written", file=sys.stderr)
         return False
     panels = sorted({(r["task"], r["lang"]) for r in rows})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), dpi=120, squeeze=False)
+    width = 0.8 / len(REGIMES)
     for ax, (task, lang) in zip(axes[0], panels):
-        for k, (regime, marker) in enumerate(zip(REGIMES, "osD")):
-            mine = sorted(
-                (r for r in rows if (r["task"], r["lang"], r["regime"]) == (task, lang, regime)),
-                key=lambda r: r["train_images"],
-            )
-            xs = [r["train_images"] * (1 + 0.04 * (k - 1)) for r in mine]
-            ax.errorbar(
-                xs, [r["mean"] for r in mine], yerr=[r["std"] for r in mine], marker=marker, capsize=3, label=regime
-            )
-        ax.set_xscale("log")
+        sizes = sorted({r["train_images"] for r in rows if (r["task"], r["lang"]) == (task, lang)})
+        for k, regime in enumerate(REGIMES):
+            mine = {r["train_images"]: r for r in rows if (r["task"], r["lang"], r["regime"]) == (task, lang, regime)}
+            xs = [i + (k - 1) * width for i, size in enumerate(sizes) if size in mine]
+            means = [mine[size]["mean"] for size in sizes if size in mine]
+            stds = [mine[size]["std"] for size in sizes if size in mine]
+            ax.bar(xs, means, width, yerr=stds, capsize=3, label=regime)
+        ax.set_xticks(range(len(sizes)), [f"{size:,}" for size in sizes])
         ax.set_xlabel("training images")
-        ax.set_ylabel("exact match, test images (%)")
-        ax.set_ylim(-2, 102)
-        ax.grid(alpha=0.3)
+        ax.set_ylabel("exact match on test images (%)")
+        ax.set_ylim(0, 102)
+        ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{task} → {lang}", fontsize=10)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -508,7 +507,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         json.dumps({"args": vars(args), "rows": rows, "cells": cells}, indent=2, ensure_ascii=False) + "\n"
     )
     print("\n" + write_table(rows, out / "results.md", header))
-    if write_plot(rows, out / "results.png", header):
+    title = f"{args.updates} updates per regime, mean ± std over {len(args.seeds)} seed(s)"
+    if write_plot(rows, out / "results.png", title):
         print(f"plot: {out / 'results.png'}")
     print(f"total wall time {time.time() - started:.0f} s")
     return 0
