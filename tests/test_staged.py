@@ -244,7 +244,8 @@ def test_freeze_encoder_keeps_it_bit_identical_with_no_gradient(digits, tmp_path
     # Forward only: the frozen half gets no gradient at all, and it runs without dropout.
     model, cfg, tokenizers, _ = load_checkpoint(run / "last")
     from seq2seq.data import collate, encode_pairs, load_parallel
-    from seq2seq.train.objectives import choose_objective, freeze_parts, train_mode
+    from seq2seq.train.freeze import freeze_parts, train_mode
+    from seq2seq.train.objectives import choose_objective
 
     freeze_parts(model, ["encoder"])
     train_mode(model)

@@ -1,6 +1,6 @@
 """What a run is made of, built from its :class:`Config`: data, SentencePiece models, model,
-optimizer. Each function is one step of :meth:`Trainer.fit`; the objective supplies what
-differs between cases.
+optimizer, and where it runs (device, processes, precision). Each function is one step of
+:meth:`Trainer.fit`; the objective supplies what differs between cases.
 
 The training split is never loaded: SentencePiece reads it as a stream, and it is tokenized
 once into a token store (:mod:`seq2seq.data.store`) that every later run and every rank maps
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -30,9 +31,32 @@ from seq2seq.data.text_formats import resolve_path
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import ConfigError
 from seq2seq.models import Composite
-from seq2seq.train.objectives import Objective, freeze_parts
+from seq2seq.models.cpu_kernels import use_cpu_kernels
+from seq2seq.runtime import avoid_per_shape_attention_plans, resolve_device, resolve_precision
+from seq2seq.train.distributed import Distributed, init_distributed
+from seq2seq.train.freeze import freeze_parts
+from seq2seq.train.objectives import Objective
+from seq2seq.train.schedules import LRSchedule
 
 log = logging.getLogger("seq2seq.train")
+
+
+def runtime(cfg: Config) -> tuple[torch.device, Distributed, AbstractContextManager]:
+    """Where the run computes: its device (a rank's own GPU when ``torchrun`` started several
+    processes), its place among the processes, and bf16 autocast or nothing (``train.precision``)."""
+    t = cfg.train
+    device = resolve_device(t.device)
+    dist = init_distributed(device.type)  # launched by torchrun: one rank of several
+    if dist.active and device.type == "cuda":
+        device = torch.device(dist.device)
+        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        avoid_per_shape_attention_plans()
+    precision = resolve_precision(t.precision, device)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    return device, dist, autocast
 
 
 def train_source(cfg: Config, objective: Objective) -> TextSource:
@@ -73,6 +97,30 @@ def train_store(
     (``build=False``: a DataError instead)."""
     spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
     return open_store(cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress)
+
+
+def shared_train_store(
+    cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, dist: Distributed
+) -> TokenStore:
+    """:func:`train_store` for every rank: built if missing by the first rank of each machine
+    while the others wait, then opened by every rank."""
+    builder = dist.local_rank == 0
+    store = train_store(cfg, objective, source, tokenizers) if builder else None
+    dist.barrier()
+    return store or train_store(cfg, objective, source, tokenizers, build=False)
+
+
+def train_sampler(cfg: Config, train: StoreExamples, world: int) -> TokenBudgetBatchSampler:
+    """Global batches of ``world`` x ``train.max_tokens``, each split across the ranks."""
+    t = cfg.train
+    return TokenBudgetBatchSampler(
+        train.src_lengths,
+        train.tgt_lengths + 1,
+        max_tokens=t.max_tokens * world,
+        max_sentences=t.max_sentences * world,
+        shuffle=True,
+        seed=t.seed,
+    )
 
 
 def source_limits(cfg: Config, train: StoreExamples) -> dict[str, int]:
@@ -180,6 +228,23 @@ def build_tokenizers(cfg: Config, objective: Objective, train: TextSource) -> To
     return TokenizerPair(src) if tok.joint else TokenizerPair(src, tgt)
 
 
+def run_tokenizers(
+    cfg: Config, objective: Objective, source: TextSource, dist: Distributed, out: Path, resumed: Optional[Path]
+) -> TokenizerPair:
+    """The run's SentencePiece models: those of the checkpoint a resumed run continues
+    (``resumed``), or new ones (:func:`build_tokenizers`), which with several processes the
+    first rank builds and saves in ``out`` and the others read from there."""
+    if resumed is not None:
+        return TokenizerPair.load(resumed)
+    tokenizers = build_tokenizers(cfg, objective, source) if dist.main else None
+    if dist.active:
+        if dist.main:
+            tokenizers.save(out)
+        dist.barrier()
+        tokenizers = TokenizerPair.load(out)
+    return tokenizers
+
+
 @dataclass
 class Prepared:
     """What :func:`prepare` made or found."""
@@ -220,7 +285,7 @@ def build_model(
 ) -> Composite:
     """The objective's model on ``device``: parts loaded from ``train.init_encoder`` /
     ``init_decoder`` (``load_parts``: a new run), ``train.freeze`` and, in staged training,
-    the half that is not trained frozen (and never run)."""
+    the half that is not trained frozen (and never run); on CPU, ``train.cpu_kernels``."""
     t = cfg.train
     model = objective.build_model(tokenizers)
     if load_parts:
@@ -230,7 +295,10 @@ def build_model(
                 log.info("%s initialised from %s", part, path)
     unused = {"encoder": ["decoder"], "decoder": ["encoder"]}.get(t.stage, [])
     freeze_parts(model, [*t.freeze, *unused])
-    return model.to(device)
+    model = model.to(device)
+    if device.type == "cpu" and t.cpu_kernels:
+        use_cpu_kernels(model)
+    return model
 
 
 def build_optimizer(cfg: Config, model: Composite, device: torch.device) -> torch.optim.Optimizer:
@@ -243,3 +311,8 @@ def build_optimizer(cfg: Config, model: Composite, device: torch.device) -> torc
     if device.type == "cuda":
         kwargs["fused"] = True
     return cls(params, **kwargs)
+
+
+def build_schedule(cfg: Config, optimizer: torch.optim.Optimizer) -> LRSchedule:
+    t = cfg.train
+    return LRSchedule(optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor, t.plateau_patience, t.min_lr)

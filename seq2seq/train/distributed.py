@@ -1,7 +1,7 @@
 """Data-parallel training over processes started by ``torchrun``: DistributedDataParallel.
 
 Every rank holds the whole model, wrapped in ``DistributedDataParallel`` (through
-``trainer.LossModule``), which all-reduces the gradients during the backward pass. Each
+``step.LossModule``), which all-reduces the gradients during the backward pass. Each
 update's global batch (``train.max_tokens`` tokens per rank, so ``world_size`` times that in
 all) is built by the same token-budget sampler on every rank and split sentence by sentence
 (``positions[rank::world_size]``): no example is repeated or lost. Token counts and fault

@@ -1,5 +1,6 @@
 """What a run reports: the JSON-lines log (and TensorBoard), the loss window between log
-lines, and Ctrl-C / SIGTERM turned into a stop at the next update."""
+lines, what a training and a validation record hold, and Ctrl-C / SIGTERM turned into a stop at
+the next update."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+from tqdm.auto import tqdm
+
 from seq2seq.errors import ConfigError
 from seq2seq.train.distributed import Distributed
-from seq2seq.train.objectives import StepLoss
+from seq2seq.train.objectives import Objective, StepLoss
+from seq2seq.train.state import TrainState
 
 log = logging.getLogger("seq2seq.train")
 
@@ -112,6 +117,82 @@ class LossWindow:
             "ppl": math.exp(min(self.nll / tok, 50.0)),
             "tokens_per_s": self.tokens / max(1e-9, now - self.started),
         }
+
+
+def progress_bar(epoch: int, batches: int, done: int, enabled: bool) -> tqdm:
+    """The progress bar of an epoch of ``batches`` batches, ``done`` of them already trained on."""
+    return tqdm(
+        total=batches,
+        initial=done,
+        desc=f"epoch {epoch + 1}",
+        unit="batch",
+        disable=not enabled,
+        dynamic_ncols=True,
+        mininterval=1.0,
+        leave=False,
+    )
+
+
+def log_train(
+    logbook: JsonlLog,
+    window: LossWindow,
+    dist: Distributed,
+    objective: Objective,
+    state: TrainState,
+    lr: float,
+    grad_norm: torch.Tensor,
+    seconds: float,
+    bar: tqdm,
+) -> None:
+    """A ``train`` record of the whole job's window (every rank calls this at the same update),
+    its figures on the progress bar, and a new window."""
+    window.reduce(dist)
+    now = time.time()
+    f = window.figures(now)
+    extra = objective.log_extra(window.kl, window.sentences, state.step)
+    logbook.write(
+        event="train",
+        step=state.step,
+        epoch=state.epoch,
+        loss=f["loss"],
+        nll=f["nll"],
+        ppl=f["ppl"],
+        **extra,
+        lr=lr,
+        tokens_per_s=f["tokens_per_s"],
+        grad_norm=float(grad_norm),
+        seconds=seconds,
+    )
+    bar.set_postfix(
+        loss=f"{f['loss']:.3f}",
+        lr=f"{lr:.2e}",
+        tok_s=f"{f['tokens_per_s']:.0f}",
+        **{k: f"{v:.3g}" for k, v in extra.items()},
+    )
+    window.reset(now)
+
+
+def log_valid(
+    logbook: JsonlLog, result: dict[str, float], state: TrainState, reason: str, lr: float, improved: bool, echo: bool
+) -> None:
+    """A ``valid`` record (``state``: after the result is recorded) and, with ``echo``, one line
+    on the terminal."""
+    logbook.write(
+        event="valid",
+        step=state.step,
+        epoch=state.epoch,
+        reason=reason,
+        **result,
+        best=state.best_score,
+        lr=lr,
+        seconds=state.seconds,
+    )
+    if echo:
+        tqdm.write(
+            f"[valid] step {state.step} epoch {state.epoch} "
+            + " ".join(f"{k}={v:.4g}" for k, v in result.items())
+            + (" (best)" if improved else f" (best {state.best_score:.4g})")
+        )
 
 
 class StopRequests:

@@ -14,8 +14,6 @@ objective              loss on a batch
 An objective also knows what its data looks like (how a split is loaded and encoded, which
 texts train SentencePiece, which model it trains) and what its validation reports. A new case
 is one new class here and one line in :func:`choose_objective`.
-
-The module also holds the helpers for frozen parts (``train.freeze``, staged training).
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ from seq2seq.data.store import StoreExamples, TokenStore, select_labelled, selec
 from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, DataError, Seq2SeqError
 from seq2seq.models import Classifier, Composite, build_classifier, build_model
+from seq2seq.train.freeze import frozen, no_grad_if
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import kl_weight
 
@@ -90,39 +89,6 @@ class ValidSums:
             self.correct += int(out.correct.sum())
         if out.kl is not None:
             self.kl += float(out.kl)
-
-
-# --------------------------------------------------------------- frozen parts
-def freeze_parts(model: Composite, parts: list[str]) -> None:
-    """``train.freeze``: parts (``encoder``, ``decoder``; see ``Seq2SeqModel.PARTS``) or other
-    submodules to keep fixed: no gradient, and they run forward-only in eval mode (no dropout)."""
-    for name in parts:
-        try:
-            modules = model.part(name)
-        except KeyError:
-            raise ConfigError(f"train.freeze: the model has no part named '{name}' (try encoder or decoder)") from None
-        for module in modules:
-            for p in module.parameters():
-                p.requires_grad_(False)
-
-
-def frozen(modules: list[torch.nn.Module]) -> bool:
-    """True when none of ``modules`` has a trainable parameter."""
-    return not any(p.requires_grad for m in modules for p in m.parameters())
-
-
-def train_mode(model: Composite) -> None:
-    """``model.train()``, except that frozen parts stay in eval mode (forward only)."""
-    model.train()
-    for part in model.PARTS:
-        modules = model.part(part)
-        if frozen(modules):
-            for m in modules:
-                m.eval()
-
-
-def _no_grad_if(condition: bool) -> AbstractContextManager:
-    return torch.no_grad() if condition else nullcontext()
 
 
 # ----------------------------------------------------------------- objectives
@@ -219,7 +185,7 @@ class Translation(Objective):
 
     def loss(self, model: Composite, batch: Batch, label_smoothing: float, step: int = 0) -> StepLoss:
         with self.autocast:
-            with _no_grad_if(frozen(model.part("encoder"))):
+            with no_grad_if(frozen(model.part("encoder"))):
                 encoded = model.encode(batch.src, batch.src_mask)
             logits = model.decoder(self.decoder_input(batch, model), encoded)
         out = self._token_loss(logits, batch, label_smoothing)
@@ -352,7 +318,7 @@ class Classification(Objective):
     def loss(self, model: Composite, batch: Batch, label_smoothing: float, step: int = 0) -> StepLoss:
         assert isinstance(model, Classifier)
         with self.autocast:
-            with _no_grad_if(frozen(model.part("encoder"))):
+            with no_grad_if(frozen(model.part("encoder"))):
                 features = model.head_input(batch.src, batch.src_mask)
             logits = model.head(features).unsqueeze(1)  # (B, 1, labels)
         labels = batch.tgt_out[:, :1]  # (B, 1)

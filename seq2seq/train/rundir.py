@@ -29,6 +29,7 @@ from seq2seq.config import Config
 from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.errors import Seq2SeqError
 from seq2seq.models import Composite
+from seq2seq.train.distributed import Distributed
 
 
 class RunDir:
@@ -47,6 +48,18 @@ class RunDir:
     def steps(self) -> list[Path]:
         """The ``step-N/`` checkpoints, oldest first."""
         return step_checkpoints(self.path)
+
+    def prepare(self, resume: bool, dist: Distributed) -> None:
+        """Before a run: a new one must not overwrite a run (:meth:`check_new`); a resumed one
+        needs a checkpoint, and the first rank cleans up after a crash (:meth:`recover`) while
+        the others wait."""
+        if not resume:
+            self.check_new()
+            return
+        self.resumable()  # clear error when there is nothing to resume
+        if dist.main:
+            self.recover()
+        dist.barrier()
 
     def check_new(self) -> None:
         """Refuse to start a new run over an existing one."""

@@ -1,4 +1,5 @@
-"""Where training stands: :class:`TrainState`, the random number streams a resume restores, and
+"""Where training stands: :class:`TrainState`, the random number streams a resume restores,
+what ``last/`` keeps of the run beside the weights (:func:`trainer_state`, :func:`resume_from`), and
 which config changes a resume allows."""
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import torch
 
+from seq2seq.checkpoint import load_trainer_state, load_weights
 from seq2seq.config import Config, config_from_dict
 from seq2seq.errors import ConfigError
+from seq2seq.models import Composite
+from seq2seq.train.schedules import LRSchedule
 
 log = logging.getLogger("seq2seq.train")
 
@@ -69,6 +73,38 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     random.setstate((3, tuple(int(x) for x in state["python_rng"]), None))
     np_state = np.random.get_state()
     np.random.set_state((np_state[0], state["numpy_rng"].numpy().astype(np.uint32), *np_state[2:]))
+
+
+def trainer_state(optimizer: torch.optim.Optimizer, schedule: LRSchedule, state: TrainState) -> dict[str, Any]:
+    """What ``last/`` keeps to resume from: optimizer, schedule, RNG streams and :class:`TrainState`."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        **capture_rng(),
+        **state.state_dict(),
+    }
+
+
+def resume_from(
+    checkpoint: Path,
+    cfg: Config,
+    model: Composite,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    state: TrainState,
+    device: torch.device,
+) -> None:
+    """Undo :func:`trainer_state` (and load the weights) from ``checkpoint``, for a run of ``cfg``."""
+    saved = load_trainer_state(checkpoint)  # verifies the checkpoint's files first
+    check_resumed_config(checkpoint, cfg)
+    load_weights(model, checkpoint, device)
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    restore_rng(saved)
+    state.load_state_dict(saved)
+    log.info(
+        "resuming from %s at update %d (epoch %d, batch %d)", checkpoint, state.step, state.epoch, state.batches_done
+    )
 
 
 # Settings that may change on --resume without changing where the run goes.

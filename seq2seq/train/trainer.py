@@ -1,9 +1,11 @@
 """The training loop. ``Trainer(cfg).fit()`` wires the parts and runs it.
 
-One update, through five files: ``build.py`` makes the data, tokenizers, model and optimizer;
-the :class:`~seq2seq.train.objectives.Objective` of the task gives the loss of each batch; this
-loop accumulates, steps and logs (``logbook.py``); ``validation.py`` scores; ``rundir.py``
-writes the checkpoints (``best/``, ``last/``, ``step-N/``).
+``build.py`` makes the parts (data, tokenizers, model, optimizer). One update, through five
+files: this loop hands each batch to ``step.py``, which runs the task's
+:class:`~seq2seq.train.objectives.Objective` (``objectives.py``, the token loss in ``losses.py``)
+forward and backward and, every ``train.accumulate`` batches, steps the optimizer; the loop then
+logs (``logbook.py``), validates (``validation.py``) and saves: ``rundir.py`` writes the
+checkpoints (``best/``, ``last/``, ``step-N/``).
 
 The training split is tokenized once into a token store (``data/store.py``, built when missing
 by the first rank of each machine) and never held in memory: the batch sampler works on its
@@ -19,9 +21,7 @@ one that was never interrupted. Ctrl-C (SIGINT) or SIGTERM finish the current up
 from __future__ import annotations
 
 import logging
-import math
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -29,28 +29,16 @@ from typing import Any, Callable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from seq2seq.checkpoint import load_trainer_state, load_weights
 from seq2seq.config import Config
-from seq2seq.data.batching import Batch, TokenBudgetBatchSampler, collate
-from seq2seq.data.loading import TextSource
-from seq2seq.data.store import TokenStore
-from seq2seq.data.tokenizer import TokenizerPair
+from seq2seq.data.batching import Batch
 from seq2seq.errors import Seq2SeqError
-from seq2seq.models import Composite
-from seq2seq.models.cpu_kernels import use_cpu_kernels
-from seq2seq.runtime import (
-    avoid_per_shape_attention_plans,
-    limit_onednn_cache,
-    resolve_device,
-    resolve_precision,
-)
+from seq2seq.runtime import limit_onednn_cache
 from seq2seq.train import build
-from seq2seq.train.distributed import init_distributed
-from seq2seq.train.logbook import JsonlLog, LossWindow, StopRequests
-from seq2seq.train.objectives import Objective, StepLoss, choose_objective, train_mode
+from seq2seq.train.logbook import JsonlLog, StopRequests, log_train, log_valid, progress_bar
+from seq2seq.train.objectives import Objective, choose_objective
 from seq2seq.train.rundir import RunDir
-from seq2seq.train.schedules import LRSchedule
-from seq2seq.train.state import TrainState, capture_rng, check_resumed_config, restore_rng, set_seed
+from seq2seq.train.state import TrainState, resume_from, set_seed, trainer_state
+from seq2seq.train.step import Stepper
 from seq2seq.train.validation import Validator
 
 log = logging.getLogger("seq2seq.train")
@@ -78,19 +66,7 @@ class Trainer:
         self.resume = resume
         self.run_dir = RunDir(cfg.train.output_dir)
         self.out = self.run_dir.path
-        self.device = resolve_device(cfg.train.device)
-        self.dist = init_distributed(self.device.type)  # launched by torchrun: one rank of several
-        if self.dist.active and self.device.type == "cuda":
-            self.device = torch.device(self.dist.device)
-            torch.cuda.set_device(self.device)
-        if self.device.type == "cuda":
-            avoid_per_shape_attention_plans()
-        precision = resolve_precision(cfg.train.precision, self.device)
-        self.autocast: AbstractContextManager = (
-            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-        )
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
+        self.device, self.dist, self.autocast = build.runtime(cfg)
         self.objective = objective or choose_objective(cfg, self.autocast)
         self.validator = Validator(cfg, self.objective, self.device, self.autocast)
         self.state = TrainState()
@@ -100,18 +76,19 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until a stop condition; returns where the run is and how it ended."""
         cfg, t = self.cfg, self.cfg.train
-        self._prepare_output_dir()
+        self.run_dir.prepare(self.resume, self.dist)
         set_seed(t.seed)
 
         # The training split is streamed into a token store (built once, then mapped: see
         # data/store.py), never loaded; the validation split is small and loaded.
         source = build.train_source(cfg, self.objective)
         self.valid_text = build.load_valid(cfg, self.objective)
-        self.tokenizers = self._tokenizers(source)
-        self.store = self._store(source)
+        resumed = self.run_dir.resumable() if self.resume else None
+        self.tokenizers = build.run_tokenizers(cfg, self.objective, source, self.dist, self.out, resumed)
+        self.store = build.shared_train_store(cfg, self.objective, source, self.tokenizers, self.dist)
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)  # after the data: bad data leaves no empty run behind
-        self.objective.prepare(self.store, self.run_dir.resumable() if self.resume else None)
+        self.objective.prepare(self.store, resumed)
         self.train_data, stats = self.objective.select(self.store)
         log.info("training data %s: %s", self.store.name, stats.summary())
         if not len(self.train_data):
@@ -123,15 +100,10 @@ class Trainer:
             self.valid_batches = build.valid_batches(cfg, self.objective, self.valid_text, self.tokenizers)
 
         self.model = build.build_model(cfg, self.objective, self.tokenizers, self.device, load_parts=not self.resume)
-        if self.device.type == "cpu" and t.cpu_kernels:
-            use_cpu_kernels(self.model)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build.build_optimizer(cfg, self.model, self.device)
-        self.schedule = LRSchedule(
-            self.optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor, t.plateau_patience, t.min_lr
-        )
+        self.schedule = build.build_schedule(cfg, self.optimizer)
         if self.resume:
-            self._restore()
+            resume_from(resumed, cfg, self.model, self.optimizer, self.schedule, self.state, self.device)
         elif self.dist.main:
             self.tokenizers.save(self.out)
             self.run_dir.config.write_text(cfg.to_json(), encoding="utf-8")
@@ -162,16 +134,7 @@ class Trainer:
             world_size=self.dist.world,
         )
 
-        # Global batches of world_size x train.max_tokens, each split across the ranks.
-        world = self.dist.world
-        self.sampler = TokenBudgetBatchSampler(
-            self.train_data.src_lengths,
-            self.train_data.tgt_lengths + 1,
-            max_tokens=t.max_tokens * world,
-            max_sentences=t.max_sentences * world,
-            shuffle=True,
-            seed=t.seed,
-        )
+        self.sampler = build.train_sampler(cfg, self.train_data, self.dist.world)
         try:
             stop = self._loop()
             # Every rank is done (rank 0 writes the last checkpoint) before any leaves the process
@@ -195,101 +158,59 @@ class Trainer:
         )
         return TrainResult(self.out, s.best_score, self.validator.metric, s.step, s.seconds)
 
-    def _prepare_output_dir(self) -> None:
-        if not self.resume:
-            self.run_dir.check_new()
-            return
-        self.run_dir.resumable()  # clear error when there is nothing to resume
-        if self.dist.main:
-            self.run_dir.recover()
-        self.dist.barrier()
-
-    def _tokenizers(self, source: TextSource) -> TokenizerPair:
-        """A resumed run's SentencePiece models, or new ones (rank 0 builds, the others read them)."""
-        if self.resume:
-            return TokenizerPair.load(self.run_dir.resumable())
-        tokenizers = build.build_tokenizers(self.cfg, self.objective, source) if self.dist.main else None
-        if self.dist.active:
-            if self.dist.main:
-                tokenizers.save(self.out)
-            self.dist.barrier()
-            tokenizers = TokenizerPair.load(self.out)
-        return tokenizers
-
-    def _store(self, source: TextSource) -> TokenStore:
-        """The training split's token store: built if missing by the first rank of each machine
-        while the others wait, then opened by every rank."""
-        builder = self.dist.local_rank == 0
-        store = build.train_store(self.cfg, self.objective, source, self.tokenizers) if builder else None
-        self.dist.barrier()
-        return store or build.train_store(self.cfg, self.objective, source, self.tokenizers, build=False)
-
     # -------------------------------------------------------------- checkpoints
     def _save(self, improved: bool, validated: bool) -> None:
         """``best/`` when improved, ``last/``, and at validations a ``step-N/`` copy (rundir.py)."""
         s = self.state
-        trainer_state = {
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            **capture_rng(),
-            **s.state_dict(),
-        }
         extra: dict[str, Any] = {"step": s.step, "epoch": s.epoch, **self.objective.checkpoint_extra()}
         if self.source_limits:
             extra["source_limits"] = self.source_limits
-        self.run_dir.save(
-            self.model, self.cfg, self.tokenizers, trainer_state, extra, improved, step=s.step if validated else None
-        )
-
-    def _restore(self) -> None:
-        last = self.run_dir.resumable()
-        saved_state = load_trainer_state(last)  # verifies the checkpoint's files first
-        check_resumed_config(last, self.cfg)
-        load_weights(self.model, last, self.device)
-        self.optimizer.load_state_dict(saved_state["optimizer"])
-        self.schedule.load_state_dict(saved_state["schedule"])
-        restore_rng(saved_state)
-        self.state.load_state_dict(saved_state)
-        log.info(
-            "resuming from %s at update %d (epoch %d, batch %d)",
-            last,
-            self.state.step,
-            self.state.epoch,
-            self.state.batches_done,
-        )
+        saved = trainer_state(self.optimizer, self.schedule, s)
+        self.run_dir.save(self.model, self.cfg, self.tokenizers, saved, extra, improved, s.step if validated else None)
 
     # --------------------------------------------------------------------- loop
     def _loop(self) -> str:
         """Epochs of updates until a stop condition; returns its name."""
         t, s = self.cfg.train, self.state
-        self.engine = self._ddp_engine()
-        train_mode(self.model)
-        self.window = LossWindow()
-        self.micro, self.accumulated_tokens, self.bad_loss, self.bad_in_a_row = 0, 0, False, 0
+        self.stepper = Stepper(
+            self.cfg,
+            self.objective,
+            self.model,
+            self.optimizer,
+            self.schedule,
+            self.train_data,
+            self.train_targets,
+            s,
+            self.dist,
+            self.device,
+            self.logbook,
+            self.run_dir.last,
+        )
         self.session_start, self.seconds_before = time.time(), s.seconds
         self.last_validated = self.last_saved = -1  # updates of the last validation and of the last save
         with StopRequests() as stop_requested:
             while s.epoch < t.max_epochs:
                 batches = self.sampler.ordered(s.epoch)  # arrays: no list per batch
-                bar = tqdm(
-                    total=len(batches),
-                    initial=s.batches_done,
-                    desc=f"epoch {s.epoch + 1}",
-                    unit="batch",
-                    disable=not (t.progress and self.dist.main),
-                    dynamic_ncols=True,
-                    mininterval=1.0,
-                    leave=False,
-                )
+                bar = progress_bar(s.epoch, len(batches), s.batches_done, enabled=t.progress and self.dist.main)
                 try:
                     for k in range(s.batches_done, len(batches)):
-                        self._forward_backward(batches[k])
+                        self.stepper.micro_batch(batches[k])
                         bar.update(1)
-                        if self.micro < t.accumulate:
+                        if not self.stepper.ready:
                             continue
-                        norm = self._update()
+                        norm = self.stepper.update()
                         if s.step % t.log_every == 0:
-                            self._log_train(norm, bar)
+                            log_train(
+                                self.logbook,
+                                self.stepper.window,
+                                self.dist,
+                                self.objective,
+                                s,
+                                self.schedule.lr,
+                                norm,
+                                self._elapsed(),
+                                bar,
+                            )
                         stop = self._after_update(stop_requested, bar)
                         if stop:
                             return stop
@@ -302,102 +223,6 @@ class Trainer:
         if t.valid_every:
             self._validate_and_save("end")
         return "max_epochs"
-
-    def _ddp_engine(self) -> Optional[torch.nn.Module]:
-        """With several processes: the loss as one module's forward, which DDP wraps."""
-        if not self.dist.active:
-            return None
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(
-            LossModule(self.objective, self.model),
-            find_unused_parameters=True,
-            device_ids=[self.device.index] if self.device.type == "cuda" else None,
-        )
-
-    def _forward_backward(self, positions: list[int]) -> None:
-        """One micro-batch: loss, backward (gradients are sums over tokens), window sums."""
-        t, s, dist = self.cfg.train, self.state, self.dist
-        chosen = self.objective.noise(
-            self.train_data.examples(positions), s.epoch, s.batches_done
-        )  # read from the store
-        mine = dist.shard(chosen)  # this rank's sentences of the global batch (all of it alone)
-        out: StepLoss
-        if dist.active:
-            # DDP: every rank takes part in every backward (its gradient all-reduce). A rank left
-            # without a sentence runs one with weight 0; the all-reduce of the accumulated
-            # gradients happens on the last micro-batch only.
-            batch = collate(mine or chosen[:1], self.train_targets).to(self.device)
-            with nullcontext() if self.micro + 1 == t.accumulate else self.engine.no_sync():
-                out = self.engine(batch, t.label_smoothing, s.step)
-                loss_value = float(out.loss.detach()) if mine else 0.0
-                (out.loss * (1.0 if mine else 0.0)).backward()  # NaN too: all ranks must reduce
-        else:
-            batch = collate(mine, self.train_targets).to(self.device)
-            out = self.objective.loss(self.model, batch, t.label_smoothing, s.step)
-            loss_value = float(out.loss.detach())
-            if math.isfinite(loss_value):
-                out.loss.backward()
-        if mine and math.isfinite(loss_value):
-            self.window.add(out, loss_value, len(batch))
-        elif mine:
-            self.bad_loss = True  # the update is skipped
-        self.accumulated_tokens += out.n if mine else 0
-        self.micro += 1
-        s.batches_done += 1
-
-    def _update(self) -> torch.Tensor:
-        """One optimizer step on the accumulated gradients (skipped when non-finite); returns the
-        gradient norm."""
-        t, dist = self.cfg.train, self.dist
-        scale = 1.0
-        if dist.active:  # DDP averaged the ranks' gradient sums; tokens and faults: sum them too
-            self.accumulated_tokens = round(dist.sum_scalar(self.accumulated_tokens))
-            self.bad_loss = dist.sum_scalar(float(self.bad_loss)) > 0
-            scale = float(dist.world)
-        # Gradients were summed over tokens; make them a per-token mean.
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads:
-            torch._foreach_mul_(grads, scale / max(1, self.accumulated_tokens))
-        norm = torch.nn.utils.clip_grad_norm_(self.params, t.clip_norm if t.clip_norm > 0 else float("inf"))
-        if not self.bad_loss and torch.isfinite(norm):
-            self.optimizer.step()
-            self.bad_in_a_row = 0
-        else:
-            self.bad_in_a_row += 1
-            self._skip_update("loss" if self.bad_loss else "gradient")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.micro, self.accumulated_tokens, self.bad_loss = 0, 0, False
-        self.state.step += 1
-        self.schedule.step_update(self.state.step)
-        return norm
-
-    def _log_train(self, norm: torch.Tensor, bar: tqdm) -> None:
-        s, w = self.state, self.window
-        w.reduce(self.dist)
-        now = time.time()
-        f = w.figures(now)
-        extra = self.objective.log_extra(w.kl, w.sentences, s.step)
-        self.logbook.write(
-            event="train",
-            step=s.step,
-            epoch=s.epoch,
-            loss=f["loss"],
-            nll=f["nll"],
-            ppl=f["ppl"],
-            **extra,
-            lr=self.schedule.lr,
-            tokens_per_s=f["tokens_per_s"],
-            grad_norm=float(norm),
-            seconds=self._elapsed(),
-        )
-        bar.set_postfix(
-            loss=f"{f['loss']:.3f}",
-            lr=f"{self.schedule.lr:.2e}",
-            tok_s=f"{f['tokens_per_s']:.0f}",
-            **{k: f"{v:.3g}" for k, v in extra.items()},
-        )
-        w.reset(now)
 
     def _after_update(self, stop_requested: Callable[[], bool], bar: tqdm) -> Optional[str]:
         """Validation, saves and the stop conditions after an update; the stop's name, if any."""
@@ -441,22 +266,7 @@ class Trainer:
         if result:
             improved = self.validator.record(result, s)
             self.schedule.step_validation(self.validator.score(result), self.validator.higher_is_better, s.step)
-            self.logbook.write(
-                event="valid",
-                step=s.step,
-                epoch=s.epoch,
-                reason=reason,
-                **result,
-                best=s.best_score,
-                lr=self.schedule.lr,
-                seconds=s.seconds,
-            )
-            if dist.main:
-                tqdm.write(
-                    f"[valid] step {s.step} epoch {s.epoch} "
-                    + " ".join(f"{k}={v:.4g}" for k, v in result.items())
-                    + (" (best)" if improved else f" (best {s.best_score:.4g})")
-                )
+            log_valid(self.logbook, result, s, reason, self.schedule.lr, improved, echo=dist.main)
         if dist.main:
             self._save(improved, validated=True)
         self.last_saved = s.step
@@ -469,45 +279,3 @@ class Trainer:
             if self.dist.main:
                 self._save(improved=False, validated=False)
             self.last_saved = self.state.step
-
-    def _skip_update(self, what: str) -> None:
-        """Count and log an update skipped for a non-finite loss or gradient; stop after
-        ``train.max_bad_updates`` in a row (the parameters never saw the bad values)."""
-        s, in_a_row = self.state, self.bad_in_a_row
-        s.skipped_updates += 1
-        step = s.step + 1
-        self.logbook.write(
-            event="skipped",
-            step=step,
-            reason=f"non-finite {what}",
-            in_a_row=in_a_row,
-            skipped_updates=s.skipped_updates,
-        )
-        log.warning(
-            "non-finite %s at update %d: update skipped (%d in a row, %d in all)",
-            what,
-            step,
-            in_a_row,
-            s.skipped_updates,
-        )
-        limit = self.cfg.train.max_bad_updates
-        if in_a_row >= limit:
-            raise Seq2SeqError(
-                f"training diverged: {in_a_row} updates in a row had a non-finite {what} (train.max_bad_updates="
-                f"{limit}, last at update {step}). The last good checkpoint is {self.run_dir.last}. Lower "
-                "train.lr or raise train.warmup_steps, check the data, or use train.precision=fp32; then "
-                "--resume or start again"
-            )
-
-
-class LossModule(torch.nn.Module):
-    """The objective's loss on a batch as the ``forward`` of one module, for
-    ``DistributedDataParallel`` to wrap (DDP starts by broadcasting rank 0's weights)."""
-
-    def __init__(self, objective: Objective, model: Composite) -> None:
-        super().__init__()
-        self.objective = objective
-        self.model = model
-
-    def forward(self, batch: Batch, label_smoothing: float, step: int) -> StepLoss:
-        return self.objective.loss(self.model, batch, label_smoothing, step)

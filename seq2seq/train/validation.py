@@ -13,7 +13,8 @@ from seq2seq.data.tokenizer import TokenizerPair
 from seq2seq.infer.translator import Translator
 from seq2seq.metrics import bleu, chrf, exact_match
 from seq2seq.models import Composite
-from seq2seq.train.objectives import Objective, ValidSums, train_mode
+from seq2seq.train.freeze import train_mode
+from seq2seq.train.objectives import Objective, ValidSums
 from seq2seq.train.state import TrainState
 
 HIGHER_IS_BETTER = {"bleu": True, "exact_match": True, "accuracy": True, "loss": False}
