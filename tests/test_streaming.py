@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from seq2seq.cli import main
-from seq2seq.cli.io import InputWindows, WindowOutput, _pipe_line_chunks
-from seq2seq.cli.translate import shard_output
+from seq2seq.cli.inputs import InputWindows, _pipe_line_chunks
+from seq2seq.cli.output import WindowOutput
+from seq2seq.cli.shards import shard_output
 from seq2seq.config import SearchConfig
 from seq2seq.data.tokenizer import EOS_ID, SpmTokenizer, TokenizerPair
 from seq2seq.errors import DataError, Seq2SeqError
@@ -455,7 +456,7 @@ def test_bad_streaming_options(ckpt, tmp_path, capsys, argv, message):
 def test_default_window_grows_with_the_token_budget():
     import argparse
 
-    from seq2seq.cli import translate as cli
+    from seq2seq.cli import decoding as cli
     from seq2seq.infer import translator
 
     given, default = argparse.Namespace(window=7), argparse.Namespace(window=None)

@@ -9,17 +9,10 @@ import sys
 import warnings
 from typing import Any, Optional
 
-from seq2seq.cli.io import (
-    add_checkpoint_flag,
-    add_device_flag,
-    add_io_flags,
-    atomic_output,
-    checkpoint_errors,
-    clean_line,
-    read_input_lines,
-    write_npy,
-)
-from seq2seq.cli.translate import add_decoding_flags, decoding_settings
+from seq2seq.cli.decoding import add_decoding_flags, decoding_settings
+from seq2seq.cli.inputs import read_input_lines
+from seq2seq.cli.io import add_checkpoint_flag, add_device_flag, add_io_flags, checkpoint_errors
+from seq2seq.cli.output import atomic_output, clean_line, write_npy
 from seq2seq.config import SearchConfig
 from seq2seq.errors import Seq2SeqError
 

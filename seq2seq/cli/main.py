@@ -4,16 +4,17 @@ error into one line and an exit status (see :mod:`seq2seq.cli`)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import warnings
 from typing import Optional
 
 from seq2seq import __version__
-from seq2seq.cli import checkpoints, encode, prepare, serve, train, translate
 from seq2seq.errors import Seq2SeqError
 
-FAMILIES = (train, prepare, translate, checkpoints, encode, serve)  # each module's add_parsers(sub), in help order
+# The command modules of seq2seq.cli, in help order; each declares its commands in add_parsers(sub).
+FAMILIES = ("train", "prepare", "translate", "evaluate", "checkpoints", "encode", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for family in FAMILIES:
-        family.add_parsers(sub)
+        importlib.import_module(f"seq2seq.cli.{family}").add_parsers(sub)
     return parser
 
 

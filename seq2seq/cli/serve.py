@@ -12,8 +12,8 @@ import socket
 import sys
 from typing import Any
 
+from seq2seq.cli.decoding import add_decoding_flags, decoding_settings
 from seq2seq.cli.io import add_device_flag, checkpoint_errors
-from seq2seq.cli.translate import add_decoding_flags, decoding_settings
 from seq2seq.errors import Seq2SeqError
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")

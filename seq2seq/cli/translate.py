@@ -1,7 +1,7 @@
-"""``seq2seq translate`` and ``seq2seq evaluate``, and the decoding flags, one per
-:class:`~seq2seq.config.SearchConfig` field, that override a checkpoint's search settings.
+"""``seq2seq translate``: raw text lines in, one translation per line out (interactive at a
+terminal).
 
-Both stream: input is read in windows of ``--window`` lines (a window also ends where a pipe
+It streams: input is read in windows of ``--window`` lines (a window also ends where a pipe
 pauses), each window is sorted by length, decoded and written (flushed; fsynced into
 ``FILE.partial`` with ``--output FILE``) before the next is read. ``--resume`` goes on from a
 partial file; ``--shard K/N`` translates the K-th of N contiguous blocks of the input. Details:
@@ -11,124 +11,20 @@ docs/translate.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
-import re
 import sys
-import typing
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
 from seq2seq import __version__
-from seq2seq.cli.io import (
-    InputWindows,
-    WindowOutput,
-    add_checkpoint_flag,
-    add_device_flag,
-    add_io_flags,
-    checkpoint_errors,
-    clean_line,
-    count_input_lines,
-    is_stream,
-    read_input_lines,
-    saved_config,
-)
-from seq2seq.config import SearchConfig, validate_search
+from seq2seq.cli.decoding import add_translator_flags, decoding_settings, load_translator, strict_refusal, window_size
+from seq2seq.cli.inputs import InputWindows, count_input_lines, is_stream, read_input_lines
+from seq2seq.cli.io import add_io_flags
+from seq2seq.cli.output import WindowOutput, clean_line
+from seq2seq.cli.shards import parse_shard, shard_device, shard_output, shard_range
 from seq2seq.errors import DataError, Seq2SeqError
 
 
-# ---------------------------------------------------------------- decoding flags
-def search_flag(name: str) -> str:
-    """``max_len_a`` -> ``--max-len-a``."""
-    return "--" + name.replace("_", "-")
-
-
-def add_decoding_flags(p: argparse.ArgumentParser) -> None:
-    """``--checkpoint``, and one flag per SearchConfig field (type and help from the field);
-    a flag not given leaves the checkpoint's value."""
-    add_checkpoint_flag(p, "checkpoint directory written by 'seq2seq train' (e.g. runs/NAME/best)")
-    types = typing.get_type_hints(SearchConfig)
-    for field in dataclasses.fields(SearchConfig):
-        p.add_argument(
-            search_flag(field.name),
-            dest=field.name,
-            type=types[field.name],
-            default=None,
-            metavar=field.metadata.get("metavar", "N"),
-            help=f"{field.metadata['help']}; default: the checkpoint's search.{field.name}",
-        )
-
-
-def decoding_settings(args: argparse.Namespace) -> SearchConfig:
-    """The checkpoint's search settings with the decoding flags given applied, checked by the
-    rules of a config's search section (the messages name the flag)."""
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig) if getattr(args, f.name) is not None
-    }
-    search = dataclasses.replace(saved_config(args.checkpoint).search, **given)
-    validate_search(search, search_flag)
-    return search
-
-
-def _add_translator_flags(p: argparse.ArgumentParser) -> None:
-    add_decoding_flags(p)
-    p.add_argument(
-        "--quantize",
-        choices=["int8"],
-        default=None,
-        help="int8 dynamic quantization of the linear and GRU layers (CPU decoding: faster, "
-        "smaller; check the BLEU on your data)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        default="fp32",
-        help="weights and activations in this type (default fp32): bf16/fp16 for GPUs; bf16 "
-        "also on CPUs with native bf16",
-    )
-    add_device_flag(p)
-    p.add_argument(
-        "--window",
-        type=int,
-        default=None,
-        metavar="N",
-        help="read, sort by length and decode N lines at a time, writing each window's output as soon as it is "
-        "done (default: twice --batch-tokens, 12,000 lines at 6,000 tokens; a window also ends where piped "
-        "input pauses)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--strict",
-        action="store_true",
-        help="refuse input the model was not trained to read (characters its source vocabulary "
-        "does not have, sources longer than any in training; for digits models, text that is "
-        "not a number): exit 2 and write nothing (an --input file is checked whole before "
-        "anything is decoded; piped input a window at a time, and to stdout the windows before "
-        "the refused one are out already). "
-        "Without it such lines are translated all the same, with one warning listing them",
-    )
-
-
-def _load_translator(args: argparse.Namespace, search: SearchConfig):
-    from seq2seq.infer.translator import Translator
-
-    if args.quantize and args.precision != "fp32":
-        raise Seq2SeqError(
-            f"--quantize {args.quantize} cannot be combined with --precision {args.precision}: "
-            "int8 decoding keeps the rest of the model in fp32; drop one of them"
-        )
-    with checkpoint_errors(args.checkpoint):
-        try:
-            return Translator.from_checkpoint(
-                args.checkpoint, device=args.device, search=search, quantize=args.quantize, precision=args.precision
-            )
-        except ValueError as e:
-            raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
-
-
-# ---------------------------------------------------------------- translate
 def _interactive(translator, args: argparse.Namespace) -> int:
     print(f"seq2seq {__version__}: type a sentence and press Enter; Ctrl-D to quit.", file=sys.stderr)
     while True:
@@ -147,56 +43,6 @@ def _interactive(translator, args: argparse.Namespace) -> int:
             continue
         for text, score in hyps:
             print(f"{clean_line(text)}\t{score:.4f}" if args.nbest > 1 else clean_line(text), flush=True)
-
-
-def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
-    """``--shard``: "K/N" -> (K, N); "auto" -> (RANK, WORLD_SIZE) as torchrun sets them ((0, 1)
-    outside torchrun); None -> None."""
-    if text is None:
-        return None
-    if text == "auto":
-        try:
-            rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-        except ValueError:
-            raise Seq2SeqError("--shard auto: RANK and WORLD_SIZE must be integers (as torchrun sets them)") from None
-        if not 0 <= rank < world:
-            raise Seq2SeqError(f"--shard auto: RANK {rank} is not below WORLD_SIZE {world}")
-        return rank, world
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not int(match[1]) < int(match[2]):
-        raise Seq2SeqError(f"--shard {text}: give K/N with 0 <= K < N (e.g. 0/4 ... 3/4), or auto under torchrun")
-    return int(match[1]), int(match[2])
-
-
-def shard_output(path: Optional[str], shard: Optional[tuple[int, int]]) -> Optional[str]:
-    """Where shard K of N writes ``--output FILE``: ``FILE.K-of-N``, K zero-padded so that
-    ``cat FILE.*-of-N`` lists the shards in order (FILE itself for a single shard)."""
-    if not path or path == "-" or shard is None or shard[1] == 1:
-        return path
-    k, n = shard
-    return f"{path}.{k:0{len(str(n - 1))}d}-of-{n}"
-
-
-def shard_range(k: int, n: int, lines: int) -> tuple[int, int]:
-    """Shard ``k`` of ``n`` of ``lines`` lines: lines ``[start, stop)``, contiguous blocks whose
-    sizes differ by at most one line, in order: the shards' outputs joined in order (``cat``)
-    are the output of the whole input."""
-    return k * lines // n, (k + 1) * lines // n
-
-
-def _strict_refusal(report: Any) -> DataError:
-    return DataError(
-        f"{report.summary()}. Nothing was translated (strict): fix or remove these lines, "
-        "or translate without --strict to get output for them anyway"
-    )
-
-
-def window_size(args: argparse.Namespace, search: SearchConfig) -> int:
-    """``--window``, or by default twice the batch token budget
-    (:func:`seq2seq.infer.translator.default_window`)."""
-    from seq2seq.infer.translator import default_window
-
-    return args.window if args.window is not None else default_window(search.batch_tokens)
 
 
 def _window_text(hyps: list[list[tuple[str, float]]], first_index: int, nbest: int) -> str:
@@ -225,17 +71,6 @@ def _progress_total(path: Optional[str], quiet: bool) -> Optional[int]:
     return count_input_lines(path)  # type: ignore[arg-type]
 
 
-def _shard_device(args: argparse.Namespace) -> None:
-    """Under torchrun with ``--shard auto`` and ``--device auto``: each process on its own GPU
-    (LOCAL_RANK), where there are GPUs."""
-    if args.shard != "auto" or args.device != "auto" or "LOCAL_RANK" not in os.environ:
-        return
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
-        args.device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-
-
 def cmd_translate(args: argparse.Namespace) -> int:
     if args.nbest < 1:
         raise Seq2SeqError("--nbest must be at least 1")
@@ -258,9 +93,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         hint = "" if args.beam is not None else "; give --beam too"
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
     prefixes = _read_prefixes(args)
-    _shard_device(args)
+    shard_device(args)
     window = window_size(args, search)
-    translator = _load_translator(args, search)
+    translator = load_translator(args, search)
     if args.input is None and sys.stdin is not None and sys.stdin.isatty() and not args.resume:
         if prefixes is not None:
             raise Seq2SeqError("--prefix-file needs --input FILE or piped input (one prefix per input line)")
@@ -274,7 +109,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     if args.strict and not is_stream(args.input):  # check it all before hours of decoding
         report = translator.check_windows(InputWindows(args.input, window, start, stop), first_line=start)
         if report:
-            raise _strict_refusal(report)
+            raise strict_refusal(report)
     kept_lines: list[str] = []
     outputs: list[str] = []
     with WindowOutput(shard_output(args.output, shard), resume=args.resume, nbest=args.nbest, first_index=start) as out:
@@ -341,59 +176,15 @@ def _read_prefixes(args: argparse.Namespace) -> Optional[list[Optional[str]]]:
     return prefixes
 
 
-# ---------------------------------------------------------------- evaluate
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from seq2seq.data.textio import read_lines
-    from seq2seq.metrics import bleu, chrf
-
-    if args.window is not None and args.window < 1:
-        raise Seq2SeqError(f"--window must be at least 1, got {args.window}")
-    counted = None if is_stream(args.src) else count_input_lines(args.src)
-    references = read_lines(args.ref)
-
-    def check_counts(sources: int) -> None:
-        if not sources:
-            raise Seq2SeqError(f"{args.src} has no lines: nothing to evaluate")
-        if sources != len(references):
-            raise Seq2SeqError(
-                f"{args.src} has {sources} lines but {args.ref} has {len(references)}; "
-                "source and reference must be line-aligned"
-            )
-
-    if counted is not None:
-        check_counts(counted)
-    search = decoding_settings(args)
-    window = window_size(args, search)
-    translator = _load_translator(args, search)
-    if args.strict and counted is not None:
-        report = translator.check_windows(InputWindows(args.src, window))
-        if report:
-            raise _strict_refusal(report)
-    hyps: list[str] = []  # kept for scoring: a test set's worth
-    reader = InputWindows(args.src, window)
-    with WindowOutput(args.output, resumable=False) if args.output else nullcontext() as out:
-        for window in translator.translate_windows(reader, strict=args.strict, progress=not args.quiet, total=counted):
-            texts = [h[0][0] for h in window]
-            hyps.extend(texts)
-            if out is not None:
-                out.write("".join(clean_line(h) + "\n" for h in texts), len(texts))
-        check_counts(reader.lines_read)
-    print(bleu(hyps, references))
-    print(chrf(hyps, references))
-    if args.lowercase_bleu:
-        print(bleu(hyps, references, tokenize="13a", lowercase=True))
-    return 0
-
-
 def add_parsers(sub: Any) -> None:
-    """Register ``translate`` and ``evaluate``."""
+    """Register ``translate``."""
     p = sub.add_parser(
         "translate",
         help="translate raw text lines with a checkpoint",
         description="Read raw text lines (stdin or --input) and write one detokenized "
         "translation per line, in order. Interactive when stdin is a terminal.",
     )
-    _add_translator_flags(p)
+    add_translator_flags(p)
     p.add_argument(
         "--nbest",
         type=int,
@@ -437,20 +228,3 @@ def add_parsers(sub: Any) -> None:
         "with its prefix (the decoder is forced through it, then continues)",
     )
     p.set_defaults(func=cmd_translate)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="translate a test set and print BLEU and chrF",
-        description="Translate --src and score against --ref with sacreBLEU "
-        "(detokenized, cased BLEU and chrF, with signatures).",
-    )
-    _add_translator_flags(p)
-    p.add_argument("--src", required=True, metavar="FILE", help="source text, one sentence per line")
-    p.add_argument("--ref", required=True, metavar="FILE", help="reference translations, line-aligned with --src")
-    p.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the translations here")
-    p.add_argument(
-        "--lowercase-bleu",
-        action="store_true",
-        help="also print tokenized lowercase BLEU (13a, lowercase) to compare with older papers",
-    )
-    p.set_defaults(func=cmd_evaluate)
