@@ -11,6 +11,11 @@ shuffled: the same sentences, so the same lengths and speed, at any size), then:
    first ``train`` record appearing in ``train_log.jsonl``, polled every 10 ms), the whole run's
    wall time, and training tokens/s (mean of the logged rates after update 5).
 
+``--ranks 2`` also runs step 2 as two DDP processes on this machine (``torchrun --standalone``,
+gloo on CPU, one thread each) and reports each rank's peak RSS and their sum, against the
+single process's: the store is shared through the page cache, so the sum should stay below
+twice one process's peak (each rank reads only its own batches).
+
 ``--compare TREE`` runs step 2 with another checkout of seq2seq on ``PYTHONPATH`` as well (for
 example the commit before the store, exported with ``git archive COMMIT | tar -x -C TREE``),
 at the sizes of ``--compare-sizes``: that code reads the whole corpus into memory, so keep them
@@ -18,6 +23,7 @@ small. A SentencePiece model is trained once on the Multi30k text when ``--spm``
 
     python benchmarks/corpus_scale.py --sizes 100000 1000000 5000000
     python benchmarks/corpus_scale.py --sizes 100000 1000000 --compare /tmp/seq2seq-before
+    python benchmarks/corpus_scale.py --sizes 100000 5000000 --ranks 2
 
 Watch the disk: 5M pairs take about 1.1 GB of text and store (``df -h`` of ``--work-dir``).
 """
@@ -127,37 +133,75 @@ def config(work: Path, prefix: Path, spm: Path, run: Path, store: bool) -> Path:
 # The seq2seq command, noting the peak RSS when the training loop starts (data, model and
 # optimizer ready; what follows is the training's own memory) in $RSS_AT_LOOP.
 CHILD = """
-import os, sys
+import atexit, os, sys
 import seq2seq.train.trainer as t
+rank = os.environ.get("RANK", "")
+def peak():
+    return [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
 loop = t.Trainer._loop
 def noted(self):
-    peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
-    open(os.environ["RSS_AT_LOOP"], "w").write(peak)
+    open(os.environ["RSS_AT_LOOP"] + rank, "w").write(peak())
     return loop(self)
 t.Trainer._loop = noted
+if rank:  # under torchrun: each rank notes its own peak at exit
+    atexit.register(lambda: open(os.environ["RSS_AT_LOOP"] + rank + ".end", "w").write(peak()))
 from seq2seq.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_child(args: list[str], tree: Path, log: Optional[Path] = None) -> dict:
+def _tree_memory(root: int) -> tuple[float, float]:
+    """RSS and PSS (MB) summed over ``root`` and its descendants, now."""
+    children: dict[int, list[int]] = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(status.parent.name))
+    rss = pss = 0.0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) / 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return rss, pss
+
+
+def run_child(args: list[str], tree: Path, log: Optional[Path] = None, ranks: int = 1) -> dict:
     """Run the seq2seq command ``ARGS`` with ``tree`` first on PYTHONPATH; its wall time, peak RSS,
     peak RSS when the training loop started and (``log``: the JSON-lines train log to watch)
-    when its first update was logged."""
+    when its first update was logged. ``ranks`` > 1: under torchrun, each rank's peak RSS."""
     note = Path(f"/tmp/corpus-scale-rss-{os.getpid()}")
-    note.unlink(missing_ok=True)
+    for old in note.parent.glob(note.name + "*"):
+        old.unlink()
+    threads = "2" if ranks == 1 else "1"
     env = {
         **os.environ,
         "PYTHONPATH": str(tree),
-        "OMP_NUM_THREADS": "2",
-        "MKL_NUM_THREADS": "2",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
         "RSS_AT_LOOP": str(note),
     }
     first: list[float] = []
     start = time.time()
-    # Not from the repository: `python -c` puts the working directory first on sys.path.
+    if ranks == 1:
+        # Not from the repository: `python -c` puts the working directory first on sys.path.
+        command = [sys.executable, "-c", CHILD, *args]
+    else:
+        script = note.parent / f"{note.name}-child.py"
+        script.write_text(CHILD, encoding="utf-8")
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+        command = [*launcher, str(script), *args, "--set", "train.threads=1"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *args],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -173,21 +217,44 @@ def run_child(args: list[str], tree: Path, log: Optional[Path] = None) -> dict:
                 return
             time.sleep(0.01)
 
+    together = {"rss": 0.0, "pss": 0.0}
+
+    def sample() -> None:
+        # Every process of the run at the same instant: the sum of RSS counts shared pages
+        # (libraries, the page cache is not in it) once per process, PSS splits them.
+        while not done.is_set():
+            rss, pss = _tree_memory(proc.pid)
+            together["rss"] = max(together["rss"], rss)
+            together["pss"] = max(together["pss"], pss)
+            time.sleep(0.05)
+
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     output = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.time() - start
     done.set()
     watcher.join()
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"seq2seq {' '.join(args)} failed ({proc.returncode}):\n{output[-3000:]}")
-    at_loop = int(note.read_text()) / 1024 if note.is_file() else None
-    note.unlink(missing_ok=True)
+    if ranks == 1:
+        at_loop = int(note.read_text()) / 1024 if note.is_file() else None
+        peaks = [usage.ru_maxrss / 1024]
+    else:
+        at_loop = max(int(Path(f"{note}{r}").read_text()) / 1024 for r in range(ranks))
+        peaks = [int(Path(f"{note}{r}.end").read_text()) / 1024 for r in range(ranks)]
+    for old in note.parent.glob(note.name + "*"):
+        old.unlink()
     return {
         "wall_s": wall,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": sum(peaks),
+        "rank_peak_rss_mb": peaks,
+        "together_rss_mb": together["rss"],
+        "together_pss_mb": together["pss"],
         "first_update_s": first[0] if first else None,
         "rss_at_loop_mb": at_loop,
         "output": output,
@@ -200,7 +267,7 @@ def tokens_per_s(log: Path) -> float:
     return statistics.mean(rates) if rates else float("nan")
 
 
-def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: bool) -> dict:
+def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: bool, ranks: int = 1) -> dict:
     run = work / f"run-{name}"
     shutil.rmtree(run, ignore_errors=True)
     cfg = config(work, prefix, spm, run, store)
@@ -211,16 +278,26 @@ def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: b
         result["prepare_rss_mb"] = prepared["peak_rss_mb"]
         meta = next((work / "cache").glob(f"{prefix.name}*/meta.json"), None)
         result["store_build_s"] = json.loads(meta.read_text())["seconds"] if meta else None
-    trained = run_child(["train", str(cfg)], tree, run / "train_log.jsonl")
+    trained = run_child(["train", str(cfg)], tree, run / "train_log.jsonl", ranks=ranks)
     result.update(
         train_wall_s=trained["wall_s"],
         train_rss_mb=trained["peak_rss_mb"],
+        rank_rss_mb=trained["rank_peak_rss_mb"],
+        together_rss_mb=trained["together_rss_mb"],
+        together_pss_mb=trained["together_pss_mb"],
         rss_at_loop_mb=trained["rss_at_loop_mb"],
         first_update_s=trained["first_update_s"],
         tokens_per_s=tokens_per_s(run / "train_log.jsonl"),
     )
     shutil.rmtree(run, ignore_errors=True)
     return result
+
+
+def rss(figures: dict) -> str:
+    """Peak RSS for the table: one process's, or the ranks' sum and each rank's."""
+    ranks = figures["rank_rss_mb"]
+    each = " + ".join(f"{r:,.0f}" for r in ranks)
+    return f"{figures['train_rss_mb']:,.0f} MB" + (f" ({each})" if len(ranks) > 1 else "")
 
 
 def main() -> None:
@@ -235,6 +312,8 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     p.add_argument("--compare", default="", help="another seq2seq source tree to run at --compare-sizes")
     p.add_argument("--compare-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    p.add_argument("--ranks", type=int, default=1, help="also train as this many DDP processes (torchrun, gloo)")
+    p.add_argument("--tree", default=str(REPO), help="the seq2seq source tree measured (default: this one)")
     args = p.parse_args()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -244,24 +323,29 @@ def main() -> None:
     rows = []
     for pairs in args.sizes:
         prefix = write_corpus(data, work, pairs)
-        figures = measure(work, prefix, spm, REPO, f"{pairs}", store=True)
+        figures = measure(work, prefix, spm, Path(args.tree), f"{pairs}", store=True)
         rows.append(("store", pairs, figures))
         print(json.dumps({"code": "store", "pairs": pairs, **figures}), flush=True)
+        if args.ranks > 1:
+            ddp = measure(work, prefix, spm, Path(args.tree), f"{pairs}-ddp", store=True, ranks=args.ranks)
+            rows.append((f"{args.ranks} ranks", pairs, ddp))
+            print(json.dumps({"code": f"{args.ranks} ranks", "pairs": pairs, **ddp}), flush=True)
         if args.compare and pairs in args.compare_sizes:
             old = measure(work, prefix, spm, Path(args.compare), f"{pairs}-compare", store=False)
             rows.append(("compare", pairs, old))
             print(json.dumps({"code": "compare", "pairs": pairs, **old}), flush=True)
     print()
     print(
-        "| code | pairs | store build (prepare) | train peak RSS | peak RSS at the loop's start | "
-        "launch to first update | train wall | tokens/s |"
+        "| code | pairs | store build (prepare) | train peak RSS | peak PSS, all processes | "
+        "peak RSS at the loop's start | launch to first update | train wall | tokens/s |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for code, pairs, f in rows:
         build = f"{f['build_s']:.1f} s" if "build_s" in f else "-"
         print(
-            f"| {'this tree' if code == 'store' else 'compare'} | {pairs:,} | {build} | {f['train_rss_mb']:,.0f} MB | "
-            f"{f['rss_at_loop_mb']:,.0f} MB | {f['first_update_s']:.1f} s | {f['train_wall_s']:.1f} s | "
+            f"| {'this tree' if code == 'store' else code} | {pairs:,} | {build} | {rss(f)} | "
+            f"{f['together_pss_mb']:,.0f} MB | {f['rss_at_loop_mb']:,.0f} MB | "
+            f"{f['first_update_s']:.1f} s | {f['train_wall_s']:.1f} s | "
             f"{f['tokens_per_s']:,.0f} |"
         )
 
