@@ -426,9 +426,10 @@ def write_plot(rows: list[dict], path: Path, title: str) -> bool:
         ax.set_ylim(0, 102)
         ax.grid(axis="y", alpha=0.3)
         ax.set_title(f"{task} → {lang}", fontsize=10)
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(REGIMES), fontsize=8)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return True

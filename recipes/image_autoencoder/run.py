@@ -276,7 +276,9 @@ def precision_at_k(query_bits, query_labels, db_bits, db_labels, k: int) -> floa
 def study_binary(train, test, train_labels, test_labels, args, seed) -> dict:
     k = args.bits
     encoder = VisionEncoder((8, 8), 128, item="mlp", context_dim=k, dropout=0.0)
-    model = VectorAutoencoder(encoder, VectorDecoder(k, (8, 8), 128), Bottleneck("binary", k, noise=args.binary_noise))
+    # Linear pixels: with sigmoid pixels this binary autoencoder stayed at the mean image (one code for all)
+    decoder = VectorDecoder(k, (8, 8), 128, output="none")
+    model = VectorAutoencoder(encoder, decoder, Bottleneck("binary", k, noise=args.binary_noise))
     fit(model, train, steps=args.steps, seed=seed)
     db, queries = codes(model, train) > 0.5, codes(model, test) > 0.5
     rng = np.random.default_rng(seed)
