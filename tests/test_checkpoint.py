@@ -1,4 +1,4 @@
-"""The checkpoint package's own API: the directory fsync, and loading with the files hashed once."""
+"""The checkpoint package's own API: the directory fsync, and files hashed once per process."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from seq2seq.checkpoint import (
 )
 from seq2seq.config import load_config
 from seq2seq.data.tokenizer import SpmTokenizer, TokenizerPair
+from seq2seq.errors import CheckpointError
 from seq2seq.models import build_model
 
 
@@ -47,23 +48,23 @@ def test_fsync_directory_is_best_effort(tmp_path):
     fsync_directory(tmp_path / "missing")  # cannot be opened: nothing happens
 
 
-def test_load_with_verified_meta_hashes_each_file_once(saved, monkeypatch):
+def test_a_checkpoint_read_twice_is_hashed_once_unless_a_file_changes(saved, monkeypatch):
     hashed = count_hashes(monkeypatch)
+    monkeypatch.setattr(loading, "_HASHED", {})
     path = resolve_checkpoint(saved)
     meta = verify_checkpoint(path)
     once = sorted(hashed)
     assert "model.safetensors" in once and len(once) == len(set(once))
-    model, cfg, _, loaded_meta = load_checkpoint(path, verified=meta)
-    assert sorted(hashed) == once  # not hashed again
-    assert loaded_meta is meta and cfg == checkpoint.checkpoint_config(path, meta)
-    load_checkpoint(path)  # without it: verified again
-    assert sorted(hashed) == sorted(once * 2)
-
-
-def test_weights_hash_without_verifying_reads_the_manifest(saved, monkeypatch):
-    expected = weights_hash(saved)
-    hashed = count_hashes(monkeypatch)
-    assert weights_hash(saved, verify=False) == expected and hashed == []
+    model, cfg, _, loaded_meta = load_checkpoint(path)
+    assert weights_hash(saved) and sorted(hashed) == once  # config, weights, hash: each file hashed once
+    assert loaded_meta == meta and cfg == checkpoint.checkpoint_config(path, meta)
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # same size, one bit flipped, written in place
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupted"):
+        load_checkpoint(path)
+    assert sorted(hashed).count("model.safetensors") == 2
 
 
 def test_save_weights_is_wrapped_through_the_package(saved, monkeypatch):

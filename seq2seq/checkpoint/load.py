@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model
@@ -67,7 +67,7 @@ def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> d
                 f"{path} is truncated or corrupted ({size} bytes, the manifest says {entry.get('bytes')}); "
                 "use another checkpoint (e.g. a step-N/ directory of the run) or re-download it"
             )
-        if sha256_file(path) != entry.get("sha256"):
+        if _file_sha256(path) != entry.get("sha256"):
             raise CheckpointError(
                 f"{path} is corrupted (its sha256 does not match {directory / MANIFEST}); "
                 "use another checkpoint (e.g. a step-N/ directory of the run) or re-download it"
@@ -84,6 +84,22 @@ def verify_checkpoint(directory: Path, *, need_trainer_state: bool = False) -> d
     return meta
 
 
+# sha256 of files hashed in this process, by file identity: a checkpoint read twice (its config
+# by the CLI, then its weights by the loader; a server's /info and its model) is hashed once.
+# Any write to a file changes its ctime, which no user call can set back, so a changed file is
+# always hashed again.
+_HASHED: dict[tuple[int, int, int, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """:func:`sha256_file`, once per file version per process."""
+    st = path.stat()
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if identity not in _HASHED:
+        _HASHED[identity] = sha256_file(path)
+    return _HASHED[identity]
+
+
 def _read_json(path: Path) -> Any:
     """The JSON value in the file ``path``; a CheckpointError when it is not valid JSON in UTF-8."""
     try:
@@ -92,15 +108,10 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path} is corrupted (not valid JSON)") from None
 
 
-def weights_hash(directory: str | Path, *, verify: bool = True) -> str:
-    """The sha256 of a checkpoint's weights (from its manifest): identifies the model.
-
-    ``verify=False``: read the manifest without hashing every file again, for a caller that has
-    verified (or loaded) this checkpoint already in this process.
-    """
+def weights_hash(directory: str | Path) -> str:
+    """The sha256 of a checkpoint's weights (from its verified manifest): identifies the model."""
     path = resolve_checkpoint(directory)
-    if verify:
-        verify_checkpoint(path)
+    verify_checkpoint(path)
     return str(_read_json(path / MANIFEST)[WEIGHTS]["sha256"])
 
 
@@ -116,18 +127,15 @@ def checkpoint_config(path: Path, meta: dict[str, Any]) -> Config:
 
 
 def load_checkpoint(
-    directory: str | Path, device: str | torch.device = "cpu", *, verified: Optional[dict[str, Any]] = None
+    directory: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Composite, Config, TokenizerPair, dict[str, Any]]:
     """Rebuild (model, config, tokenizers, metadata) from a checkpoint directory, in eval mode.
 
     The model is a :class:`Seq2SeqModel` (translation, autoencoder) or a :class:`Classifier`
     (``task: classification``; ``metadata["labels"]`` are its label texts).
-
-    ``verified``: what :func:`verify_checkpoint` returned for this checkpoint earlier in this
-    process (a caller that read its config first); the files are then not hashed a second time.
     """
     path = resolve_checkpoint(directory)
-    meta = verify_checkpoint(path) if verified is None else verified
+    meta = verify_checkpoint(path)
     cfg = checkpoint_config(path, meta)
     sizes = [meta.get("src_vocab_size"), meta.get("tgt_vocab_size")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):

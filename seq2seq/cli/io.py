@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from seq2seq import __version__
-from seq2seq.config import Config, config_from_dict
-from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.config import Config
+from seq2seq.errors import CheckpointError
 
 
 @contextmanager
@@ -31,17 +31,11 @@ def checkpoint_errors(directory: str, action: str = "") -> Iterator[None]:
 def saved_config(directory: str) -> Config:
     """The config a checkpoint was trained with, read and checked as a load would (the manifest,
     the format, every key), without building the model."""
-    from seq2seq.checkpoint import CONFIG, resolve_checkpoint, verify_checkpoint
+    from seq2seq.checkpoint import checkpoint_config, resolve_checkpoint, verify_checkpoint
 
     with checkpoint_errors(directory):
         path = resolve_checkpoint(directory)
-        meta = verify_checkpoint(path)
-        if not isinstance(meta.get("config"), dict):
-            raise CheckpointError(f"{path / CONFIG}: no 'config' object; not a checkpoint written by seq2seq train")
-        try:
-            return config_from_dict(meta["config"])
-        except ConfigError as e:
-            raise CheckpointError(f"{path / CONFIG}: incompatible config ({e})") from None
+        return checkpoint_config(path, verify_checkpoint(path))
 
 
 def add_checkpoint_flag(p: argparse.ArgumentParser, help: str = "checkpoint directory (e.g. runs/NAME/best)") -> None:
