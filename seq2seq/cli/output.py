@@ -191,11 +191,14 @@ class WindowOutput:
         if self._file is None:
             sys.stdout.write(text)
             sys.stdout.flush()
+            self.written += lines
         else:
             self._file.write(text.encode("utf-8"))
             self._file.flush()
+            # Counted once in the file, before the fsync: a Ctrl-C during the fsync (it can take a
+            # while) leaves these lines in the partial file, and the note on leaving must say so.
+            self.written += lines
             os.fsync(self._file.fileno())
-        self.written += lines
 
     def discard(self) -> None:
         """On leaving, take back what this run wrote (see the class docstring)."""
