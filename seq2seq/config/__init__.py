@@ -21,11 +21,12 @@ from seq2seq.config.sections import (
     TokenizerConfig,
     TrainConfig,
 )
-from seq2seq.config.validation import validate, validate_search
+from seq2seq.config.validation import Corpus, several_corpora, train_corpora, validate, validate_search
 
 __all__ = [
     "AutoencoderConfig",
     "Config",
+    "Corpus",
     "DataConfig",
     "ModelConfig",
     "SearchConfig",
@@ -36,6 +37,8 @@ __all__ = [
     "load_config",
     "parse_override",
     "read_yaml",
+    "several_corpora",
+    "train_corpora",
     "validate",
     "validate_search",
 ]

@@ -27,11 +27,21 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert the harmless cases (int -> float)."""
     origin = typing.get_origin(tp)
-    if origin is Union:  # Optional[X]
+    if origin is Union:  # Optional[X], or X | Y: the first type the value fits
+        optional = type(None) in typing.get_args(tp)
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and optional:
             return None
-        return _coerce(value, args[0], key)
+        if len(args) == 1:
+            return _coerce(value, args[0], key)
+        for arg in args:
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        kinds = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+        names = " or ".join("a list" if typing.get_origin(a) is list else kinds.get(a, _type_name(a)) for a in args)
+        raise ConfigError(f"config key '{key}' must be {names}, got {value!r}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if isinstance(value, str) and value.strip() == "":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 
 @dataclass
@@ -20,13 +20,18 @@ class DataConfig:
       - ``disk``: a split name of a dataset saved with ``save_to_disk`` at ``path``;
       - ``hub``: a split name of the hub dataset ``path`` (config ``hub_config``).
     Relative file names are resolved against ``path`` (when set).
+
+    ``train`` may also name several corpora, each with a weight that up-samples (> 1) or
+    down-samples (< 1) its pairs: a list of ``"SPLIT"`` / ``"SPLIT:WEIGHT"`` strings or
+    ``{split: SPLIT, weight: WEIGHT}`` mappings (see :func:`seq2seq.config.train_corpora` and
+    docs/data.md).
     """
 
     format: str = "text"
     path: str = ""
     src_lang: str = "src"
     tgt_lang: str = "tgt"
-    train: str = "train"
+    train: Union[str, list[Any]] = "train"  # one split, or a list of weighted corpora (see above)
     valid: str = "valid"
     test: str = ""
     hub_config: str = ""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from seq2seq.config.sections import Config, SearchConfig
+from seq2seq.config.sections import Config, DataConfig, SearchConfig
 from seq2seq.errors import ConfigError
 
 _CHOICES = {
@@ -29,6 +31,91 @@ _CHOICES = {
     "train.stage": ("joint", "encoder", "decoder"),
     "model.context_target_loss": ("ce", "mse"),
 }
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One training corpus of ``data.train``: a split (what a single ``data.train`` names) and its
+    weight, the expected number of times each of its pairs is trained on per epoch."""
+
+    split: str
+    weight: float = 1.0
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.IGNORECASE)
+_WEIGHT_RULE = (
+    "a number >= 0 (each pair is trained on WEIGHT times an epoch on average: 1 once, 3 up-samples it, "
+    "0.5 takes a different half each epoch, 0 leaves the corpus out)"
+)
+_CORPUS_FORMS = '"SPLIT", "SPLIT:WEIGHT" or {split: SPLIT, weight: WEIGHT}'
+
+
+def _split_weight(entry: str) -> tuple[str, object]:
+    """``"indomain:3"`` -> ("indomain", 3.0); a split whose text after its last colon is not a
+    number (``train[:10%]``, ``C:\\data\\x``) is the whole string with weight 1."""
+    head, colon, tail = entry.rpartition(":")
+    if colon and head and _NUMBER.fullmatch(tail.strip()):
+        return head, float(tail)
+    return entry, 1.0
+
+
+def train_corpora(data: DataConfig) -> list[Corpus]:
+    """The training corpora ``data.train`` names, in order, weight-0 ones included.
+
+    A string is one corpus of weight 1, taken as it is (colons included). A list holds
+    ``"SPLIT"``, ``"SPLIT:WEIGHT"`` (when the text after the last colon is a number) or
+    ``{split: SPLIT, weight: WEIGHT}`` entries; each SPLIT means what a single ``data.train``
+    means for ``data.format``.
+
+    Raises:
+        ConfigError: naming the entry (``data.train[1]``) and what to write instead: an entry
+            of another shape, an empty split, a weight that is negative or not a number, a
+            split listed twice, an empty list or one whose weights are all 0.
+    """
+    train = data.train
+    if isinstance(train, str):
+        return [Corpus(train)]
+    if not train:
+        raise ConfigError(f"config key 'data.train' is an empty list: name at least one corpus ({_CORPUS_FORMS})")
+    corpora = []
+    for i, entry in enumerate(train):
+        key = f"config key 'data.train[{i}]'"
+        if isinstance(entry, dict):
+            if set(entry) - {"split", "weight"} or "split" not in entry:
+                keys = ", ".join(map(str, entry)) or "none"
+                raise ConfigError(
+                    f"{key}: a corpus mapping has the keys split and weight (weight: 1 if left out); got {keys}"
+                )
+            split, weight = entry["split"], entry.get("weight", 1.0)
+        elif isinstance(entry, str):
+            split, weight = _split_weight(entry)
+        else:
+            raise ConfigError(f"{key} must be {_CORPUS_FORMS}; got {entry!r}")
+        if isinstance(split, (int, float)) and not isinstance(split, bool):
+            split = str(split)
+        if not isinstance(split, str) or not split.strip():
+            raise ConfigError(
+                f"{key}: the split must be a non-empty string (a file, prefix or split name); got {split!r}"
+            )
+        if isinstance(weight, str) and _NUMBER.fullmatch(weight.strip()):
+            weight = float(weight)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ConfigError(f"{key}: the weight of corpus '{split}' must be {_WEIGHT_RULE}; got {weight!r}")
+        corpora.append(Corpus(split, float(weight)))
+    splits = [c.split for c in corpora]
+    twice = next((s for s in splits if splits.count(s) > 1), None)
+    if twice is not None:
+        raise ConfigError(
+            f"config key 'data.train' names the corpus '{twice}' twice; list it once, with the weights added"
+        )
+    if not any(c.weight > 0 for c in corpora):
+        raise ConfigError("config key 'data.train': every corpus has weight 0, so there is nothing to train on")
+    return corpora
+
+
+def several_corpora(data: DataConfig) -> bool:
+    """Whether ``data.train`` is a list (even of one corpus): the run samples its corpora by weight."""
+    return not isinstance(data.train, str)
 
 
 def validate(cfg: Config) -> None:
@@ -101,6 +188,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.stage={t.stage} needs data.context_targets (one vector per training line)")
         if t.early_stop_metric != "loss":
             raise ConfigError(f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss")
+    train_corpora(cfg.data)
+    if several_corpora(cfg.data) and t.stage != "joint":
+        raise ConfigError(
+            f"train.stage={t.stage} reads data.context_targets, one vector per line of one training split: "
+            "data.train must name a single split (a string), not a list of corpora"
+        )
     for key in ("max_tokens", "accumulate", "max_bad_updates"):
         if getattr(t, key) < 1:
             raise ConfigError(f"config key 'train.{key}' must be at least 1")

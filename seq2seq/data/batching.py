@@ -214,7 +214,8 @@ class TokenBudgetBatchSampler:
         self.epoch = 0
         self._cache: tuple[int, EpochBatches] | None = None
         # (tgt_len, src_len) as one integer, the sort key: 16 bits where it fits (a radix sort).
-        key = tgt.astype(np.int64) * (int(src.max(initial=0)) + 1) + src  # (N,)
+        self._radix = int(src.max(initial=0)) + 1  # key = tgt * radix + src
+        key = tgt.astype(np.int64) * self._radix + src  # (N,)
         top = int(key.max(initial=0))
         self._key = key.astype(np.uint16 if top < 2**16 else np.int32 if top < 2**31 else np.int64)  # (N,)
         del key
@@ -298,6 +299,83 @@ class TokenBudgetBatchSampler:
     def __len__(self) -> int:
         """Number of batches (the same every epoch: ties have equal widths)."""
         return len(self._bounds) - 1
+
+
+class WeightedBatchSampler(TokenBudgetBatchSampler):
+    """:class:`TokenBudgetBatchSampler` over several corpora, each sampled by its weight.
+
+    The positions are grouped by corpus: corpus ``k`` is the ``sizes[k]`` positions after those
+    of corpora ``0 .. k-1``. An epoch trains on each position of corpus ``k`` ``weights[k]``
+    times on average (a per-example up-sampling factor, as fairseq's ``--upsample-primary``):
+    ``floor(w)`` times each, and a ``w - floor(w)`` share of its positions once more, drawn
+    without replacement afresh each epoch (that count rounded up or down at random, so that its
+    mean is exact). Weight 0 leaves a corpus out. The epoch's positions (repeats included) are
+    then batched as the base class does: sorted by length with random ties, packed into the
+    budget, the batches shuffled. Everything depends only on ``seed`` and the epoch, so every
+    rank and a resumed run see the same batches; with weights all 1 they are the base class's.
+    The number of batches may differ between epochs when a weight has a fraction.
+    """
+
+    def __init__(
+        self,
+        src_lengths: Sequence[int] | np.ndarray,
+        tgt_lengths: Sequence[int] | np.ndarray,
+        sizes: Sequence[int],
+        weights: Sequence[float],
+        max_tokens: int,
+        max_sentences: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(src_lengths, tgt_lengths, max_tokens, max_sentences, shuffle=True, seed=seed)
+        self.sizes = [int(n) for n in sizes]
+        self.weights = [float(w) for w in weights]
+        if len(self.sizes) != len(self.weights) or sum(self.sizes) != self.n or min(self.sizes, default=0) < 0:
+            raise ValueError(f"corpus sizes {self.sizes} and weights {self.weights} do not fit {self.n} positions")
+        if not all(0.0 <= w < float("inf") for w in self.weights):
+            raise ValueError(f"weights must be finite and >= 0, got {self.weights}")
+        self.starts = np.concatenate(([0], np.cumsum(self.sizes, dtype=np.int64)))[:-1].tolist()
+
+    def expected(self) -> list[float]:
+        """The mean number of samples each corpus gives an epoch (``weight * size``)."""
+        return [w * n for w, n in zip(self.weights, self.sizes)]
+
+    def _draw(self, rng: np.random.Generator) -> np.ndarray:
+        """The positions of one epoch, each as many times as it is trained on."""
+        index = np.int32 if self.n < 2**31 else np.int64
+        parts = [np.zeros(0, dtype=index)]
+        for start, n, w in zip(self.starts, self.sizes, self.weights):
+            whole, part = int(w), w - int(w)
+            if not n or not w:
+                continue
+            everyone = np.arange(start, start + n, dtype=index)
+            parts += [everyone] * whole
+            if part:
+                count = int(part * n)
+                count += int(rng.random() < part * n - count)
+                parts.append(start + rng.choice(n, size=count, replace=False).astype(index))
+        return np.concatenate(parts)
+
+    def ordered(self, epoch: int) -> EpochBatches:
+        epoch = int(epoch)
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        rng = np.random.default_rng([self.seed, epoch])
+        positions = self._draw(rng)  # (M,)
+        m = len(positions)
+        # As the base class's _order: visit in the order of a random tie rank, sort stably by key.
+        tie = rng.permutation(m)
+        by_tie = np.empty(m, dtype=positions.dtype)
+        by_tie[tie] = np.arange(m, dtype=positions.dtype)
+        order = positions[by_tie[np.argsort(self._key[positions[by_tie]], kind="stable")]]  # (M,)
+        key = self._key[order].astype(np.int64)
+        bounds = self._pack(np.maximum(key % self._radix, key // self._radix + 1))
+        result = EpochBatches(order, bounds, rng.permutation(len(bounds) - 1))
+        self._cache = (epoch, result)
+        return result
+
+    def __len__(self) -> int:
+        """Number of batches of the current epoch (:meth:`set_epoch`)."""
+        return len(self.ordered(self.epoch))
 
 
 @dataclass

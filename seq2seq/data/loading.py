@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seq2seq.config import DataConfig
 from seq2seq.data.hf_formats import _dataset_files, _load_disk, _load_hub, _load_jsonl
@@ -40,6 +42,7 @@ from seq2seq.errors import DataError
 
 __all__ = [
     "FORMATS",
+    "Corpora",
     "ParallelText",
     "TextSource",
     "load_labelled",
@@ -167,3 +170,33 @@ def load_labelled(cfg: DataConfig, split: str) -> ParallelText:
     """
     text = open_labelled(cfg, split).load()
     return _require_examples(text) if cfg.format == "tsv" else text
+
+
+# ------------------------------------------------------------------ several training corpora
+@dataclass
+class Corpora(TextSource):
+    """Several training corpora (``data.train`` as a list) read one after the other, as one
+    source: what SentencePiece is trained on (every pair once, whatever the weights). ``parts``
+    are the corpora's own sources, each tokenized into its own store; ``weights`` their weights."""
+
+    parts: tuple[TextSource, ...] = ()
+    weights: tuple[float, ...] = ()
+    splits: tuple[str, ...] = ()  # as data.train names them
+
+    @classmethod
+    def of(cls, parts: list[TextSource], weights: list[float], splits: list[str]) -> Corpora:
+        def blocks() -> Blocks:
+            for part in parts:
+                yield from part.blocks()
+
+        files = tuple(f for part in parts for f in part.files)
+        monolingual = all(part.monolingual for part in parts)
+        name = " + ".join(part.name for part in parts)
+        return cls(name, files, blocks, monolingual, tuple(parts), tuple(weights), tuple(splits))
+
+    def identity(self) -> list[Any]:
+        return [part.identity() for part in self.parts]
+
+    def count_hint(self) -> int:
+        hints = [part.count_hint() for part in self.parts]
+        return sum(hints) if all(hints) else 0

@@ -191,6 +191,96 @@ class TokenStore:
         return f"TokenStore({self.kind}, {self.size:,} pairs, {self.path})"
 
 
+class CorpusMix:
+    """Several stores read as one, for ``data.train`` naming several corpora: row ``r`` is row
+    ``r - offsets[k]`` of store ``k``, where ``offsets[k] <= r < offsets[k + 1]``.
+
+    It has what training reads of a :class:`TokenStore` (``size``, the length arrays, ids,
+    labels, ``numeral_limits``), so length filtering and batching see one table. The length
+    arrays are concatenated once and every store then reads through views of them: nothing is
+    held twice. A classifier's labels are the union of the stores' (``label_ids`` index it).
+    ``weights`` and ``splits``: each corpus's sampling weight and its name in ``data.train``.
+    """
+
+    def __init__(self, stores: Sequence[TokenStore], weights: Sequence[float], splits: Sequence[str]) -> None:
+        if not stores or len({s.kind for s in stores}) != 1 or not len(stores) == len(weights) == len(splits):
+            raise ValueError("a mix needs one or more stores of one kind, each with a weight and a split")
+        self.stores, self.weights, self.splits = list(stores), [float(w) for w in weights], list(splits)
+        self.kind: str = stores[0].kind
+        self.name = " + ".join(s.name for s in stores)
+        self.path = " + ".join(str(s.path) for s in stores)  # where the stores are, for messages
+        self.offsets = np.concatenate(([0], np.cumsum([s.size for s in stores]))).astype(np.int64)  # (K + 1,)
+        self.size = int(self.offsets[-1])
+        self.src_lengths = np.concatenate([s.src_lengths for s in stores])  # (N,) int32
+        if self.kind == "pairs":
+            self.tgt_lengths = np.concatenate([s.tgt_lengths for s in stores])  # (N,) int32
+        elif self.kind == "monolingual":
+            self.tgt_lengths = self.src_lengths
+        else:
+            self.tgt_lengths = np.ones(self.size, dtype=np.int32)  # one label
+        for store, a, b in zip(self.stores, self.offsets[:-1].tolist(), self.offsets[1:].tolist()):
+            store.src_lengths = store._src.lengths = self.src_lengths[a:b]
+            store.tgt_lengths = self.tgt_lengths[a:b]
+            if self.kind == "pairs":
+                store._tgt.lengths = store.tgt_lengths
+        self.labels: list[str] = sorted(set().union(*(s.labels for s in stores)))
+        self.label_ids: Optional[np.ndarray] = None  # (N,) int32 into self.labels
+        if self.kind == "labelled":
+            index = {label: i for i, label in enumerate(self.labels)}
+            self.label_ids = np.concatenate(
+                [np.asarray([index[x] for x in s.labels], dtype=np.int32)[s.label_ids] for s in stores]
+            )
+        self.meta: dict[str, Any] = {"kind": self.kind, "name": self.name, "pairs": self.size}
+        for side in ("src", "tgt"):
+            if all(side in s.meta for s in stores):
+                self.meta[side] = {"tokens": sum(int(s.meta[side]["tokens"]) for s in stores)}
+
+    def corpus_sizes(self, rows: np.ndarray) -> np.ndarray:
+        """(K,) how many of ``rows`` (ascending mix rows) each corpus holds."""
+        return np.diff(np.searchsorted(np.asarray(rows), self.offsets))
+
+    def _read(self, rows: np.ndarray, side: str) -> list[list[int]]:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)  # (B,)
+        which = np.searchsorted(self.offsets, rows, side="right") - 1  # (B,) the corpus of each row
+        out: list[list[int]] = [[] for _ in range(len(rows))]
+        for k in np.unique(which).tolist():
+            at = np.flatnonzero(which == k)
+            store = self.stores[k]
+            got = (store.sources if side == "src" else store.targets)(rows[at] - self.offsets[k])
+            for i, ids in zip(at.tolist(), got):
+                out[i] = ids
+        return out
+
+    def sources(self, rows: np.ndarray) -> list[list[int]]:
+        """The source ids of mix rows ``rows``."""
+        return self._read(rows, "src")
+
+    def targets(self, rows: np.ndarray) -> list[list[int]]:
+        """The target ids of mix rows ``rows`` (a classifier's: its label's index in :attr:`labels`)."""
+        if self.label_ids is not None:
+            return [[i] for i in self.label_ids[np.asarray(rows, dtype=np.int64).reshape(-1)].tolist()]
+        return self._read(rows, "tgt")
+
+    @property
+    def numeral_limits(self) -> dict[str, int]:
+        """The largest of each store's :attr:`TokenStore.numeral_limits`."""
+        limits: dict[str, int] = {}
+        for store in self.stores:
+            for key, value in store.numeral_limits.items():
+                limits[key] = max(limits.get(key, value), value)
+        return limits
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"CorpusMix({self.kind}, {self.size:,} pairs, {len(self.stores)} corpora: {self.path})"
+
+
 # ----------------------------------------------------------------------------------- selection
 @dataclass
 class Selection:

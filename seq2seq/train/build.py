@@ -4,7 +4,12 @@ optimizer, and where it runs (device, processes, precision). Each function is on
 
 The training split is never loaded: SentencePiece reads it as a stream, and it is tokenized
 once into a token store (:mod:`seq2seq.data.store`) that every later run and every rank maps
-into memory. ``seq2seq prepare`` runs these steps alone (:func:`prepare`)."""
+into memory. ``seq2seq prepare`` runs these steps alone (:func:`prepare`).
+
+When ``data.train`` lists several corpora, the source is their :class:`Corpora` (SentencePiece
+reads them all), each corpus gets its own store, keyed and cached as it would be alone, and the
+stores are read as one :class:`CorpusMix`, batched by :class:`WeightedBatchSampler`
+(docs/data.md)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,12 @@ import numpy as np
 import torch
 
 from seq2seq.checkpoint import load_part, resolve_checkpoint
-from seq2seq.config import Config
-from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, collate
+from seq2seq.config import Config, several_corpora, train_corpora
+from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, WeightedBatchSampler, collate
 from seq2seq.data.context_targets import load_context_targets
-from seq2seq.data.loading import ParallelText, TextSource
+from seq2seq.data.loading import Corpora, ParallelText, TextSource
 from seq2seq.data.normalize import source_normalizer
-from seq2seq.data.store import StoreExamples, TokenStore
+from seq2seq.data.store import CorpusMix, StoreExamples, TokenStore
 from seq2seq.data.store_build import cached_tokenizers, default_cache_dir, open_store, store_dir
 from seq2seq.data.store_key import store_spec
 from seq2seq.data.text_formats import resolve_path
@@ -60,8 +65,16 @@ def runtime(cfg: Config) -> tuple[torch.device, Distributed, AbstractContextMana
 
 
 def train_source(cfg: Config, objective: Objective) -> TextSource:
-    """The training split as a stream (nothing is read yet; missing files are errors here)."""
-    return objective.source(cfg.data.train)
+    """The training split as a stream (nothing is read yet; missing files are errors here); for
+    several corpora (``data.train`` a list), those of weight > 0 as one :class:`Corpora`."""
+    if not several_corpora(cfg.data):
+        return objective.source(cfg.data.train)
+    corpora = train_corpora(cfg.data)
+    for c in corpora:
+        if not c.weight:
+            log.info("training corpus %s: weight 0, left out", c.split)
+    used = [c for c in corpora if c.weight > 0]
+    return Corpora.of([objective.source(c.split) for c in used], [c.weight for c in used], [c.split for c in used])
 
 
 def load_valid(cfg: Config, objective: Objective) -> Optional[ParallelText]:
@@ -90,18 +103,33 @@ def _reading(cfg: Config) -> dict[str, Any]:
     }
 
 
+def _store_dirs(cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair) -> list[Path]:
+    """Where the store of each corpus of ``source`` is (or would be)."""
+    parts = source.parts if isinstance(source, Corpora) else (source,)
+    return [
+        store_dir(
+            cache_dir(cfg, part), store_spec(objective.store_kind, part, _reading(cfg), cfg.data.normalize, tokenizers)
+        )
+        for part in parts
+    ]
+
+
 def train_store(
     cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, build: bool = True
-) -> TokenStore:
+) -> TokenStore | CorpusMix:
     """The token store of the training split for ``tokenizers``: opened, or built when missing
-    (``build=False``: a DataError instead)."""
+    (``build=False``: a DataError instead). Several corpora: one store each (in the cache
+    directory and under the key it would have alone), read as one :class:`CorpusMix`."""
+    if isinstance(source, Corpora):
+        stores = [train_store(cfg, objective, part, tokenizers, build) for part in source.parts]
+        return CorpusMix(stores, source.weights, source.splits)
     spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
     return open_store(cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress)
 
 
 def shared_train_store(
     cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, dist: Distributed
-) -> TokenStore:
+) -> TokenStore | CorpusMix:
     """:func:`train_store` for every rank: built if missing by the first rank of each machine
     while the others wait, then opened by every rank."""
     builder = dist.local_rank == 0
@@ -111,8 +139,22 @@ def shared_train_store(
 
 
 def train_sampler(cfg: Config, train: StoreExamples, world: int) -> TokenBudgetBatchSampler:
-    """Global batches of ``world`` x ``train.max_tokens``, each split across the ranks."""
+    """Global batches of ``world`` x ``train.max_tokens``, each split across the ranks; from
+    several corpora, sampled by their weights (logged: each corpus's pairs and share)."""
     t = cfg.train
+    if isinstance(train.store, CorpusMix):
+        mix = train.store
+        sampler = WeightedBatchSampler(
+            train.src_lengths,
+            train.tgt_lengths + 1,
+            mix.corpus_sizes(train.rows),
+            mix.weights,
+            max_tokens=t.max_tokens * world,
+            max_sentences=t.max_sentences * world,
+            seed=t.seed,
+        )
+        log_corpora(mix, sampler)
+        return sampler
     return TokenBudgetBatchSampler(
         train.src_lengths,
         train.tgt_lengths + 1,
@@ -121,6 +163,28 @@ def train_sampler(cfg: Config, train: StoreExamples, world: int) -> TokenBudgetB
         shuffle=True,
         seed=t.seed,
     )
+
+
+def log_corpora(mix: CorpusMix, sampler: WeightedBatchSampler) -> None:
+    """One line per corpus: its pairs (kept by the length limits, of all), its weight and its
+    share of an epoch's samples."""
+    expected = sampler.expected()
+    total = sum(expected)
+    for k, (split, store) in enumerate(zip(mix.splits, mix.stores)):
+        kept, weight = sampler.sizes[k], sampler.weights[k]
+        log.info(
+            "training corpus %d/%d %s: %s of %s pairs kept, weight %g: %s samples an epoch (%.1f%%)",
+            k + 1,
+            len(mix.stores),
+            split,
+            f"{kept:,}",
+            f"{store.size:,}",
+            weight,
+            f"{round(expected[k]):,}",
+            100.0 * expected[k] / total if total else 0.0,
+        )
+        if not kept:
+            log.warning("training corpus %s: no pair within the length limits; nothing is drawn from it", split)
 
 
 def source_limits(cfg: Config, train: StoreExamples) -> dict[str, int]:
@@ -250,7 +314,7 @@ class Prepared:
     """What :func:`prepare` made or found."""
 
     tokenizers: TokenizerPair
-    store: TokenStore
+    store: TokenStore | CorpusMix
     stats: FilterStats  # what the config's length limits keep of the store
     valid: Optional[ParallelText]
     built_seconds: float  # 0: the store was there already
@@ -267,13 +331,7 @@ def prepare(cfg: Config) -> Prepared:
     valid = load_valid(cfg, objective)
     tokenizers = build_tokenizers(cfg, objective, source)
     start = time.time()
-    existed = (
-        store_dir(
-            cache_dir(cfg, source),
-            store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers),
-        )
-        / "meta.json"
-    ).is_file()
+    existed = all((d / "meta.json").is_file() for d in _store_dirs(cfg, objective, source, tokenizers))
     store = train_store(cfg, objective, source, tokenizers)
     objective.prepare(store)
     _, stats = objective.select(store)

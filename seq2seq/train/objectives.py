@@ -43,7 +43,7 @@ from seq2seq.data.loading import (
     open_parallel,
 )
 from seq2seq.data.noise import add_noise, word_dropout
-from seq2seq.data.store import StoreExamples, TokenStore, select_labelled, select_pairs
+from seq2seq.data.store import CorpusMix, StoreExamples, TokenStore, select_labelled, select_pairs
 from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, DataError, Seq2SeqError
 from seq2seq.models import Classifier, Composite, build_classifier, build_model
@@ -109,7 +109,7 @@ class Objective:
         self.autocast = autocast if autocast is not None else nullcontext()
 
     # data
-    def prepare(self, train: TokenStore, resumed: Optional[Path] = None) -> None:
+    def prepare(self, train: TokenStore | CorpusMix, resumed: Optional[Path] = None) -> None:
         """Learn what the objective needs from the training data before training starts
         (``resumed``: the checkpoint a resumed run continues, whose choices stand)."""
 
@@ -132,7 +132,7 @@ class Objective:
             text, tokenizers, d.max_src_tokens, d.max_tgt_tokens, d.min_tokens if drop else 0, drop=drop
         )
 
-    def select(self, train: TokenStore) -> tuple[StoreExamples, FilterStats]:
+    def select(self, train: TokenStore | CorpusMix) -> tuple[StoreExamples, FilterStats]:
         """The training examples: the store's rows within the length limits (the rows
         :meth:`encode` keeps with ``drop=True``)."""
         d = self.cfg.data
@@ -265,7 +265,7 @@ class Classification(Objective):
         super().__init__(cfg, autocast)
         self.labels: list[str] = []  # label texts, index = class id
 
-    def prepare(self, train: TokenStore, resumed: Optional[Path] = None) -> None:
+    def prepare(self, train: TokenStore | CorpusMix, resumed: Optional[Path] = None) -> None:
         """The label set: a resumed run's, else the training labels."""
         if resumed is not None:
             self.labels = list(verify_checkpoint(resumed)["labels"])
@@ -288,7 +288,7 @@ class Classification(Objective):
         label_ids = {label: i for i, label in enumerate(self.labels)}
         return encode_labelled(text, tokenizers.src, label_ids, self.cfg.data.max_src_tokens, drop=drop)
 
-    def select(self, train: TokenStore) -> tuple[StoreExamples, FilterStats]:
+    def select(self, train: TokenStore | CorpusMix) -> tuple[StoreExamples, FilterStats]:
         ids = {label: i for i, label in enumerate(self.labels)}
         unknown = [k for k, label in enumerate(train.labels) if label not in ids]
         if unknown and train.label_ids is not None:
