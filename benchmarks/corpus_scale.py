@@ -150,8 +150,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _tree_memory(root: int) -> tuple[float, float]:
-    """RSS and PSS (MB) summed over ``root`` and its descendants, now."""
+def _tree_memory(root: int, with_root: bool = True) -> tuple[float, float]:
+    """RSS and PSS (MB) summed over ``root`` (unless not ``with_root``) and its descendants, now."""
     children: dict[int, list[int]] = {}
     for status in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -160,7 +160,7 @@ def _tree_memory(root: int) -> tuple[float, float]:
             continue
         children.setdefault(int(fields[1]), []).append(int(status.parent.name))
     rss = pss = 0.0
-    todo = [root]
+    todo = [root] if with_root else list(children.get(root, []))
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
@@ -220,10 +220,11 @@ def run_child(args: list[str], tree: Path, log: Optional[Path] = None, ranks: in
     together = {"rss": 0.0, "pss": 0.0}
 
     def sample() -> None:
-        # Every process of the run at the same instant: the sum of RSS counts shared pages
-        # (libraries, the page cache is not in it) once per process, PSS splits them.
+        # Every training process of the run at the same instant (under torchrun: the ranks, not
+        # the launcher): the sum of RSS counts shared pages (libraries; the store is read with
+        # pread, so it is in the page cache, not in any RSS) once per process, PSS splits them.
         while not done.is_set():
-            rss, pss = _tree_memory(proc.pid)
+            rss, pss = _tree_memory(proc.pid, with_root=ranks == 1)  # not torchrun's own process
             together["rss"] = max(together["rss"], rss)
             together["pss"] = max(together["pss"], pss)
             time.sleep(0.05)
@@ -336,7 +337,7 @@ def main() -> None:
             print(json.dumps({"code": "compare", "pairs": pairs, **old}), flush=True)
     print()
     print(
-        "| code | pairs | store build (prepare) | train peak RSS | peak PSS, all processes | "
+        "| code | pairs | store build (prepare) | train peak RSS | peak PSS, training processes | "
         "peak RSS at the loop's start | launch to first update | train wall | tokens/s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
