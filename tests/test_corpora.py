@@ -256,7 +256,7 @@ def test_unknown_corpus_is_named(tmp_path):
     from seq2seq.errors import DataError
 
     cfg = load_config(None, data(tmp_path, ["general.tsv", "nowhere.tsv:2"]))
-    with pytest.raises(DataError, match="nowhere.tsv"):
+    with pytest.raises(DataError, match=r"data.train\[1\] \('nowhere.tsv'\): file not found: .*nowhere.tsv"):
         build.train_source(cfg, choose_objective(cfg))
 
 

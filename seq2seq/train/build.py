@@ -34,7 +34,7 @@ from seq2seq.data.store_build import cached_tokenizers, default_cache_dir, open_
 from seq2seq.data.store_key import store_spec
 from seq2seq.data.text_formats import resolve_path
 from seq2seq.data.tokenizer import TokenizerPair
-from seq2seq.errors import ConfigError
+from seq2seq.errors import ConfigError, DataError
 from seq2seq.models import Composite
 from seq2seq.models.cpu_kernels import use_cpu_kernels
 from seq2seq.runtime import avoid_per_shape_attention_plans, resolve_device, resolve_precision
@@ -73,8 +73,15 @@ def train_source(cfg: Config, objective: Objective) -> TextSource:
     for c in corpora:
         if not c.weight:
             log.info("training corpus %s: weight 0, left out", c.split)
+    sources = []
+    for i, c in enumerate(corpora):
+        if c.weight > 0:
+            try:
+                sources.append(objective.source(c.split))
+            except DataError as e:
+                raise DataError(f"data.train[{i}] ('{c.split}'): {e}") from None
     used = [c for c in corpora if c.weight > 0]
-    return Corpora.of([objective.source(c.split) for c in used], [c.weight for c in used], [c.split for c in used])
+    return Corpora.of(sources, [c.weight for c in used], [c.split for c in used])
 
 
 def load_valid(cfg: Config, objective: Objective) -> Optional[ParallelText]:
