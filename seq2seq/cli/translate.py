@@ -19,7 +19,7 @@ from typing import Any, Optional
 from seq2seq import __version__
 from seq2seq.cli.decoding import add_translator_flags, decoding_settings, load_translator, strict_refusal, window_size
 from seq2seq.cli.inputs import InputWindows, count_input_lines, is_stream, read_input_lines
-from seq2seq.cli.io import add_io_flags
+from seq2seq.cli.io import add_io_flags, saved_config
 from seq2seq.cli.output import WindowOutput, clean_line
 from seq2seq.cli.shards import parse_shard, shard_device, shard_output, shard_range
 from seq2seq.errors import DataError, Seq2SeqError
@@ -92,6 +92,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
         beam = "--beam" if args.beam is not None else "the checkpoint's beam"
         hint = "" if args.beam is not None else "; give --beam too"
         raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
+    if saved_config(args.checkpoint).model.encoder in ("cnn", "mlp"):
+        return _translate_items(args, search)
     prefixes = _read_prefixes(args)
     shard_device(args)
     window = window_size(args, search)
@@ -160,6 +162,30 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _translate_items(args: argparse.Namespace, search: Any) -> int:
+    """A checkpoint that reads images or vectors: --input FILE.npy (N, *item_shape) or
+    (N, S, *item_shape), or a file (or stdin) listing image files, one per line; one output line
+    per input. The inputs are read and checked before the model is loaded."""
+    from seq2seq.data.image_sources import read_image_list, read_inputs
+
+    flags = [("--prefix-file", args.prefix_file), ("--shard", args.shard), ("--plot-attention", args.plot_attention)]
+    flags += [("--resume", args.resume), ("--strict", args.strict)]
+    given = [flag for flag, value in flags if value]
+    if given:
+        raise Seq2SeqError(f"{', '.join(given)}: not available for a checkpoint that reads images or vectors")
+    shape = tuple(saved_config(args.checkpoint).model.item_shape)
+    if is_stream(args.input):  # image files named on stdin, relative to the working directory
+        names = [line.strip() for line in read_input_lines(args.input) if line.strip()]
+        inputs = read_image_list(names, Path.cwd(), args.input or "<stdin>", shape)
+    else:
+        inputs = read_inputs(Path(args.input), shape)
+    translator = load_translator(args, search)
+    hyps = translator.item_hypotheses(inputs, nbest=args.nbest, progress=not args.quiet, name=args.input or "input")
+    with WindowOutput(args.output, nbest=args.nbest) as out:
+        out.write(_window_text(hyps, 0, args.nbest), len(hyps))
+    return 0
+
+
 def _read_prefixes(args: argparse.Namespace) -> Optional[list[Optional[str]]]:
     """--prefix-file: one target prefix per input line (an empty line: none), checked against an
     --input file's line count before anything is decoded."""
@@ -180,9 +206,11 @@ def add_parsers(sub: Any) -> None:
     """Register ``translate``."""
     p = sub.add_parser(
         "translate",
-        help="translate raw text lines with a checkpoint",
+        help="translate raw text lines (or images, arrays) with a checkpoint",
         description="Read raw text lines (stdin or --input) and write one detokenized "
-        "translation per line, in order. Interactive when stdin is a terminal.",
+        "translation per line, in order. Interactive when stdin is a terminal. A checkpoint "
+        "whose encoder reads images or vectors takes --input FILE.npy or a list of image files, "
+        "one per line (docs/images.md).",
     )
     add_translator_flags(p)
     p.add_argument(

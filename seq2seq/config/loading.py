@@ -105,12 +105,16 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
     ``auto`` values that depend on the task are resolved here, so a saved config is explicit:
     an autoencoder's ``model.attention=auto`` is ``none`` (with attention the decoder could copy
-    the input and the context vector would learn nothing), and ``train.early_stop_metric=auto``
+    the input and the context vector would learn nothing), ``model.context_target_dim`` of
+    per-item classes (``model.item_classes``) is their blocks' size, and ``train.early_stop_metric=auto``
     is ``accuracy`` for classification, ``bleu`` otherwise.
     """
     cfg = _build(Config, values, "")
     if cfg.task == "autoencoder" and cfg.model.attention == "auto":
         cfg.model.attention = "none"
+    m = cfg.model
+    if m.item_classes > 0 and not m.context_target_dim:  # one block of item_classes + 1 per item
+        m.context_target_dim = m.context_target_blocks * (m.item_classes + 1)
     if cfg.train.early_stop_metric == "auto":
         cfg.train.early_stop_metric = "accuracy" if cfg.task == "classification" else "bleu"
     validate(cfg)

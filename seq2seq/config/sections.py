@@ -9,6 +9,29 @@ from typing import Any, Union
 
 
 @dataclass
+class DigitsConfig:
+    """``data.format: digits``: scikit-learn's 8x8 handwritten digits (no download) read aloud.
+
+    The 1,797 images are split *by image* (``fractions`` of each class for the splits named
+    ``train``, ``valid`` and ``test``, fixed by ``split_seed``), then numbers of ``min_digits`` to
+    ``max_digits`` digits are composed from each split's own images, so no image of another split
+    is ever seen. Targets: the number in words (``lang`` en or ko; numbers of more than one digit
+    need num2words). See docs/images.md.
+    """
+
+    min_digits: int = 1
+    max_digits: int = 1
+    lang: str = "en"  # en | ko
+    train_size: int = 5000  # numbers composed for training
+    valid_size: int = 300
+    test_size: int = 500
+    split_seed: int = 0
+    fractions: list[float] = field(default_factory=lambda: [0.6, 0.1, 0.3])  # train, valid, test images
+    # Each training number's images drawn afresh (same digits, other training images) at every batch.
+    redraw: bool = True
+
+
+@dataclass
 class DataConfig:
     """Where the parallel data is and how it is filtered.
 
@@ -18,7 +41,11 @@ class DataConfig:
       - ``jsonl``: a file of ``{"translation": {SRC_LANG: ..., TGT_LANG: ...}}`` lines
         (or flat ``{SRC_LANG: ..., TGT_LANG: ...}`` objects);
       - ``disk``: a split name of a dataset saved with ``save_to_disk`` at ``path``;
-      - ``hub``: a split name of the hub dataset ``path`` (config ``hub_config``).
+      - ``hub``: a split name of the hub dataset ``path`` (config ``hub_config``);
+      - ``images``: a file prefix; ``PREFIX.npy`` holds the inputs (N, *item_shape), one image or
+        vector per example, or (N, S, *item_shape), S items each; or ``PREFIX.SRC_LANG`` lists
+        image files (PNG, ...), one per line; ``PREFIX.TGT_LANG`` the target lines;
+      - ``digits``: a split name (train, valid, test) of generated digit images (``data.digits``).
     Relative file names are resolved against ``path`` (when set).
 
     ``train`` may also name several corpora, each with a weight that up-samples (> 1) or
@@ -54,6 +81,7 @@ class DataConfig:
     # the next run (seq2seq/data/store.py). Empty: .seq2seq-cache/ beside the training data, or
     # ~/.cache/seq2seq when that directory is not writable. Relative: to the working directory.
     cache_dir: str = ""
+    digits: DigitsConfig = field(default_factory=DigitsConfig)
 
 
 @dataclass
@@ -78,7 +106,7 @@ class TokenizerConfig:
 class ModelConfig:
     """Encoder/decoder architecture. Any encoder pairs with any decoder."""
 
-    encoder: str = "transformer"  # transformer | gru
+    encoder: str = "transformer"  # transformer | gru (tokens); cnn | mlp (images, vectors: docs/images.md)
     decoder: str = "transformer"  # transformer | gru
     # none: the decoder sees only the context vector; bahdanau (additive) / luong
     # (multiplicative) for GRU decoders; multihead for Transformer decoders;
@@ -114,6 +142,17 @@ class ModelConfig:
     # What the head reads: the context vector, or the context vector concatenated with the
     # masked max / mean of the encoder's per-position states.
     classifier_features: str = "context"  # context | context+max | context+mean
+    # Images and vectors in (model.encoder cnn | mlp; data.format images | digits): each item (an
+    # image or a vector) becomes a d_model code (a small CNN, or an MLP; images flattened), then
+    # item_sequence runs over a sequence of items (enc_layers layers). item_shape: [H, W] or
+    # [C, H, W] images, [D] vectors; empty: the training data's.
+    item_shape: list[int] = field(default_factory=list)
+    item_sequence: str = "none"  # none | gru | transformer
+    # > 0: the interface vector is one class per item (the digit each image shows), in
+    # context_target_blocks place-value blocks of item_classes + 1 (the last: no item), the last
+    # item in the first block; context_target_dim follows. Staged training (train.stage) fits the
+    # encoder to the items' labels (data.format digits). Needs attention: none.
+    item_classes: int = 0
 
 
 @dataclass

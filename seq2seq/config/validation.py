@@ -11,11 +11,12 @@ from seq2seq.config.sections import Config, DataConfig, SearchConfig
 from seq2seq.errors import ConfigError
 
 _CHOICES = {
-    "data.format": ("text", "tsv", "jsonl", "disk", "hub"),
+    "data.format": ("text", "tsv", "jsonl", "disk", "hub", "images", "digits"),
     "data.normalize": ("none", "numerals"),
     "tokenizer.model_type": ("bpe", "unigram", "char", "word"),
     "tokenizer.src_model_type": ("", "bpe", "unigram", "char", "word"),
-    "model.encoder": ("transformer", "gru"),
+    "model.encoder": ("transformer", "gru", "cnn", "mlp"),
+    "model.item_sequence": ("none", "gru", "transformer"),
     "model.decoder": ("transformer", "gru"),
     "model.attention": ("auto", "none", "bahdanau", "luong", "multihead"),
     "model.pooling": ("auto", "mean", "max", "final"),
@@ -133,7 +134,7 @@ def validate(cfg: Config) -> None:
     for key in ("d_model", "enc_layers", "dec_layers", "heads", "ffn_dim", "max_positions"):
         if getattr(m, key) < 1:
             raise ConfigError(f"config key 'model.{key}' must be at least 1")
-    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder):
+    if m.d_model % m.heads and "transformer" in (m.encoder, m.decoder, m.item_sequence):
         raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.heads ({m.heads})")
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError("config key 'model.dropout' must be in [0, 1)")
@@ -178,13 +179,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"task={cfg.task} has one language: it needs tokenizer.joint=true")
     if cfg.task == "classification" and m.context_target_dim:
         raise ConfigError("task=classification does not use a context target (model.context_target_dim)")
+    validate_items(cfg)
     t = cfg.train
     if t.stage != "joint":
         if cfg.task != "translation":
             raise ConfigError(f"train.stage={t.stage} is for task=translation (staged training)")
         if not m.context_target_dim:
             raise ConfigError(f"train.stage={t.stage} needs a context target: set model.context_target_dim")
-        if not cfg.data.context_targets:
+        if not cfg.data.context_targets and not labels_given(cfg):
             raise ConfigError(f"train.stage={t.stage} needs data.context_targets (one vector per training line)")
         if t.early_stop_metric != "loss":
             raise ConfigError(f"train.stage={t.stage} validates on its own loss: set train.early_stop_metric=loss")
@@ -207,6 +209,86 @@ def validate(cfg: Config) -> None:
     validate_search(cfg.search)
     if cfg.tokenizer.vocab_size < 4 and cfg.tokenizer.model_type != "char":
         raise ConfigError("config key 'tokenizer.vocab_size' must be at least 4")
+
+
+ITEM_ENCODERS = ("cnn", "mlp")
+ITEM_FORMATS = ("images", "digits")
+
+
+def labels_given(cfg: Config) -> bool:
+    """Whether the data gives each item's class, which staged training through per-item classes
+    (``model.item_classes``) fits: the generated digits do."""
+    return cfg.data.format == "digits" and cfg.model.item_classes > 0
+
+
+def validate_items(cfg: Config) -> None:
+    """The rules of image and vector inputs (``model.encoder`` cnn / mlp, ``data.format`` images /
+    digits, ``model.item_*``, ``data.digits``); see docs/images.md."""
+    m, d = cfg.model, cfg.data
+    reads_items, gives_items = m.encoder in ITEM_ENCODERS, d.format in ITEM_FORMATS
+    if gives_items and not reads_items:
+        raise ConfigError(
+            f"data.format={d.format} gives the encoder images or vectors: set model.encoder to cnn (images) "
+            f"or mlp (images or vectors), not {m.encoder}"
+        )
+    if reads_items and not gives_items:
+        raise ConfigError(
+            f"model.encoder={m.encoder} reads images or vectors: set data.format to images (.npy arrays or "
+            f"image files) or digits (generated digit images), not {d.format}"
+        )
+    if not reads_items:
+        if m.item_classes:
+            raise ConfigError("model.item_classes is for image and vector encoders (model.encoder cnn or mlp)")
+        return
+    if cfg.task != "translation":
+        raise ConfigError(
+            f"model.encoder={m.encoder} is for task=translation (images or vectors -> text), not {cfg.task}"
+        )
+    if d.normalize != "none":
+        raise ConfigError(f"data.normalize={d.normalize} normalizes text sources; images have none: set it to none")
+    if any(n < 1 for n in m.item_shape) or len(m.item_shape) > 3:
+        raise ConfigError(
+            f"config key 'model.item_shape' must be [H, W] or [C, H, W] (images) or [D] (vectors) of positive "
+            f"sizes, or empty (the data's); got {m.item_shape}"
+        )
+    if m.encoder == "cnn" and len(m.item_shape) == 1:
+        raise ConfigError(f"model.encoder=cnn reads images ([H, W] or [C, H, W]); for vectors {m.item_shape} use mlp")
+    if d.format == "digits" and m.item_shape and list(m.item_shape) != [8, 8]:
+        raise ConfigError("data.format=digits gives 8x8 images: set model.item_shape to [8, 8] or leave it empty")
+    if m.item_classes < 0:
+        raise ConfigError("config key 'model.item_classes' must be >= 0")
+    if m.item_classes:
+        want = m.context_target_blocks * (m.item_classes + 1)
+        if m.context_target_dim != want:
+            raise ConfigError(
+                f"model.item_classes={m.item_classes} with {m.context_target_blocks} block(s) makes an interface of "
+                f"{want} values: set model.context_target_dim to {want} (or 0: the same)"
+            )
+        if m.context_target_loss != "ce":
+            raise ConfigError("model.item_classes: per-item classes are fitted with context_target_loss=ce")
+    if d.format == "digits":
+        g = d.digits
+        if g.lang not in ("en", "ko"):
+            raise ConfigError(f"config key 'data.digits.lang' must be one of en, ko; got '{g.lang}'")
+        if not 1 <= g.min_digits <= g.max_digits:
+            raise ConfigError(
+                f"data.digits.min_digits ({g.min_digits}) and max_digits ({g.max_digits}) must be 1 <= min <= max"
+            )
+        if m.item_classes and m.context_target_blocks < g.max_digits:
+            raise ConfigError(
+                f"model.context_target_blocks ({m.context_target_blocks}) must be at least data.digits.max_digits "
+                f"({g.max_digits}): one block per image"
+            )
+        for key in ("train_size", "valid_size", "test_size"):
+            if getattr(g, key) < 1:
+                raise ConfigError(f"config key 'data.digits.{key}' must be at least 1")
+        if len(g.fractions) != 3 or min(g.fractions) <= 0 or abs(sum(g.fractions) - 1) > 1e-6:
+            raise ConfigError(
+                f"config key 'data.digits.fractions' must be three positive numbers summing to 1 (the train, "
+                f"valid and test shares of each digit's images); got {g.fractions}"
+            )
+        if several_corpora(d):
+            raise ConfigError("data.format=digits: data.train names one split (train), not a list of corpora")
 
 
 def _search_key(name: str) -> str:

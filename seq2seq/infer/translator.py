@@ -17,6 +17,7 @@ from seq2seq.data.domain import find_out_of_domain
 from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, TokenizerPair
 from seq2seq.errors import CheckpointError, DataError
+from seq2seq.infer.items import ItemInputMixin
 from seq2seq.infer.search import Hypothesis, SearchSpec, generate
 from seq2seq.infer.sources import (
     _capped_message,
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 
-class Translator(StreamingMixin):
+class Translator(StreamingMixin, ItemInputMixin):
     """Translate raw text with a trained model.
 
     >>> translator = Translator.from_checkpoint("runs/multi30k_transformer/best")
@@ -80,6 +81,10 @@ class Translator(StreamingMixin):
     ``max_output_tokens`` tokens (default ``max_src_tokens - 1``: the decoder's positions,
     BOS included), whatever ``max_len_a``/``max_len_b`` allow, so a long input or a large
     ``max_len_a`` can neither overrun a position table nor decode for ever.
+
+    A model whose encoder reads images or vectors (``model.encoder`` cnn / mlp) takes arrays in
+    place of lines: ``translate(array)`` with an array (N, *item_shape) or (N, S, *item_shape), or
+    a list of (S, *item_shape) arrays (see :mod:`seq2seq.infer.items`).
     """
 
     def __init__(
@@ -215,6 +220,10 @@ class Translator(StreamingMixin):
         with: the decoder is forced through the prefix's tokens, then continues (see
         :mod:`seq2seq.infer.search`). An empty line's output is its prefix.
         """
+        if self.reads_items:
+            if prefixes is not None and any(prefixes):
+                raise DataError("prefixes are for text sources; this model reads images or vectors")
+            return self.item_hypotheses(lines, beam, nbest, batch_rows, progress)
         spec = self._spec(beam, nbest)
         prefix_ids = self.prefix_ids(prefixes, len(lines))
         self.model.eval()

@@ -187,6 +187,10 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, pad_
     else:
         raise ValueError(f"unknown decoder '{cfg.decoder}' (transformer or gru)")
 
+    if cfg.item_classes:
+        from seq2seq.models.vision import ItemClassSeq2Seq  # vision.py imports this module
+
+        return ItemClassSeq2Seq(encoder, decoder, cfg.item_classes, cfg.context_target_blocks, pad_id)
     context_target = None
     if cfg.context_target_dim:
         context_target = ContextTarget(cfg.context_target_dim, cfg.context_target_blocks, cfg.context_target_loss)
@@ -203,7 +207,10 @@ def build_bottleneck(cfg: ModelConfig) -> Optional[Bottleneck]:
 def build_encoder(
     cfg: ModelConfig, src_vocab_size: int, pad_id: int = 0, embedding: Optional[nn.Embedding] = None
 ) -> Encoder:
-    """The encoder ``cfg`` describes (its embedding table given, or a new one)."""
+    """The encoder ``cfg`` describes (its embedding table given, or a new one). An image or
+    vector encoder (``cnn``, ``mlp``) has no embedding table: see :func:`build_item_encoder`."""
+    if cfg.encoder in ("cnn", "mlp"):
+        return build_item_encoder(cfg)
     pooling = resolve_pooling(cfg)
     context_dim = cfg.context_dim or cfg.d_model
     embed_dropout = cfg.dropout if cfg.embed_dropout < 0 else cfg.embed_dropout
@@ -243,6 +250,30 @@ def build_encoder(
     else:
         raise ValueError(f"unknown encoder '{cfg.encoder}' (transformer or gru)")
     return encoder
+
+
+def build_item_encoder(cfg: ModelConfig) -> Encoder:
+    """A :class:`~seq2seq.models.vision.VisionEncoder` for ``cfg.item_shape`` items: a small CNN
+    (``cnn``) or an MLP (``mlp``) per item, then ``cfg.item_sequence`` (none, or ``enc_layers``
+    GRU / Transformer layers) over the items."""
+    from seq2seq.models.vision import VisionEncoder
+
+    if not cfg.item_shape:
+        raise ValueError("model.item_shape is empty: give the shape of one image or vector ([H, W], [C, H, W], [D])")
+    return VisionEncoder(
+        tuple(cfg.item_shape),
+        cfg.d_model,
+        item=cfg.encoder,
+        sequence=cfg.item_sequence,
+        context_dim=cfg.context_dim,
+        pooling=cfg.pooling,
+        layers=cfg.enc_layers,
+        heads=cfg.heads,
+        ffn_dim=cfg.ffn_dim,
+        bidirectional=cfg.bidirectional,
+        dropout=cfg.dropout,
+        max_positions=cfg.max_positions,
+    )
 
 
 def build_classifier(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_id: int = 0) -> Classifier:

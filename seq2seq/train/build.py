@@ -25,8 +25,10 @@ import torch
 
 from seq2seq.checkpoint import load_part, resolve_checkpoint
 from seq2seq.config import Config, several_corpora, train_corpora
+from seq2seq.config.validation import labels_given
 from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, WeightedBatchSampler, collate
 from seq2seq.data.context_targets import load_context_targets
+from seq2seq.data.image_sources import ItemSource, ItemStore, digit_context_targets
 from seq2seq.data.loading import Corpora, ParallelText, TextSource
 from seq2seq.data.normalize import source_normalizer
 from seq2seq.data.store import CorpusMix, StoreExamples, TokenStore
@@ -113,6 +115,8 @@ def _reading(cfg: Config) -> dict[str, Any]:
 def _store_dirs(cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair) -> list[Path]:
     """Where the store of each corpus of ``source`` is (or would be)."""
     parts = source.parts if isinstance(source, Corpora) else (source,)
+    if isinstance(source, ItemSource):
+        return []  # held in memory, no store
     return [
         store_dir(
             cache_dir(cfg, part), store_spec(objective.store_kind, part, _reading(cfg), cfg.data.normalize, tokenizers)
@@ -130,6 +134,8 @@ def train_store(
     if isinstance(source, Corpora):
         stores = [train_store(cfg, objective, part, tokenizers, build) for part in source.parts]
         return CorpusMix(stores, source.weights, source.splits)
+    if isinstance(source, ItemSource):  # images or vectors: in memory (data/image_sources.py)
+        return ItemStore(source.data(), tokenizers.tgt.encode_batch)  # type: ignore[return-value]
     spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
     return open_store(cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress)
 
@@ -208,6 +214,8 @@ def context_targets(cfg: Config, name: str, rows: int, split: str) -> Optional[n
     ``encoder``/``decoder``), else None."""
     if cfg.train.stage == "joint":
         return None
+    if labels_given(cfg):  # per-item classes of generated digits: their place-value vectors
+        return digit_context_targets(cfg, cfg.data.train if name == "train" else cfg.data.valid)
     key = "context_targets" if name == "train" else "valid_context_targets"
     path = getattr(cfg.data, key)
     if not path:

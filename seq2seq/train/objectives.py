@@ -9,6 +9,8 @@ objective              loss on a batch
 ``Classification``     cross-entropy of the label (``batch.tgt_out[:, 0]``)
 ``EncoderStage``       the context-target loss of the encoder's interface vector
 ``DecoderStage``       NLL of the target tokens given the context-target vectors
+``ImageInput``         any of the above with images or vectors as the source
+                       (``item_objective.py``)
 =====================  ==============================================================
 
 An objective also knows what its data looks like (how a split is loaded and encoded, which
@@ -371,4 +373,8 @@ def choose_objective(cfg: Config, autocast: Optional[AbstractContextManager] = N
         kind = Autoencoding
     else:
         kind = Translation
+    if cfg.model.encoder in ("cnn", "mlp"):  # images or vectors in: the same loss on items
+        from seq2seq.train.item_objective import ImageInput
+
+        return ImageInput(cfg, autocast, kind(cfg, autocast))
     return kind(cfg, autocast)
