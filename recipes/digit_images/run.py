@@ -20,8 +20,9 @@ number of updates on the same batches' data:
                         decoder: one-hot place-value vector -> words, the other half; joined as is;
   staged + fine-tuning  a quarter for each stage, then images -> words for the remaining half.
 
-The loop is this file's own, over the toolkit's model parts (``seq2seq/models/vision.py``);
-the Trainer, config and CLI do not know image inputs yet (README: what is missing). Writes
+The loop is this file's own, over the toolkit's model parts (``seq2seq/models/vision.py``), so
+that every regime gets exactly the same updates; ``config.yaml`` beside it trains an image model
+with ``seq2seq train`` instead (docs/images.md). Writes
 ``results.json``, ``results.md`` and ``results.png`` under ``--output``.
 """
 
