@@ -353,6 +353,9 @@ def test_ctrl_c_leaves_a_partial_file_to_resume(ckpt, reference, tmp_path):
         out,
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C as a terminal sends it: a test run in the background of a shell script inherits
+        # SIGINT ignored (POSIX, for `cmd &`), and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         proc.stdin.write("".join(f"{line}\n" for line in lines[:20]).encode())
