@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from seq2seq.config import Corpus, config_from_dict, load_config, train_corpora
-from seq2seq.data.batching import TokenBudgetBatchSampler, WeightedBatchSampler
+from seq2seq.data.samplers import TokenBudgetBatchSampler, WeightedBatchSampler
 from seq2seq.data.store import CorpusMix
 from seq2seq.errors import ConfigError
 from seq2seq.train import build

@@ -25,15 +25,10 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from seq2seq.config import Config, ModelConfig, SearchConfig
-from seq2seq.data.batching import (
-    Example,
-    TokenBudgetBatchSampler,
-    collate,
-    collate_source,
-    encode_pairs,
-)
+from seq2seq.data.batching import Example, collate, collate_source, encode_pairs
 from seq2seq.data.loading import ParallelText
 from seq2seq.data.noise import add_noise, local_shuffle, word_dropout
+from seq2seq.data.samplers import TokenBudgetBatchSampler
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SpmTokenizer, TokenizerPair
 from seq2seq.infer.search import Hypothesis, SearchSpec, generate
 from seq2seq.infer.translator import Translator, encode_sources, length_batches

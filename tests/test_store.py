@@ -354,7 +354,7 @@ def test_default_cache_dir_is_beside_the_data(tmp_path):
 
 
 def test_sampler_on_store_lengths_is_flat(tmp_path):
-    from seq2seq.data.batching import TokenBudgetBatchSampler
+    from seq2seq.data.samplers import TokenBudgetBatchSampler
 
     rng = np.random.default_rng(0)
     n = 300_000

@@ -7,7 +7,6 @@ from seq2seq.data.batching import (
     Batch,
     Example,
     FilterStats,
-    TokenBudgetBatchSampler,
     collate,
     collate_source,
     encode_pairs,
@@ -15,6 +14,7 @@ from seq2seq.data.batching import (
 from seq2seq.data.context_targets import load_context_targets
 from seq2seq.data.loading import ParallelText, load_labelled, load_monolingual, load_parallel
 from seq2seq.data.noise import add_noise, local_shuffle, word_dropout
+from seq2seq.data.samplers import TokenBudgetBatchSampler
 from seq2seq.data.textio import check_text_file, read_lines
 from seq2seq.data.tokenizer import (
     BOS_ID,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 
-from seq2seq.data.batching import TokenBudgetBatchSampler
+from seq2seq.data.samplers import TokenBudgetBatchSampler
 from seq2seq.data.tokenizer import SpmTokenizer
 
 

@@ -26,11 +26,12 @@ import torch
 from seq2seq.checkpoint import load_part, resolve_checkpoint
 from seq2seq.config import Config, several_corpora, train_corpora
 from seq2seq.config.validation import labels_given
-from seq2seq.data.batching import Batch, FilterStats, TokenBudgetBatchSampler, WeightedBatchSampler, collate
+from seq2seq.data.batching import Batch, FilterStats, collate
 from seq2seq.data.context_targets import load_context_targets
 from seq2seq.data.image_sources import ItemSource, ItemStore, digit_context_targets
 from seq2seq.data.loading import Corpora, ParallelText, TextSource
 from seq2seq.data.normalize import source_normalizer
+from seq2seq.data.samplers import TokenBudgetBatchSampler, WeightedBatchSampler
 from seq2seq.data.store import CorpusMix, StoreExamples, TokenStore
 from seq2seq.data.store_build import cached_tokenizers, default_cache_dir, open_store, store_dir
 from seq2seq.data.store_key import store_spec
