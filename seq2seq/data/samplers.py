@@ -104,7 +104,7 @@ class TokenBudgetBatchSampler:
         index = np.int32 if n < 2**31 else np.int64
         if rng is None:
             return np.argsort(self._key, kind="stable").astype(index)
-        # As np.lexsort((tie, src, tgt)) with tie = rng.permutation(n), 5x faster: visit the
+        # As np.lexsort((tie, src, tgt)) with tie = rng.permutation(n), but faster: visit the
         # positions in the order of their tie rank, then sort them stably by (tgt, src).
         tie = rng.permutation(n)
         by_tie = np.empty(n, dtype=index)

@@ -28,16 +28,14 @@ reading (:class:`TokenStore`) and the rows training takes from it (:func:`select
 keeps the start of every :data:`STRIDE`-th sentence; a batch's ids are read with ``pread``
 (:meth:`TokenStore.sources`). So a training process's resident memory does not grow with the
 corpus nor with the batches it has read: ids read through a memory map would stay in its
-resident size (with the kernel's fault-around, 4,000 random pairs of a 5M-pair store added
-~350 MB), although they are the file cache's pages.
+resident size (the kernel maps file pages around each fault), although they are the file
+cache's pages.
 
-**Why flat files, not Hugging Face ``datasets``' Arrow cache** (``benchmarks/store_format.py``:
-1M Multi30k pairs, 2 workers, an 8k BPE model; figures in ``docs/performance.md``, "Training
-data on disk"): building takes about as long (SentencePiece does most of the work; Arrow also
-writes a table of the text first), the store is a quarter of Arrow's size on disk (63 vs 261
-MB), a batch's pairs are read in 5.6 instead of 13 microseconds a pair, and the reading
-process held 18 MB more after opening it and reading 40,000 random pairs (its length arrays)
-against 78 MB more with Arrow's memory-mapped table. And the format is a few numpy calls, with
+**Why flat files, not Hugging Face ``datasets``' Arrow cache** (measured by
+``benchmarks/store_format.py``; the figures are in ``docs/performance.md``, "Training data on
+disk"): building takes about as long (SentencePiece does most of the work), while the flat store
+is several times smaller on disk, reads a batch's pairs faster, and adds less to the reading
+process's memory than Arrow's memory-mapped table. And the format is a few numpy calls, with
 nothing of ``datasets`` (its fingerprints, its cache files) between the data and the trainer.
 """
 
