@@ -160,7 +160,11 @@ def classic_methods(train: list[str], test: list[str], bits_list: list[int], see
 
 
 def checkpoint_methods(spec: str, test: list[str]) -> dict:
+    import torch
+
     from seq2seq.infer.autoencoder import Autoencoder
+
+    torch.set_num_threads(1)  # a shared machine: more threads only wait on each other
 
     label, _, directory = spec.rpartition("=")
     if not label:
@@ -172,6 +176,7 @@ def checkpoint_methods(spec: str, test: list[str]) -> dict:
     out = {(f"{label} context", ae.context_dim): ("cosine", ae.encode(test))}
     if binary:
         out[(f"{label} bits", bits)] = ("hamming", ae.codes(test))
+    print(f"encoded the test captions with {directory}", file=sys.stderr, flush=True)
     return out
 
 
