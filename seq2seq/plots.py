@@ -19,6 +19,19 @@ PANELS = [
 METRICS = ["valid_bleu", "valid_accuracy", "valid_exact_match", "valid_context_accuracy"]
 
 
+def pyplot(needed_by: str) -> Any:
+    """``matplotlib.pyplot`` drawing to files (the Agg backend, no display needed); a
+    Seq2SeqError saying that ``needed_by`` needs matplotlib when it is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise Seq2SeqError(f"{needed_by} needs matplotlib: pip install matplotlib (or seq2seq[plot])") from None
+    return plt
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     """The records of a ``train_log.jsonl``; a line cut short by a crash is skipped."""
     if path.is_dir():
@@ -41,13 +54,7 @@ def plot_learning_curves(
 ) -> Path:
     """One PNG with four panels (training loss, validation loss, validation BLEU/accuracy,
     learning rate) against updates, one line per run; written atomically to ``output``."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise Seq2SeqError("seq2seq plot needs matplotlib: pip install matplotlib (or seq2seq[plot])") from None
+    plt = pyplot("seq2seq plot")
     logs = {str(run): read_log(Path(run)) for run in runs}
     metric = next((m for m in METRICS if any(m in r for records in logs.values() for r in records)), None)
     fig, axes = plt.subplots(2, 2, figsize=(width, height), dpi=dpi)

@@ -22,6 +22,7 @@ from common import reconstruction_metrics, train_or_reuse  # noqa: E402
 
 from seq2seq.data.textio import read_lines  # noqa: E402
 from seq2seq.infer.autoencoder import Autoencoder  # noqa: E402
+from seq2seq.plots import pyplot  # noqa: E402
 
 
 def main() -> None:
@@ -55,11 +56,7 @@ def main() -> None:
     ]
     (out / "bottleneck_sizes.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("bottleneck_sizes.py's plot")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     xs = [r["context_dim"] for r in rows]
     ax.plot(xs, [r["exact_match"] for r in rows], "o-", label="exact match")

@@ -51,6 +51,7 @@ from seq2seq.data import images as image_data  # noqa: E402
 from seq2seq.errors import Seq2SeqError  # noqa: E402
 from seq2seq.models import GRUDecoder  # noqa: E402
 from seq2seq.models.vision import ItemClassSeq2Seq, VisionEncoder, item_cross_entropy  # noqa: E402
+from seq2seq.plots import pyplot  # noqa: E402
 
 REGIMES = ("end-to-end", "staged", "staged + fine-tuning")
 PAD, BOS, EOS = 0, 1, 2
@@ -403,12 +404,9 @@ def write_table(rows: list[dict], path: Path, header: str) -> str:
 
 def write_plot(rows: list[dict], path: Path, title: str) -> bool:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install -e .[plot]): no plot written", file=sys.stderr)
+        plt = pyplot("the plot")
+    except Seq2SeqError as e:
+        print(f"{e}: no plot written", file=sys.stderr)
         return False
     panels = sorted({(r["task"], r["lang"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), dpi=120, squeeze=False)

@@ -47,6 +47,7 @@ from seq2seq.data import images as image_data  # noqa: E402
 from seq2seq.errors import Seq2SeqError  # noqa: E402
 from seq2seq.models import Bottleneck  # noqa: E402
 from seq2seq.models.vision import VectorAutoencoder, VectorDecoder, VisionEncoder, as_items, mse_loss  # noqa: E402
+from seq2seq.plots import pyplot  # noqa: E402
 
 STUDIES = ("sizes", "pca", "denoise", "superres", "anomaly", "binary")
 
@@ -296,11 +297,8 @@ def study_binary(train, test, train_labels, test_labels, args, seed) -> dict:
 
 def picture(path: Path, rows: list[np.ndarray], labels: list[str]) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        plt = pyplot("the pictures")
+    except Seq2SeqError:
         return
     fig, axes = plt.subplots(len(rows), len(rows[0]), figsize=(len(rows[0]) * 0.9, len(rows) * 1.0), dpi=100)
     for r, (row, label) in enumerate(zip(rows, labels)):
@@ -316,12 +314,9 @@ def picture(path: Path, rows: list[np.ndarray], labels: list[str]) -> None:
 
 def code_map(train, test, labels_test, args, seed, path: Path) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no code map", file=sys.stderr)
+        plt = pyplot("the code map")
+    except Seq2SeqError as e:
+        print(f"{e}: no code map", file=sys.stderr)
         return
     z = codes(fit(autoencoder(2), train, steps=args.steps, seed=seed), test)
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)

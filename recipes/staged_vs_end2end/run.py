@@ -46,6 +46,7 @@ from seq2seq.config import load_config  # noqa: E402
 from seq2seq.data.textio import read_lines  # noqa: E402
 from seq2seq.errors import Seq2SeqError  # noqa: E402
 from seq2seq.infer.translator import Translator  # noqa: E402
+from seq2seq.plots import pyplot  # noqa: E402
 from seq2seq.train.trainer import Trainer  # noqa: E402
 
 REGIMES = ("end-to-end", "staged", "staged + fine-tuning")
@@ -226,12 +227,9 @@ def write_table(rows: list[dict], path: Path, header: str) -> str:
 
 def write_plot(rows: list[dict], path: Path, title: str) -> bool:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed (pip install -e .[plot]): no plot written", file=sys.stderr)
+        plt = pyplot("the plot")
+    except Seq2SeqError as e:
+        print(f"{e}: no plot written", file=sys.stderr)
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for regime, marker in zip(REGIMES, "osD"):

@@ -71,13 +71,9 @@ def plot_attention(
     weights: np.ndarray, src_tokens: list[str], tgt_tokens: list[str], output: Path, title: str = ""
 ) -> Path:
     """A heat map PNG: output tokens (rows, EOS last) against source tokens (columns)."""
-    try:
-        import matplotlib
+    from seq2seq.plots import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise Seq2SeqError("--plot-attention needs matplotlib: pip install matplotlib (or seq2seq[plot])") from None
+    plt = pyplot("--plot-attention")
     rows = [*tgt_tokens, "</s>"]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(src_tokens) + 2), max(3.0, 0.3 * len(rows) + 1.5)), dpi=100)
     ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
