@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -252,6 +253,54 @@ def test_each_corpus_keeps_its_own_store_and_the_limits_filter_each(tmp_path, ca
     assert build.prepare(cfg).built_seconds == 0.0 and first.store.size == 100
 
 
+def test_prepare_prints_a_line_per_corpus(tmp_path, capsys):
+    """``seq2seq prepare``: each corpus's store, built or reused, its pairs and tokens and what the
+    length limits keep of it."""
+    from seq2seq.cli import main
+
+    write_corpus(tmp_path / "long.tsv", 60, GENERAL, 5, long_every=3)
+    flags = [f"--set={o}" for o in data(tmp_path, ["long.tsv:2", "indomain.tsv", "other.tsv:0"])]
+    flags += ["--set=data.max_src_tokens=10", f"--set=data.cache_dir={tmp_path / 'cache'}"]
+    (tmp_path / "c.yaml").write_text("task: translation\n")
+    # indomain.tsv's store is there already (a run on it alone with the same SentencePiece models)
+    cfg = load_config(None, [f.split("=", 1)[1] for f in flags])
+    objective = choose_objective(cfg)
+    tokenizers = build.build_tokenizers(cfg, objective, build.train_source(cfg, objective))
+    alone = build.train_source(load_config(None, [*data(tmp_path, "indomain.tsv")]), objective)
+    build.train_store(cfg, objective, alone, tokenizers)
+    assert main(["prepare", str(tmp_path / "c.yaml"), *flags]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    long, indomain = (next(line for line in lines if line.startswith(f"training corpus {k}/2 ")) for k in (1, 2))
+    stores = sorted(p for p in (tmp_path / "cache").iterdir() if not p.name.startswith("spm-"))
+    assert long.startswith(f"training corpus 1/2 long.tsv (weight 2): token store {stores[1]} (built in ")
+    assert "60 pairs" in long and "kept 40 of 60 pairs (dropped 20 too long)" in long
+    tokens = sum(json.loads((stores[1] / "meta.json").read_text())[side]["tokens"] for side in ("src", "tgt"))
+    assert f"60 pairs, {tokens:,} tokens;" in long
+    assert indomain.startswith(f"training corpus 2/2 indomain.tsv (weight 1): token store {stores[0]} (reused): 40 ")
+    assert indomain.endswith("kept 40 of 40 pairs")
+    assert "training data, with the config's length limits: kept 80 of 100 pairs (dropped 20 too long)" in lines
+    assert f"validation {tmp_path / 'valid.tsv'}: 12 pairs (read at each run, not stored)" in lines
+    assert not any("other.tsv" in line for line in lines[:-1])
+    # again: every store reused
+    assert main(["prepare", str(tmp_path / "c.yaml"), *flags]) == 0
+    again = [line for line in capsys.readouterr().out.splitlines() if line.startswith("training corpus")]
+    assert len(again) == 2 and all("(reused)" in line for line in again)
+
+
+def test_only_the_first_rank_logs_the_corpora(tmp_path, caplog):
+    """Under DDP every rank builds the sampler; the per-corpus lines come from rank 0 alone
+    (``echo``), and the other ranks open the stores without a line."""
+    caplog.set_level(logging.INFO, "seq2seq")
+    cfg, objective, tokenizers, mix, examples, _ = prepared(tmp_path, ["general.tsv", "indomain.tsv:2", "other.tsv:0"])
+    caplog.clear()
+    source = build.train_source(cfg, objective, echo=False)
+    build.train_store(cfg, objective, source, tokenizers, build=False, echo=False)
+    build.train_sampler(cfg, examples, world=2, echo=False)
+    assert "training corpus" not in caplog.text and "token store" not in caplog.text
+    build.train_sampler(cfg, examples, world=2)
+    assert caplog.text.count("training corpus") == 2
+
+
 def test_unknown_corpus_is_named(tmp_path):
     from seq2seq.errors import DataError
 
@@ -342,7 +391,8 @@ def test_two_processes_read_the_same_weighted_batches(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "weight 2.5: 100 samples an epoch" in proc.stderr
+    assert proc.stderr.count("weight 2.5: 100 samples an epoch") == 1  # rank 0's line alone
+    assert len(re.findall(r"token store of \S*indomain.tsv", proc.stderr)) == 1
 
     def losses(out: str) -> list[float]:
         lines = (tmp_path / out / "train_log.jsonl").read_text().splitlines()

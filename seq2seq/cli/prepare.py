@@ -7,22 +7,36 @@ import argparse
 from typing import Any
 
 
+def corpus_line(corpus: Any, k: int, of: int) -> str:
+    """One corpus of the training split: its store (path, built or reused), pairs and tokens,
+    and what the config's length limits keep of it."""
+    store = corpus.store
+    tokens = sum(int(store.meta[side]["tokens"]) for side in ("src", "tgt") if side in store.meta)
+    seconds = store.meta.get("seconds")
+    how = (f"built in {seconds:.1f} s" if seconds is not None else "built") if corpus.built else "reused"
+    name = (
+        f"training corpus {k}/{of} {corpus.split} (weight {corpus.weight:g})"
+        if of > 1
+        else f"training data {corpus.split}"
+    )
+    return (
+        f"{name}: token store {store.path} ({how}): {store.size:,} pairs, {tokens:,} tokens; {corpus.stats.summary()}"
+    )
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
     from seq2seq.train import build
 
     cfg = load_config(args.config, args.set)
     prepared = build.prepare(cfg)
-    store = prepared.store
-    tokens = int(store.meta["src"]["tokens"]) + (int(store.meta["tgt"]["tokens"]) if store.kind == "pairs" else 0)
-    print(
-        f"token store: {store.path} ({store.size:,} pairs, {tokens:,} tokens, "
-        f"{'built in ' + format(prepared.built_seconds, '.1f') + ' s' if prepared.built_seconds else 'already built'})"
-    )
-    print(f"with the config's length limits: {prepared.stats.summary()}")
+    for k, corpus in enumerate(prepared.corpora, 1):
+        print(corpus_line(corpus, k, len(prepared.corpora)))
+    if len(prepared.corpora) != 1:  # several corpora (or data held in memory): the whole split
+        print(f"training data, with the config's length limits: {prepared.stats.summary()}")
     print(f"SentencePiece: {prepared.tokenizers!r}")
     if prepared.valid is not None:
-        print(f"validation: {prepared.valid.name}, {len(prepared.valid):,} pairs")
+        print(f"validation {prepared.valid.name}: {len(prepared.valid):,} pairs (read at each run, not stored)")
     return 0
 
 

@@ -147,12 +147,14 @@ def build_store(
     tokenizers: TokenizerPair,
     workers: int = 0,
     progress: bool = True,
+    echo: bool = True,
 ) -> TokenStore:
     """Build the store of ``spec`` from ``source`` into ``directory`` (which must not exist
     yet), through a temporary directory renamed when complete; see the module docstring.
 
-    ``workers``: processes that encode (0: one per core). Raises DataError for bad data (the
-    message names the file and line) and when no source line is non-blank.
+    ``workers``: processes that encode (0: one per core); ``echo``: log the store built. Raises
+    DataError for bad data (the message names the file and line) and when no source line is
+    non-blank.
     """
     from tqdm.auto import tqdm
 
@@ -200,14 +202,15 @@ def build_store(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info(
-        "token store of %s: %s pairs, %s source tokens, built in %.1f s (%s)",
-        source.name,
-        f"{writer.pairs:,}",
-        f"{writer.tokens['src']:,}",
-        time.time() - start,
-        directory,
-    )
+    if echo:
+        log.info(
+            "token store of %s: %s pairs, %s source tokens, built in %.1f s (%s)",
+            source.name,
+            f"{writer.pairs:,}",
+            f"{writer.tokens['src']:,}",
+            time.time() - start,
+            directory,
+        )
     return TokenStore(directory)
 
 
@@ -219,17 +222,20 @@ def open_store(
     build: bool = True,
     workers: int = 0,
     progress: bool = True,
+    echo: bool = True,
 ) -> TokenStore:
     """The store of ``spec`` in ``cache_dir``: opened when it is there, else built
-    (``build=False``: a DataError instead, for processes that wait for another to build it)."""
+    (``build=False``: a DataError instead, for processes that wait for another to build it).
+    ``echo``: log the store opened or built (one line)."""
     directory = store_dir(cache_dir, spec)
     if (directory / META).is_file():
         store = TokenStore(directory)
-        log.info("token store of %s: %s pairs (%s)", source.name, f"{store.size:,}", directory)
+        if echo:
+            log.info("token store of %s: %s pairs (%s)", source.name, f"{store.size:,}", directory)
         return store
     if not build:
         raise DataError(f"token store {directory} is missing (the first process of this machine builds it)")
-    return build_store(directory, spec, source, tokenizers, workers, progress)
+    return build_store(directory, spec, source, tokenizers, workers, progress, echo)
 
 
 def cached_tokenizers(cache_dir: Path, spec: dict[str, Any], train: Callable[[], TokenizerPair]) -> TokenizerPair:

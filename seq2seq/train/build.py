@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -67,14 +67,15 @@ def runtime(cfg: Config) -> tuple[torch.device, Distributed, AbstractContextMana
     return device, dist, autocast
 
 
-def train_source(cfg: Config, objective: Objective) -> TextSource:
+def train_source(cfg: Config, objective: Objective, echo: bool = True) -> TextSource:
     """The training split as a stream (nothing is read yet; missing files are errors here); for
-    several corpora (``data.train`` a list), those of weight > 0 as one :class:`Corpora`."""
+    several corpora (``data.train`` a list), those of weight > 0 as one :class:`Corpora`.
+    ``echo``: log the corpora left out (one rank of several: only the first)."""
     if not several_corpora(cfg.data):
         return objective.source(cfg.data.train)
     corpora = train_corpora(cfg.data)
     for c in corpora:
-        if not c.weight:
+        if not c.weight and echo:
             log.info("training corpus %s: weight 0, left out", c.split)
     sources = []
     for i, c in enumerate(corpora):
@@ -127,34 +128,43 @@ def _store_dirs(cfg: Config, objective: Objective, source: TextSource, tokenizer
 
 
 def train_store(
-    cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, build: bool = True
+    cfg: Config,
+    objective: Objective,
+    source: TextSource,
+    tokenizers: TokenizerPair,
+    build: bool = True,
+    echo: bool = True,
 ) -> TokenStore | CorpusMix:
     """The token store of the training split for ``tokenizers``: opened, or built when missing
     (``build=False``: a DataError instead). Several corpora: one store each (in the cache
-    directory and under the key it would have alone), read as one :class:`CorpusMix`."""
+    directory and under the key it would have alone), read as one :class:`CorpusMix`.
+    ``echo``: log each store opened or built."""
     if isinstance(source, Corpora):
-        stores = [train_store(cfg, objective, part, tokenizers, build) for part in source.parts]
+        stores = [train_store(cfg, objective, part, tokenizers, build, echo) for part in source.parts]
         return CorpusMix(stores, source.weights, source.splits)
     if isinstance(source, ItemSource):  # images or vectors: in memory (data/image_sources.py)
         return ItemStore(source.data(), tokenizers.tgt.encode_batch)  # type: ignore[return-value]
     spec = store_spec(objective.store_kind, source, _reading(cfg), cfg.data.normalize, tokenizers)
-    return open_store(cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress)
+    return open_store(
+        cache_dir(cfg, source), spec, source, tokenizers, build=build, progress=cfg.train.progress, echo=echo
+    )
 
 
 def shared_train_store(
     cfg: Config, objective: Objective, source: TextSource, tokenizers: TokenizerPair, dist: Distributed
 ) -> TokenStore | CorpusMix:
     """:func:`train_store` for every rank: built if missing by the first rank of each machine
-    while the others wait, then opened by every rank."""
+    while the others wait, then opened by every rank (logged by rank 0 alone)."""
     builder = dist.local_rank == 0
-    store = train_store(cfg, objective, source, tokenizers) if builder else None
+    store = train_store(cfg, objective, source, tokenizers, echo=dist.main) if builder else None
     dist.barrier()
-    return store or train_store(cfg, objective, source, tokenizers, build=False)
+    return store or train_store(cfg, objective, source, tokenizers, build=False, echo=False)
 
 
-def train_sampler(cfg: Config, train: StoreExamples, world: int) -> TokenBudgetBatchSampler:
+def train_sampler(cfg: Config, train: StoreExamples, world: int, echo: bool = True) -> TokenBudgetBatchSampler:
     """Global batches of ``world`` x ``train.max_tokens``, each split across the ranks; from
-    several corpora, sampled by their weights (logged: each corpus's pairs and share)."""
+    several corpora, sampled by their weights (logged when ``echo``, rank 0 of several: each
+    corpus's pairs and share)."""
     t = cfg.train
     if isinstance(train.store, CorpusMix):
         mix = train.store
@@ -167,7 +177,8 @@ def train_sampler(cfg: Config, train: StoreExamples, world: int) -> TokenBudgetB
             max_sentences=t.max_sentences * world,
             seed=t.seed,
         )
-        log_corpora(mix, sampler)
+        if echo:
+            log_corpora(mix, sampler)
         return sampler
     return TokenBudgetBatchSampler(
         train.src_lengths,
@@ -326,6 +337,18 @@ def run_tokenizers(
 
 
 @dataclass
+class PreparedCorpus:
+    """One corpus of the training split as :func:`prepare` left it (``seq2seq prepare`` prints a
+    line of each)."""
+
+    split: str  # its name in data.train
+    store: TokenStore
+    stats: FilterStats  # what the config's length limits keep of it
+    built: bool  # False: the store was there already
+    weight: float = 1.0  # its sampling weight (several corpora)
+
+
+@dataclass
 class Prepared:
     """What :func:`prepare` made or found."""
 
@@ -334,6 +357,7 @@ class Prepared:
     stats: FilterStats  # what the config's length limits keep of the store
     valid: Optional[ParallelText]
     built_seconds: float  # 0: the store was there already
+    corpora: list[PreparedCorpus] = field(default_factory=list)  # one per store (none: images, vectors)
 
 
 def prepare(cfg: Config) -> Prepared:
@@ -347,11 +371,18 @@ def prepare(cfg: Config) -> Prepared:
     valid = load_valid(cfg, objective)
     tokenizers = build_tokenizers(cfg, objective, source)
     start = time.time()
-    existed = all((d / "meta.json").is_file() for d in _store_dirs(cfg, objective, source, tokenizers))
+    existed = [(d / "meta.json").is_file() for d in _store_dirs(cfg, objective, source, tokenizers)]
     store = train_store(cfg, objective, source, tokenizers)
     objective.prepare(store)
     _, stats = objective.select(store)
-    return Prepared(tokenizers, store, stats, valid, 0.0 if existed else time.time() - start)
+    corpora: list[PreparedCorpus] = []
+    if isinstance(store, CorpusMix):
+        for part, split, weight, there in zip(store.stores, store.splits, store.weights, existed):
+            corpora.append(PreparedCorpus(split, part, objective.select(part)[1], not there, weight))
+    elif isinstance(store, TokenStore):
+        split = cfg.data.train if isinstance(cfg.data.train, str) else store.name
+        corpora.append(PreparedCorpus(split, store, stats, not all(existed)))
+    return Prepared(tokenizers, store, stats, valid, 0.0 if all(existed) else time.time() - start, corpora)
 
 
 def build_model(

@@ -81,7 +81,7 @@ class Trainer:
 
         # The training split is streamed into a token store (built once, then mapped: see
         # data/store.py), never loaded; the validation split is small and loaded.
-        source = build.train_source(cfg, self.objective)
+        source = build.train_source(cfg, self.objective, echo=self.dist.main)
         self.valid_text = build.load_valid(cfg, self.objective)
         resumed = self.run_dir.resumable() if self.resume else None
         self.tokenizers = build.run_tokenizers(cfg, self.objective, source, self.dist, self.out, resumed)
@@ -134,7 +134,7 @@ class Trainer:
             world_size=self.dist.world,
         )
 
-        self.sampler = build.train_sampler(cfg, self.train_data, self.dist.world)
+        self.sampler = build.train_sampler(cfg, self.train_data, self.dist.world, echo=self.dist.main)
         try:
             stop = self._loop()
             # Every rank is done (rank 0 writes the last checkpoint) before any leaves the process
