@@ -8,17 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
 from seq2seq.cli import main  # noqa: E402
 from seq2seq.config import load_config  # noqa: E402
 from seq2seq.data.image_sources import digits_split, place_value_targets  # noqa: E402
-from seq2seq.errors import ConfigError, DataError  # noqa: E402
+from seq2seq.errors import ConfigError, DataError, Seq2SeqError  # noqa: E402
 from seq2seq.infer.translator import Translator  # noqa: E402
 from seq2seq.train.trainer import Trainer  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "digit_images" / "config.yaml"
+AE_RECIPE = RECIPE.parents[1] / "image_autoencoder" / "config.yaml"
+AE = ["task=autoencoder", "model.decoder=image", "train.early_stop_metric=loss"]  # the digits config as an autoencoder
 
 
 def tiny(tmp_path: Path, *extra: str):
@@ -50,7 +53,17 @@ def tiny(tmp_path: Path, *extra: str):
         (["data.digits.lang=fr"], ["data.digits.lang", "en, ko"]),
         (["data.digits.max_digits=0"], ["data.digits.min_digits", "max_digits"]),
         (["data.digits.fractions=[0.5, 0.5]"], ["data.digits.fractions", "three positive numbers"]),
-        (["task=autoencoder"], ["task=translation"]),
+        (["task=autoencoder"], ["task=autoencoder with model.encoder=cnn", "model.decoder to image"]),
+        (["task=classification", "train.early_stop_metric=accuracy"], ["task=translation", "not classification"]),
+        (["model.decoder=image"], ["model.decoder=image", "needs task=autoencoder"]),
+        (["autoencoder.image_noise=gaussian"], ["autoencoder.image_noise is for image autoencoders"]),
+        (["model.downsample=2"], ["model.downsample is for image autoencoders"]),
+        ([*AE, "autoencoder.image_noise=blur"], ["autoencoder.image_noise", "none, gaussian, masking"]),
+        ([*AE, "autoencoder.image_noise=masking", "autoencoder.image_noise_level=1.5"], ["in (0, 1)"]),
+        ([*AE, "model.downsample=3"], ["model.downsample=3 must divide"]),
+        ([*AE, "model.image_output=tanh"], ["model.image_output", "sigmoid, none"]),
+        ([*AE, "model.item_sequence=gru"], ["one image per example"]),
+        ([*AE[:2], "train.early_stop_metric=exact_match"], ["validated by its loss"]),
         (["model.item_classes=10", "model.context_target_dim=7"], ["model.context_target_dim to 11"]),
     ],
 )
@@ -164,3 +177,186 @@ def test_staged_through_per_image_classes(tmp_path):
     translator = Translator.from_checkpoint(ft.output_dir / "best", device="cpu")
     test = digits_split(joined.data, "test")
     assert len(translator.translate(test.sources()[:5])) == 5
+
+
+# ----------------------------------------------------------------------------- image autoencoders
+def tiny_ae(tmp_path: Path, *extra: str):
+    """recipes/image_autoencoder/config.yaml, shrunk to a few seconds."""
+    return load_config(
+        AE_RECIPE,
+        [
+            f"train.output_dir={tmp_path / 'run'}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "model.d_model=32",
+            "train.max_steps=150",
+            "train.valid_every=75",
+            "train.progress=false",
+            *extra,
+        ],
+    )
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``seq2seq ARGS`` in this process: (status, stdout, stderr)."""
+    capsys.readouterr()
+    status = main([*args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def image_ae(tmp_path_factory) -> Path:
+    """A small image autoencoder's best checkpoint (150 updates, ~3 s)."""
+    tmp = tmp_path_factory.mktemp("image_ae")
+    result = Trainer(tiny_ae(tmp)).fit()
+    assert result.metric == "loss" and result.best_score < 0.06  # the mean training image scores 0.073
+    return result.output_dir / "best"
+
+
+def test_image_autoencoder_checkpoint_takes_arrays(image_ae):
+    from seq2seq.infer.autoencoder import Autoencoder
+    from seq2seq.models import VectorAutoencoder
+
+    ae = Autoencoder.from_checkpoint(image_ae, device="cpu")
+    assert isinstance(ae.model, VectorAutoencoder) and ae.image_shape == (8, 8)
+    test = digits_split(load_config(None, []).data, "test").items[:12]
+    codes = ae.encode(test)
+    assert codes.shape == (12, 16) and codes.dtype == np.float32
+    out = ae.reconstruct(test)
+    assert out.shape == (12, 8, 8) and 0.0 <= out.min() and out.max() <= 1.0
+    scores = ae.score(test)
+    np.testing.assert_allclose(scores, ((out - test) ** 2).reshape(12, -1).mean(1), rtol=1e-5)
+    assert scores.mean() < 0.06  # test images the model never saw
+    noise = np.random.default_rng(0).random((12, 8, 8)).astype(np.float32)
+    assert ae.score(noise).min() > scores.max()  # anomalies score higher
+    assert np.allclose(ae.encode(list(test)), codes, atol=1e-6)  # a list of images, as one array
+    with pytest.raises(DataError, match="input 1: NaN"):
+        ae.score([test[0], np.full((8, 8), np.nan, np.float32)])
+    with pytest.raises(DataError, match="one image per input"):
+        ae.encode(test[None, :3])
+    with pytest.raises(Seq2SeqError, match="binary code layer"):
+        ae.codes(test)
+
+
+def test_image_autoencoder_commands(image_ae, tmp_path, capsys):
+    from seq2seq.data.images import save_png
+
+    test = digits_split(load_config(None, []).data, "test").items[:5]
+    np.save(tmp_path / "x.npy", test)
+    ck = ["--checkpoint", str(image_ae), "--quiet"]
+    status, _, err = cli(capsys, "encode", *ck, "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "c.npy"))
+    assert status == 0, err
+    assert np.load(tmp_path / "c.npy").shape == (5, 16)
+    status, _, err = cli(capsys, "reconstruct", *ck, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "r.npy"))
+    assert status == 0, err
+    rec = np.load(tmp_path / "r.npy")
+    assert rec.shape == (5, 8, 8)
+    status, _, err = cli(capsys, "reconstruct", *ck, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "png"))
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"{i:05d}.png" for i in range(5)]
+    status, out, err = cli(capsys, "score", *ck, "--input", str(tmp_path / "x.npy"), "--header", "--threshold", "1")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "mse\tflag" and len(lines) == 6 and all(line.endswith("\t0") for line in lines[1:])
+    mse = [float(line.split("\t")[0]) for line in lines[1:]]
+    np.testing.assert_allclose(mse, ((rec - test) ** 2).reshape(5, -1).mean(1), atol=2e-6)
+    for i in range(2):  # image files, listed
+        save_png(test[i], tmp_path / "img" / f"{i}.png")
+    (tmp_path / "list.txt").write_text("img/0.png\nimg/1.png\n", encoding="utf-8")
+    status, out, err = cli(capsys, "score", *ck, "--input", str(tmp_path / "list.txt"))
+    assert status == 0 and len(out.splitlines()) == 2, err
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "score"])
+def test_image_commands_name_bad_inputs(image_ae, tmp_path, capsys, command):
+    nan = np.zeros((3, 8, 8), np.float32)
+    nan[2, 1, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "shape.npy", np.zeros((3, 9), np.float32))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "list.txt").write_text("broken.png\n", encoding="utf-8")
+    expected = {
+        "nan.npy": "nan.npy: 1 NaN or infinite value(s), the first in row 2",
+        "shape.npy": "shape.npy: expected an array of shape (N, 8, 8)",
+        "list.txt": "broken.png: cannot read an image",
+        "missing.npy": "missing.npy: cannot read a .npy array",
+    }
+    output = ["--output", str(tmp_path / "out.npy")] if command != "score" else []
+    for name, message in expected.items():
+        status, out, err = cli(capsys, command, "--checkpoint", str(image_ae), "--input", str(tmp_path / name), *output)
+        assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["reconstruct", "--beam", "3", "-o", "r.npy"], "--beam does not apply to an image autoencoder"),
+        (["reconstruct"], "--output FILE.npy (an array) or DIR (PNG files) is required"),
+        (["encode", "--bits", "-o", "c.npy"], "binary code layer"),
+        (["hash", "-o", "i.npz"], "seq2seq hash reads text lines"),
+        (["sample"], "seq2seq sample reads text lines"),
+        (["translate"], "is an image autoencoder: it writes images, not text; use 'seq2seq reconstruct'"),
+    ],
+)
+def test_image_autoencoder_refuses_what_does_not_apply(image_ae, tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.float32))
+    command, *rest = args
+    inputs = [] if command == "sample" else ["--input", "x.npy"]
+    status, _, err = cli(capsys, command, "--checkpoint", str(image_ae), *inputs, *rest)
+    assert status == 2 and message in err, err
+
+
+def test_denoising_super_resolution_autoencoder(tmp_path):
+    """Masking noise on pooled 4x4 inputs, 8x8 out: the encoder reads 4x4, the model pools 8x8
+    inputs itself, score compares with the full image, and the noise reaches the loss."""
+    from seq2seq.infer.autoencoder import Autoencoder
+    from seq2seq.train.image_autoencoder import ImageAutoencoding
+
+    extra = ["model.downsample=2", "autoencoder.image_noise=masking", "autoencoder.image_noise_level=0.5"]
+    cfg = tiny_ae(tmp_path, *extra, "train.max_steps=4", "train.valid_every=4", "model.encoder=cnn")
+    best = Trainer(cfg).fit().output_dir / "best"
+    ae = Autoencoder.from_checkpoint(best, device="cpu")
+    assert ae.item_shape == (4, 4) and ae.image_shape == (8, 8)
+    full = digits_split(cfg.data, "test").items[:6]
+    small = full.reshape(6, 4, 2, 4, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(ae.reconstruct(full), ae.reconstruct(small), atol=1e-5)
+    assert ae.score(full).shape == (6,)
+    with pytest.raises(DataError, match="8, 8"):
+        ae.score(small)  # nothing to compare with
+    objective = ImageAutoencoding(cfg)
+    images = torch.rand(64, 1, 8, 8) + 0.1
+    batch = type("B", (), {"indices": [0]})()
+    noised = objective.noised(images, True, batch)
+    assert 0.4 < float((noised == 0).float().mean()) < 0.6
+    assert torch.equal(objective.noised(images, False, batch), objective.noised(images, False, batch))
+
+
+@pytest.fixture(scope="module")
+def word_model(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("words")
+    return Trainer(tiny(tmp)).fit().output_dir / "best"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--resume", "--output", "o.txt"],
+        ["--shard", "0/2"],
+        ["--shard", "auto"],
+        ["--strict"],
+        ["--prefix-file", "p.txt"],
+        ["--plot-attention", "maps"],
+        ["--window", "5"],
+        ["--batch-tokens", "100"],
+    ],
+)
+def test_translate_refuses_text_flags_for_images(word_model, tmp_path, capsys, monkeypatch, flags):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.float32))
+    status, out, err = translate(word_model, capsys, "--input", "x.npy", *flags)
+    assert status == 2 and not out
+    assert err.strip().splitlines() == [
+        f"seq2seq: error: {flags[0]} does not apply to a checkpoint that reads images or vectors"
+    ]

@@ -310,3 +310,33 @@ def test_linear_autoencoder_finds_the_pca_subspace() -> None:
     assert recipe["principal_angles"](comps, rng.standard_normal((64, 3))).max() > 45  # the check can fail
     auc = recipe["roc_auc"](np.array([0.1, 0.2, 0.3]), np.array([0.25, 0.4, 0.5]))
     assert auc == pytest.approx(8 / 9)
+
+
+def test_image_noise_and_pooled_inputs() -> None:
+    from seq2seq.config import ModelConfig
+    from seq2seq.models import build_model
+    from seq2seq.models.vision import corrupt
+
+    x = torch.full((200, 8, 8), 0.5)
+    g = torch.Generator().manual_seed(0)
+    masked = corrupt(x, "masking", 0.3, g)
+    assert 0.25 < float(masked.eq(0).float().mean()) < 0.35 and set(masked.unique().tolist()) == {0.0, 0.5}
+    noisy = corrupt(x, "gaussian", 0.3, torch.Generator().manual_seed(1))
+    assert 0.0 <= noisy.min() and noisy.max() <= 1.0 and 0.25 < float((noisy - x).std()) < 0.32
+    assert torch.equal(corrupt(x, "gaussian", 0.3, torch.Generator().manual_seed(1)), noisy)  # seeded
+    assert corrupt(x, "none", 0.3) is x
+    with pytest.raises(ValueError, match="blur"):
+        corrupt(x, "blur", 0.3)
+    # model.decoder=image builds an image autoencoder; downsample 2: 4x4 in, 8x8 out
+    cfg = ModelConfig(encoder="cnn", decoder="image", item_shape=[8, 8], d_model=16, context_dim=4, downsample=2)
+    model = build_model(cfg, 10, 10).eval()
+    assert isinstance(model, VectorAutoencoder) and model.encoder.item_shape == (4, 4)
+    images = torch.rand(3, 1, 8, 8)
+    pooled = images.view(3, 1, 4, 2, 4, 2).mean(dim=(3, 5))
+    torch.testing.assert_close(model.inputs(images), pooled)
+    mask = torch.ones(3, 1, dtype=torch.bool)
+    torch.testing.assert_close(model(images, mask), model(pooled, mask))
+    assert model(images, mask).shape == (3, 8, 8)
+    with pytest.raises(ValueError, match="downsample=3 must divide"):
+        build_model(ModelConfig(encoder="mlp", decoder="image", item_shape=[8, 8], downsample=3), 10, 10)
+    assert isinstance(build_model(ModelConfig(encoder="gru", decoder="gru"), 10, 10), Seq2SeqModel)

@@ -1,5 +1,6 @@
 """Commands that use a checkpoint's encoder (and decoder) on text lines: reconstruct, encode,
-score, hash, search, sample, classify."""
+score, hash, search, sample, classify. On checkpoints that read images or vectors, encode,
+reconstruct and score take arrays and image files (:mod:`seq2seq.cli.images`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import warnings
 from typing import Any, Optional
 
 from seq2seq.cli.decoding import add_decoding_flags, decoding_settings
+from seq2seq.cli.images import encode_images, reads_items, reconstruct_images, score_images
 from seq2seq.cli.inputs import read_input_lines
 from seq2seq.cli.io import add_checkpoint_flag, add_device_flag, add_io_flags, checkpoint_errors
 from seq2seq.cli.output import atomic_output, clean_line, write_npy
@@ -40,6 +42,8 @@ def _add_encoder_flags(p: argparse.ArgumentParser, output_help: str = "output fi
 
 # ---------------------------------------------------------------- reconstruct
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    if reads_items(args.checkpoint):
+        return reconstruct_images(args)
     ae = _autoencoder(args, decoding_settings(args))
     lines = read_input_lines(args.input)
     outputs = ae.reconstruct(lines, progress=not args.quiet)
@@ -51,8 +55,10 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 def _add_reconstruct(sub: Any) -> None:
     p = sub.add_parser(
         "reconstruct",
-        help="autoencoder: input lines -> reconstructed lines",
-        description="Pass each line through the autoencoder's bottleneck and decode it.",
+        help="autoencoder: input lines -> reconstructed lines (image autoencoder: images)",
+        description="Pass each line through the autoencoder's bottleneck and decode it. An image "
+        "autoencoder reads --input FILE.npy or a list of image files and writes --output FILE.npy "
+        "or a directory of PNG files (docs/images.md).",
     )
     add_decoding_flags(p)
     add_device_flag(p)
@@ -65,6 +71,8 @@ def _add_reconstruct(sub: Any) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     if not args.output:
         raise Seq2SeqError("--output FILE.npy is required (where to write the vectors)")
+    if reads_items(args.checkpoint):
+        return encode_images(args)
     ae = _autoencoder(args)
     lines = read_input_lines(args.input)
     if args.bits:
@@ -82,7 +90,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def _add_encode(sub: Any) -> None:
     p = sub.add_parser(
         "encode",
-        help="one context vector per input line, to a .npy file",
+        help="one context vector per input line (or image), to a .npy file",
         description="Write the encoder's context vector for every input line as a (lines, dim) "
         "float32 .npy array, in input order (any checkpoint: autoencoder, "
         "translation, classifier). Empty lines give zero vectors.",
@@ -101,18 +109,23 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.percentile is not None and not 0 < args.percentile < 100:
         raise Seq2SeqError("--percentile must be between 0 and 100 (e.g. 95 flags the top 5%)")
     if args.threshold is not None and not np.isfinite(args.threshold):
-        raise Seq2SeqError(f"--threshold must be a finite number of nats, got {args.threshold}")
+        raise Seq2SeqError(f"--threshold must be a finite number, got {args.threshold}")
+
+    def threshold_of(values: np.ndarray) -> Optional[float]:
+        if args.percentile is None:
+            return args.threshold
+        if np.isfinite(values).any():
+            return float(np.nanpercentile(values, args.percentile))
+        warnings.warn("no input line has a score (all are empty): none is flagged", stacklevel=1)
+        return math.inf  # keep the flag column: nothing to flag
+
+    if reads_items(args.checkpoint):
+        return score_images(args, threshold_of)
     ae = _autoencoder(args)
     lines = read_input_lines(args.input)
     scores = ae.score(lines, progress=not args.quiet)  # (N, 3): total, tokens, per token
     per_token = scores[:, 2]
-    threshold = args.threshold
-    if args.percentile is not None:
-        if np.isfinite(per_token).any():
-            threshold = float(np.nanpercentile(per_token, args.percentile))
-        else:  # keep the flag column: nothing to flag
-            threshold = math.inf
-            warnings.warn("no input line has a score (all are empty): none is flagged", stacklevel=1)
+    threshold = threshold_of(per_token)
     with atomic_output(args.output) as out:
         if args.header:
             out.write("per_token\ttotal\ttokens" + ("\tflag" if threshold is not None else "") + "\n")
@@ -130,19 +143,24 @@ def cmd_score(args: argparse.Namespace) -> int:
 def _add_score(sub: Any) -> None:
     p = sub.add_parser(
         "score",
-        help="autoencoder: per-line reconstruction loss (anomaly scores)",
+        help="autoencoder: per-line reconstruction loss (anomaly scores; images: MSE per image)",
         description="Write 'per_token<TAB>total<TAB>tokens' (nats) per input line, one output "
         "line per input line: the clean line's reconstruction loss. High per-token "
         "loss = unlike the training text; empty lines give 'nan<TAB>nan<TAB>0'. "
         "--threshold or --percentile adds a 0/1 flag column; --header a first "
-        "line naming the columns.",
+        "line naming the columns. An image autoencoder writes 'mse' per image (the mean squared "
+        "error per pixel of its reconstruction; --input FILE.npy or a list of image files).",
     )
     _add_encoder_flags(p)
     p.add_argument(
         "--header", action="store_true", help="write a header line 'per_token<TAB>total<TAB>tokens[<TAB>flag]' first"
     )
     p.add_argument(
-        "--threshold", type=float, default=None, metavar="NATS", help="flag lines whose per-token loss is above NATS"
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="NATS",
+        help="flag lines whose per-token loss (images: MSE) is above NATS",
     )
     p.add_argument(
         "--percentile",
@@ -155,8 +173,18 @@ def _add_score(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------- hash
+def _text_only(args: argparse.Namespace) -> None:
+    if reads_items(args.checkpoint):
+        raise Seq2SeqError(
+            f"seq2seq {args.command} reads text lines; {args.checkpoint} reads images or vectors "
+            "(encode, reconstruct and score take them: docs/images.md)"
+        )
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     from seq2seq.infer.hashing import CodeIndex
+
+    _text_only(args)
 
     if not args.output:
         raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
@@ -194,6 +222,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise Seq2SeqError("--top must be at least 1")
     if args.radius is not None and args.radius < 0:
         raise Seq2SeqError("--radius must be >= 0")
+    _text_only(args)
     index = CodeIndex.load(args.index)
     if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
         raise Seq2SeqError(
@@ -247,6 +276,7 @@ def _add_search(sub: Any) -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     if args.max_len < 1:
         raise Seq2SeqError(f"--max-len must be at least 1, got {args.max_len}")
+    _text_only(args)
     ae = _autoencoder(args)
     if args.interpolate:
         lines = ae.interpolate(args.interpolate[0], args.interpolate[1], steps=args.steps, max_len=args.max_len)
@@ -279,6 +309,7 @@ def _add_sample(sub: Any) -> None:
 
 # ---------------------------------------------------------------- classify
 def cmd_classify(args: argparse.Namespace) -> int:
+    _text_only(args)
     ae = _autoencoder(args)
     lines = read_input_lines(args.input)
     labels, probs = ae.classify(lines, progress=not args.quiet)

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from seq2seq import __version__
 from seq2seq.cli.decoding import add_translator_flags, decoding_settings, load_translator, strict_refusal, window_size
+from seq2seq.cli.images import reads_items, refuse_flags
 from seq2seq.cli.inputs import InputWindows, count_input_lines, is_stream, read_input_lines
 from seq2seq.cli.io import add_io_flags, saved_config
 from seq2seq.cli.output import WindowOutput, clean_line
@@ -74,6 +75,8 @@ def _progress_total(path: Optional[str], quiet: bool) -> Optional[int]:
 def cmd_translate(args: argparse.Namespace) -> int:
     if args.nbest < 1:
         raise Seq2SeqError("--nbest must be at least 1")
+    if reads_items(args.checkpoint):  # images or vectors in: before any text-only check
+        return _translate_items(args)
     if args.window is not None and args.window < 1:
         raise Seq2SeqError(f"--window must be at least 1, got {args.window}")
     shard = parse_shard(args.shard)
@@ -87,13 +90,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         )
     if shard and shard[1] > 1 and args.shard == "auto" and to_stdout:
         raise Seq2SeqError("--shard auto needs --output FILE: each process writes FILE.K-of-N (stdout would mix them)")
-    search = decoding_settings(args)
-    if args.nbest > search.beam:
-        beam = "--beam" if args.beam is not None else "the checkpoint's beam"
-        hint = "" if args.beam is not None else "; give --beam too"
-        raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
-    if saved_config(args.checkpoint).model.encoder in ("cnn", "mlp"):
-        return _translate_items(args, search)
+    search = _search(args)
     prefixes = _read_prefixes(args)
     shard_device(args)
     window = window_size(args, search)
@@ -162,19 +159,38 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _translate_items(args: argparse.Namespace, search: Any) -> int:
+def _search(args: argparse.Namespace) -> Any:
+    """The decoding settings, with --nbest checked against the beam."""
+    search = decoding_settings(args)
+    if args.nbest > search.beam:
+        beam = "--beam" if args.beam is not None else "the checkpoint's beam"
+        hint = "" if args.beam is not None else "; give --beam too"
+        raise Seq2SeqError(f"--nbest ({args.nbest}) cannot exceed {beam} ({search.beam}){hint}")
+    return search
+
+
+# The flags of text input that mean nothing for images or vectors: refused, never ignored.
+ITEM_REFUSED = ("resume", "shard", "strict", "prefix_file", "plot_attention", "window", "batch_tokens")
+
+
+def _translate_items(args: argparse.Namespace) -> int:
     """A checkpoint that reads images or vectors: --input FILE.npy (N, *item_shape) or
     (N, S, *item_shape), or a file (or stdin) listing image files, one per line; one output line
     per input. The inputs are read and checked before the model is loaded."""
     from seq2seq.data.image_sources import read_image_list, read_inputs
 
-    flags = [("--prefix-file", args.prefix_file), ("--shard", args.shard), ("--plot-attention", args.plot_attention)]
-    flags += [("--resume", args.resume), ("--strict", args.strict)]
-    given = [flag for flag, value in flags if value]
-    if given:
-        raise Seq2SeqError(f"{', '.join(given)}: not available for a checkpoint that reads images or vectors")
-    shape = tuple(saved_config(args.checkpoint).model.item_shape)
+    model = saved_config(args.checkpoint).model
+    if model.decoder == "image":
+        raise Seq2SeqError(
+            f"{args.checkpoint} is an image autoencoder: it writes images, not text; use 'seq2seq reconstruct' "
+            "(or encode, score)"
+        )
+    refuse_flags([("--" + name.replace("_", "-"), getattr(args, name)) for name in ITEM_REFUSED])
+    search = _search(args)
+    shape = tuple(model.item_shape)
     if is_stream(args.input):  # image files named on stdin, relative to the working directory
+        if args.input is None and sys.stdin is not None and sys.stdin.isatty():
+            raise Seq2SeqError("a checkpoint that reads images has no interactive mode: give --input FILE")
         names = [line.strip() for line in read_input_lines(args.input) if line.strip()]
         inputs = read_image_list(names, Path.cwd(), args.input or "<stdin>", shape)
     else:

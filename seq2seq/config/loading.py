@@ -107,7 +107,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     an autoencoder's ``model.attention=auto`` is ``none`` (with attention the decoder could copy
     the input and the context vector would learn nothing), ``model.context_target_dim`` of
     per-item classes (``model.item_classes``) is their blocks' size, and ``train.early_stop_metric=auto``
-    is ``accuracy`` for classification, ``bleu`` otherwise.
+    is ``accuracy`` for classification, ``loss`` for an image autoencoder, ``bleu`` otherwise.
     """
     cfg = _build(Config, values, "")
     if cfg.task == "autoencoder" and cfg.model.attention == "auto":
@@ -116,7 +116,8 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     if m.item_classes > 0 and not m.context_target_dim:  # one block of item_classes + 1 per item
         m.context_target_dim = m.context_target_blocks * (m.item_classes + 1)
     if cfg.train.early_stop_metric == "auto":
-        cfg.train.early_stop_metric = "accuracy" if cfg.task == "classification" else "bleu"
+        metric = "loss" if cfg.model.decoder == "image" else "bleu"  # an image autoencoder: its MSE
+        cfg.train.early_stop_metric = "accuracy" if cfg.task == "classification" else metric
     validate(cfg)
     return cfg
 

@@ -107,7 +107,7 @@ class ModelConfig:
     """Encoder/decoder architecture. Any encoder pairs with any decoder."""
 
     encoder: str = "transformer"  # transformer | gru (tokens); cnn | mlp (images, vectors: docs/images.md)
-    decoder: str = "transformer"  # transformer | gru
+    decoder: str = "transformer"  # transformer | gru; image (docs/images.md)
     # none: the decoder sees only the context vector; bahdanau (additive) / luong
     # (multiplicative) for GRU decoders; multihead for Transformer decoders;
     # auto: bahdanau for GRU, multihead for Transformer.
@@ -153,6 +153,9 @@ class ModelConfig:
     # item in the first block; context_target_dim follows. Staged training (train.stage) fits the
     # encoder to the items' labels (data.format digits). Needs attention: none.
     item_classes: int = 0
+    # decoder: image (task autoencoder, encoder cnn | mlp): one image out, MSE loss (docs/images.md).
+    image_output: str = "sigmoid"  # sigmoid (pixels in [0, 1]) | none (linear outputs)
+    downsample: int = 1  # > 1: super-resolution, the encoder reads the image mean-pooled by this factor
 
 
 @dataclass
@@ -226,6 +229,11 @@ class AutoencoderConfig:
     kl_anneal_steps: int = 10000
     kl_weight: float = 1.0
     word_dropout: float = 0.0  # decoder inputs replaced with <unk> (Bowman et al. 2016)
+    # Image autoencoders (model.decoder: image): noise on the input image while training (and on
+    # validation, with fixed seeds); the target is the clean image. gaussian: + N(0, level^2),
+    # clipped to [0, 1]; masking: each pixel set to 0 with probability level.
+    image_noise: str = "none"  # none | gaussian | masking
+    image_noise_level: float = 0.3
 
 
 @dataclass

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from seq2seq.config.image_rules import validate_image_output
 from seq2seq.config.sections import Config, DataConfig, SearchConfig
 from seq2seq.errors import ConfigError
 
@@ -17,7 +18,7 @@ _CHOICES = {
     "tokenizer.src_model_type": ("", "bpe", "unigram", "char", "word"),
     "model.encoder": ("transformer", "gru", "cnn", "mlp"),
     "model.item_sequence": ("none", "gru", "transformer"),
-    "model.decoder": ("transformer", "gru"),
+    "model.decoder": ("transformer", "gru", "image"),
     "model.attention": ("auto", "none", "bahdanau", "luong", "multihead"),
     "model.pooling": ("auto", "mean", "max", "final"),
     "model.positions": ("sinusoidal", "learned"),
@@ -225,6 +226,7 @@ def validate_items(cfg: Config) -> None:
     """The rules of image and vector inputs (``model.encoder`` cnn / mlp, ``data.format`` images /
     digits, ``model.item_*``, ``data.digits``); see docs/images.md."""
     m, d = cfg.model, cfg.data
+    validate_image_output(cfg)  # model.decoder=image: image autoencoders (image_rules.py)
     reads_items, gives_items = m.encoder in ITEM_ENCODERS, d.format in ITEM_FORMATS
     if gives_items and not reads_items:
         raise ConfigError(
@@ -240,9 +242,10 @@ def validate_items(cfg: Config) -> None:
         if m.item_classes:
             raise ConfigError("model.item_classes is for image and vector encoders (model.encoder cnn or mlp)")
         return
-    if cfg.task != "translation":
+    if cfg.task not in ("translation", "autoencoder"):
         raise ConfigError(
-            f"model.encoder={m.encoder} is for task=translation (images or vectors -> text), not {cfg.task}"
+            f"model.encoder={m.encoder} is for task=translation (images or vectors -> text) or autoencoder "
+            f"(-> images), not {cfg.task}"
         )
     if d.normalize != "none":
         raise ConfigError(f"data.normalize={d.normalize} normalizes text sources; images have none: set it to none")

@@ -109,6 +109,51 @@ def open_items(cfg: Config, split: str) -> ItemSource:
     return _source(str(inputs), (inputs, targets), lambda: array_split(inputs, targets, shape))
 
 
+def open_images(cfg: Config, split: str) -> ItemSource:
+    """One split of an image autoencoder (``model.decoder: image``): one image per example, no
+    targets (empty texts). ``images``: ``PREFIX.npy`` (N, *item_shape) or ``PREFIX.SRC_LANG``
+    listing image files (a ``.tgt`` file is not read); ``digits``: every image of the split once."""
+    if not split:
+        raise DataError(f"no split given for data.format={cfg.data.format} (empty file name/split)")
+    if cfg.data.format == "digits":
+        if split not in DIGIT_SPLITS:
+            raise DataError(f"data.format=digits: the split '{split}' is not one of {', '.join(DIGIT_SPLITS)}")
+        return _source(f"digits:{split}:images", (), lambda: digit_images(cfg.data, split))
+    base = resolve_path(cfg.data, split)
+    prefix = base.with_suffix("") if base.suffix == ".npy" else base
+    npy, listing = Path(f"{prefix}.npy"), Path(f"{prefix}.{cfg.data.src_lang}")
+    inputs = npy if npy.is_file() else listing
+    if not inputs.is_file():
+        raise DataError(
+            f"data.format=images, split '{split}': found neither {npy} (an array of images) nor {listing} "
+            "(image files, one per line)"
+        )
+    shape = tuple(cfg.model.item_shape)
+    return _source(str(inputs), (inputs,), lambda: image_split(inputs, shape))
+
+
+def image_split(inputs: Path, item_shape: tuple[int, ...] = ()) -> ItemData:
+    """An autoencoder's ``images`` split: one image (or vector) per example, targets empty."""
+    sources = read_inputs(inputs, item_shape)
+    if not sources:
+        raise DataError(f"{inputs}: no images, so nothing to train or validate on")
+    if any(len(s) != 1 for s in sources):
+        raise DataError(
+            f"{inputs}: an image autoencoder reads one image per example: give an array (N, *item_shape), "
+            "not sequences (N, S, *item_shape)"
+        )
+    items = np.concatenate(sources).astype(np.float32, copy=False)
+    return ItemData(str(inputs), items, [np.array([i]) for i in range(len(items))], [""] * len(items))
+
+
+def digit_images(d: DataConfig, split: str) -> ItemData:
+    """Every image of a ``digits`` split once (split by image, as :func:`digits_split`); targets empty."""
+    images, labels = _digits()
+    part = image_data.split_by_image(labels, tuple(d.digits.fractions), seed=d.digits.split_seed)[split]
+    n = len(part)
+    return ItemData(f"digits:{split}", images[part], [np.array([i]) for i in range(n)], [""] * n, labels[part])
+
+
 # ------------------------------------------------------------------------- your arrays and images
 def _split_files(d: DataConfig, split: str) -> tuple[Path, Path]:
     """(inputs, targets) of an ``images`` split: PREFIX.npy or PREFIX.SRC_LANG, and PREFIX.TGT_LANG."""
@@ -270,7 +315,10 @@ __all__ = [
     "ItemText",
     "array_split",
     "digit_context_targets",
+    "digit_images",
     "digits_split",
+    "image_split",
+    "open_images",
     "open_items",
     "place_value_targets",
     "read_inputs",

@@ -14,6 +14,11 @@ the encoder's context vector. The other methods need the parts they use (a decod
 
 Every method returns one result per input line, in input order. Empty lines have no tokens to
 encode: their vectors are zeros and their scores NaN, with a warning that counts them.
+
+A checkpoint whose encoder reads images or vectors (``model.encoder`` cnn / mlp) takes arrays in
+place of lines (:mod:`seq2seq.infer.image_autoencoder`): ``encode`` and ``codes`` give its
+codes, and for an image autoencoder (``model.decoder: image``) ``reconstruct`` gives images and
+``score`` each image's mean squared error per pixel.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from seq2seq.config import Config, SearchConfig
 from seq2seq.data.batching import Example, collate, collate_source
 from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, TokenizerPair
 from seq2seq.errors import Seq2SeqError
+from seq2seq.infer.image_autoencoder import ImageAutoencoderMixin
 from seq2seq.infer.search import SearchSpec, generate
 from seq2seq.infer.translator import Translator, encode_sources, length_batches
 from seq2seq.models import Classifier, Composite, Encoded, Seq2SeqModel
@@ -50,7 +56,7 @@ class _FixedContext:
         return self.encoded
 
 
-class Autoencoder:
+class Autoencoder(ImageAutoencoderMixin):
     """A checkpoint's encoder (and decoder) applied to raw text; see the module docstring."""
 
     def __init__(
@@ -89,6 +95,10 @@ class Autoencoder:
 
     def _require(self, what: str) -> None:
         kind = getattr(getattr(self.model, "bottleneck", None), "kind", None)
+        if what == "decoder" and getattr(getattr(self.model, "decoder", None), "bag_of_words", False):
+            from seq2seq.models.bow import CANNOT_GENERATE
+
+            raise Seq2SeqError(CANNOT_GENERATE)
         ok, need = {
             "decoder": (isinstance(self.model, Seq2SeqModel), "a decoder (an autoencoder or translation checkpoint)"),
             "binary": (kind == "binary", "a binary code layer (model.bottleneck: binary)"),
@@ -123,7 +133,9 @@ class Autoencoder:
     @torch.inference_mode()
     def encode(self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False) -> np.ndarray:
         """(N, context_dim) float32: each line's context vector (mu for a variational
-        bottleneck, code probabilities for a binary one)."""
+        bottleneck, code probabilities for a binary one); images: :meth:`encode_items`."""
+        if self.reads_items:
+            return self.encode_items(lines, progress)
         out = np.zeros((len(lines), self.context_dim), dtype=np.float32)
         for positions, src, src_mask, _ in self._batched(lines, batch_tokens, progress, "encode"):
             out[positions] = self.model.context_vectors(src, src_mask).float().cpu().numpy()
@@ -133,6 +145,8 @@ class Autoencoder:
     def codes(self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False) -> np.ndarray:
         """(N, bits) bool: each line's binary code (binary bottleneck only)."""
         self._require("binary")
+        if self.reads_items:
+            return self.codes_items(lines, progress)
         out = np.zeros((len(lines), self.context_dim), dtype=bool)
         for positions, src, src_mask, _ in self._batched(lines, batch_tokens, progress, "hash"):
             context = self.model.encoder(src, src_mask).context
@@ -141,7 +155,10 @@ class Autoencoder:
 
     def reconstruct(self, lines: list[str], beam: Optional[int] = None, progress: bool = False) -> list[str]:
         """Each line passed through the bottleneck and decoded with the search settings (``beam``:
-        another beam size; 1 = greedy)."""
+        another beam size; 1 = greedy). An image autoencoder: (N, *image_shape) images
+        (:meth:`reconstruct_items`)."""
+        if self.image_shape is not None:
+            return self.reconstruct_items(lines, progress)  # type: ignore[return-value]
         self._require("decoder")
         translator = Translator(self.model, self.tokenizers, self.cfg.search, self.device, self.max_src_tokens)
         return translator.translate(lines, beam=beam, progress=progress)
@@ -149,7 +166,10 @@ class Autoencoder:
     @torch.inference_mode()
     def score(self, lines: list[str], batch_tokens: Optional[int] = None, progress: bool = False) -> np.ndarray:
         """(N, 3) float64 reconstruction loss per line: [total NLL (nats), tokens (EOS
-        included), NLL per token]. High per-token loss = unlike the training text (anomaly)."""
+        included), NLL per token]. High per-token loss = unlike the training text (anomaly).
+        Images: (N,) mean squared error per pixel (:meth:`score_items`)."""
+        if self.reads_items:
+            return self.score_items(lines, progress)
         self._require("decoder")
         out = np.full((len(lines), 3), np.nan)
         max_tgt = self.cfg.data.max_tgt_tokens - 1 if self.cfg.data.max_tgt_tokens > 0 else None

@@ -20,7 +20,6 @@ from seq2seq.models.seq2seq import (
     Seq2SeqModel,
     build_classifier,
     build_encoder,
-    build_model,
     resolve_attention,
     resolve_pooling,
 )
@@ -32,7 +31,13 @@ from seq2seq.models.types import (
     lengths_from_mask,
     padding_mask,
 )
-from seq2seq.models.vision import ItemClassSeq2Seq, VectorAutoencoder, VectorDecoder, VisionEncoder
+from seq2seq.models.vision import (  # build_model: also model.decoder=image (an image autoencoder)
+    ItemClassSeq2Seq,
+    VectorAutoencoder,
+    VectorDecoder,
+    VisionEncoder,
+    build_model,
+)
 
 __all__ = [
     "BahdanauAttention",

@@ -268,18 +268,42 @@ class VectorAutoencoder(Composite):
 
     ``forward(src, src_mask) -> output (B, *shape)``; the same ``PARTS`` names as
     :class:`Seq2SeqModel` for the encoder half, so its encoder can be frozen or copied.
+    ``downsample`` > 1 (super-resolution): the encoder reads images mean-pooled by that factor;
+    full-size inputs (the decoder's shape) are pooled here, smaller ones read as they are.
     """
 
     PARTS = {"encoder": ("encoder", "bottleneck"), "decoder": ("decoder",)}
 
-    def __init__(self, encoder: Encoder, decoder: VectorDecoder, bottleneck: Optional[Bottleneck] = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: VectorDecoder,
+        bottleneck: Optional[Bottleneck] = None,
+        downsample: int = 1,
+    ) -> None:
         super().__init__()
         self.encoder, self.decoder, self.bottleneck = encoder, decoder, bottleneck
+        self.downsample = int(downsample)
+
+    def inputs(self, src: Tensor) -> Tensor:
+        """``src`` (B, S, *shape) as the encoder reads it: full-size images pooled (``downsample``)."""
+        if self.downsample > 1 and tuple(src.shape[2:]) == self.decoder.shape:
+            b, s = src.shape[:2]
+            flat = src.reshape(b * s, -1, *src.shape[-2:])  # (N, C, H, W)
+            pooled = F.avg_pool2d(flat, self.downsample)
+            return pooled.reshape(b, s, *src.shape[2:-2], *pooled.shape[-2:])
+        return src
 
     def code(self, src: Tensor, src_mask: Tensor) -> tuple[Tensor, Optional[Tensor]]:
         """-> (z (B, c), kl (B,) or None): the context vector after the bottleneck."""
-        context = self.encoder(src, src_mask).context
+        context = self.encoder(self.inputs(src), src_mask).context
         return (context, None) if self.bottleneck is None else self.bottleneck(context)
+
+    def context_vectors(self, src: Tensor, src_mask: Tensor) -> Tensor:
+        """(B, c) deterministic codes: the context vector (mu of a variational bottleneck, the
+        code probabilities of a binary one)."""
+        context = self.encoder(self.inputs(src), src_mask).context
+        return context if self.bottleneck is None else self.bottleneck.features(context)
 
     def forward(self, src: Tensor, src_mask: Tensor) -> Tensor:
         return self.decoder(self.code(src, src_mask)[0])
@@ -289,6 +313,52 @@ class VectorAutoencoder(Composite):
         z, kl = self.code(src, src_mask)
         loss = mse_loss(self.decoder(z), target).mean()
         return loss if kl is None else loss + kl.mean()
+
+
+def corrupt(x: Tensor, kind: str, level: float, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Noise for denoising training: ``gaussian`` (x + N(0, level^2), clipped to [0, 1]) or
+    ``masking`` (each value set to 0 with probability ``level``); ``none``: x itself."""
+    if kind == "none" or level <= 0:
+        return x
+    if kind == "gaussian":
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+        return (x + level * noise.to(x.dtype)).clamp(0.0, 1.0)
+    if kind == "masking":
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= level
+        return x * keep.to(x.dtype)
+    raise ValueError(f"unknown image noise '{kind}' (none, gaussian, masking)")
+
+
+def build_image_autoencoder(cfg) -> VectorAutoencoder:
+    """The image autoencoder a :class:`~seq2seq.config.ModelConfig` with ``decoder: image``
+    describes: a :class:`VisionEncoder` (``encoder`` cnn or mlp, one item, a code of
+    ``context_dim`` without activation) of the image pooled by ``downsample``, the bottleneck,
+    and a :class:`VectorDecoder` (hidden ``d_model``, ``image_output`` pixels) of ``item_shape``."""
+    from seq2seq.models.seq2seq import build_bottleneck
+
+    if not cfg.item_shape:
+        raise ValueError("model.item_shape is empty: give the shape of one image ([H, W] or [C, H, W]) or vector")
+    shape = tuple(int(n) for n in cfg.item_shape)
+    k = int(cfg.downsample)
+    if k > 1 and (len(shape) < 2 or shape[-1] % k or shape[-2] % k):
+        raise ValueError(f"model.downsample={k} must divide the image's height and width {shape}")
+    in_shape = (*shape[:-2], shape[-2] // k, shape[-1] // k) if k > 1 else shape
+    context_dim = cfg.context_dim or cfg.d_model
+    encoder = VisionEncoder(
+        in_shape, cfg.d_model, item=cfg.encoder, context_dim=context_dim, dropout=cfg.dropout, context_activation="none"
+    )
+    decoder = VectorDecoder(context_dim, shape, hidden=cfg.d_model, output=cfg.image_output, dropout=cfg.dropout)
+    return VectorAutoencoder(encoder, decoder, build_bottleneck(cfg), downsample=k)
+
+
+def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int = 0) -> Composite:
+    """:func:`seq2seq.models.seq2seq.build_model`, and for ``model.decoder: image`` an image
+    autoencoder (:func:`build_image_autoencoder`): what checkpoints and objectives build."""
+    if cfg.decoder == "image":
+        return build_image_autoencoder(cfg)
+    from seq2seq.models.seq2seq import build_model as build_seq2seq
+
+    return build_seq2seq(cfg, src_vocab_size, tgt_vocab_size, pad_id)
 
 
 def item_cross_entropy(logits: Tensor, mask: Tensor, labels: Tensor) -> Tensor:

@@ -37,10 +37,10 @@ class ImageInput(Objective):
 
     store_kind = "items"
 
-    def __init__(self, cfg: Config, autocast: Optional[AbstractContextManager], inner: Objective) -> None:
+    def __init__(self, cfg: Config, autocast: Optional[AbstractContextManager], inner: Optional[Objective]) -> None:
         super().__init__(cfg, autocast)
-        self.inner = inner
-        self.decodes = inner.decodes
+        self.inner = inner  # None: a subclass has its own loss (ImageAutoencoding)
+        self.decodes = inner.decodes if inner is not None else False
         self._items: list[np.ndarray] = []  # the table's parts: padding, training items, validation items
         self._rows = 0
         self._table: Optional[torch.Tensor] = None

@@ -11,6 +11,8 @@ objective              loss on a batch
 ``DecoderStage``       NLL of the target tokens given the context-target vectors
 ``ImageInput``         any of the above with images or vectors as the source
                        (``item_objective.py``)
+``ImageAutoencoding``  MSE of an image against itself (denoising, super-resolution;
+                       ``image_autoencoder.py``)
 =====================  ==============================================================
 
 An objective also knows what its data looks like (how a split is loaded and encoded, which
@@ -373,6 +375,10 @@ def choose_objective(cfg: Config, autocast: Optional[AbstractContextManager] = N
         kind = Autoencoding
     else:
         kind = Translation
+    if cfg.model.decoder == "image":  # images in, images out (image_autoencoder.py)
+        from seq2seq.train.image_autoencoder import ImageAutoencoding
+
+        return ImageAutoencoding(cfg, autocast)
     if cfg.model.encoder in ("cnn", "mlp"):  # images or vectors in: the same loss on items
         from seq2seq.train.item_objective import ImageInput
 

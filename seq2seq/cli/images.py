@@ -1,0 +1,131 @@
+"""The encoder commands (encode, reconstruct, score) on checkpoints whose encoder reads images or
+vectors (``model.encoder`` cnn / mlp): arrays and image files in, arrays, PNGs or scores out.
+
+Input (``--input``): a ``.npy`` array (N, *shape) (or (N, S, *shape) sequences, for encode of an
+image -> text model), or a text file listing image files (PNG, ... relative to the list's
+directory), one per line; without ``--input``, image file names on stdin (relative to the
+working directory). Errors name the file: a wrong shape, NaN, an unreadable image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seq2seq.cli.inputs import is_stream, read_input_lines
+from seq2seq.cli.io import saved_config
+from seq2seq.config import SearchConfig
+from seq2seq.errors import Seq2SeqError
+
+ITEM_ENCODERS = ("cnn", "mlp")
+
+
+def reads_items(checkpoint: str) -> bool:
+    """Whether the checkpoint's encoder reads images or vectors (its saved config says)."""
+    return saved_config(checkpoint).model.encoder in ITEM_ENCODERS
+
+
+def refuse_flags(given: list[tuple[str, Any]], what: str = "a checkpoint that reads images or vectors") -> None:
+    """A one-line error naming the flags given (value not None / False) that do not apply."""
+    names = [flag for flag, value in given if value is not None and value is not False]
+    if names:
+        verb = "does" if len(names) == 1 else "do"
+        raise Seq2SeqError(f"{', '.join(names)} {verb} not apply to {what}")
+
+
+def decoding_flags(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The decoding flags (one per SearchConfig field) as (flag, value)."""
+    return [(f"--{f.name.replace('_', '-')}", getattr(args, f.name, None)) for f in dataclasses.fields(SearchConfig)]
+
+
+def read_item_inputs(path: str | None, item_shape: tuple[int, ...]) -> Any:
+    """The inputs of ``--input`` (see the module docstring): a checked array for a ``.npy`` file
+    (its shape is checked against the model later, naming the file), else a list of (1, H, W)
+    images read at ``item_shape``."""
+    from seq2seq.data.image_sources import read_image_list, read_inputs
+    from seq2seq.data.images import load_npy
+
+    if is_stream(path):  # image files named on stdin, relative to the working directory
+        names = [line.strip() for line in read_input_lines(path) if line.strip()]
+        return read_image_list(names, Path.cwd(), path or "<stdin>", item_shape)
+    if Path(path).suffix == ".npy":  # type: ignore[arg-type]
+        return load_npy(path)  # type: ignore[arg-type]
+    return read_inputs(Path(path), item_shape)  # type: ignore[arg-type]
+
+
+def _image_args(args: argparse.Namespace):
+    """(Autoencoder, inputs, name) for an image command."""
+    from seq2seq.cli.encode import _autoencoder
+
+    shape = tuple(saved_config(args.checkpoint).model.item_shape)
+    inputs = read_item_inputs(args.input, shape)  # read and checked before the model is loaded
+    return _autoencoder(args), inputs, args.input or "<stdin>"
+
+
+def encode_images(args: argparse.Namespace) -> int:
+    ae, inputs, name = _image_args(args)
+    if args.bits:
+        array = ae.codes_items(inputs, progress=not args.quiet, name=name).astype("uint8")
+    else:
+        array = ae.encode_items(inputs, progress=not args.quiet, name=name)
+    from seq2seq.cli.output import write_npy
+
+    write_npy(args.output, array)
+    print(
+        f"wrote {array.shape[0]:,} x {array.shape[1]} {'bits' if args.bits else 'codes'} to {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def reconstruct_images(args: argparse.Namespace) -> int:
+    """``--output FILE.npy``: an array (N, *shape); any other name: a directory of PNGs, one per
+    input (``00000.png``, ... in input order)."""
+    refuse_flags(decoding_flags(args), "an image autoencoder's reconstruction (it writes images, with no search)")
+    if not args.output or args.output == "-":
+        raise Seq2SeqError("--output FILE.npy (an array) or DIR (PNG files) is required: reconstructions are images")
+    ae, inputs, name = _image_args(args)
+    images = ae.reconstruct_items(inputs, progress=not args.quiet, name=name)
+    if args.output.endswith(".npy"):
+        from seq2seq.cli.output import write_npy
+
+        write_npy(args.output, images)
+        print(
+            f"wrote {len(images):,} images of {'x'.join(map(str, images.shape[1:]))} to {args.output}", file=sys.stderr
+        )
+        return 0
+    if images.ndim != 3:
+        raise Seq2SeqError(f"PNG files hold (H, W) images; these are {images.shape[1:]}: give --output FILE.npy")
+    from seq2seq.data.images import save_png
+
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise Seq2SeqError(f"--output {out} is a file: give a directory for PNG files, or FILE.npy")
+    for i, image in enumerate(images):
+        save_png(image, out / f"{i:05d}.png")
+    print(f"wrote {len(images):,} PNG files to {out}/", file=sys.stderr)
+    return 0
+
+
+def score_images(args: argparse.Namespace, threshold_of) -> int:
+    """One line per image: its mean squared error per pixel (and a 0/1 flag with a threshold)."""
+    from seq2seq.cli.output import atomic_output
+
+    ae, inputs, name = _image_args(args)
+    scores = ae.score_items(inputs, progress=not args.quiet, name=name)
+    threshold = threshold_of(scores)
+    with atomic_output(args.output) as out:
+        if args.header:
+            out.write("mse" + ("\tflag" if threshold is not None else "") + "\n")
+        for mse in scores:
+            flag = "" if threshold is None else "\t" + ("1" if mse > threshold else "0")
+            out.write(f"{mse:.6f}{flag}\n")
+    if threshold is not None:
+        flagged = int(np.sum(scores > threshold))
+        print(f"threshold {threshold:.6f} MSE: {flagged:,} of {len(scores):,} images flagged", file=sys.stderr)
+    return 0
