@@ -2,8 +2,15 @@
 
 A request becomes one :class:`Job` (its texts, and a key: the operation and the settings it
 decodes with). The worker takes the oldest job, waits up to ``max_wait`` seconds for more jobs
-with the same key (until ``cap(key)`` texts are there), and runs them as one call of ``run``;
-each job then gets exactly its own slice of the results, in order. Jobs with another key wait
+with the same key, and runs them as one call of ``run``; each job then gets exactly its own
+slice of the results, in order.
+
+How long to wait: most clients send their next request when they have the answer to the last.
+So when a batch has been answered, the worker expects those texts back and waits (up to
+``max_wait`` from that moment) until the queue holds what was already waiting plus what was
+just answered, or ``cap(key)`` texts. Without this, 32 such clients settle into two groups
+that take turns (one group's requests arrive while the other's decode), and every batch is
+half the size it could be. The very first batch waits for ``cap(key)`` texts or ``max_wait``. Jobs with another key wait
 for a later batch, in arrival order. A merged batch that fails is run again one job at a time,
 so an error reaches only the request that caused it.
 
@@ -83,7 +90,7 @@ class Batcher:
         self,
         run: Callable[[Hashable, list[Any]], list[Any]],
         cap: Callable[[Hashable], int],
-        max_wait: float = 0.005,
+        max_wait: float = 0.02,
         max_queue: int = 1024,
     ) -> None:
         if max_wait < 0:
@@ -106,6 +113,8 @@ class Batcher:
         self.items = 0  # texts decoded
         self.largest_batch = 0  # most jobs merged into one batch
         self.in_flight = 0  # jobs in the batch being run now
+        self._free_at = 0.0  # when the worker last finished answering a batch
+        self._expect = 0  # texts queued when it did, plus those it answered (their clients will likely send again)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -200,11 +209,12 @@ class Batcher:
                 return None
             first = self._queue[0]
             cap = max(1, self.cap(first.key))
-            until = first.arrived + self.max_wait
+            until = max(first.arrived, self._free_at) + self.max_wait
+            # what is waiting now plus the texts just answered (see the module docstring)
+            target = min(cap, max(1, self._expect if self.batches else cap))
             while not self._closing and not self._paused:
-                waiting = sum(len(j.items) for j in self._queue if j.key == first.key)
                 left = until - time.monotonic()
-                if waiting >= cap or left <= 0:
+                if self._waiting(first.key) >= target or left <= 0:
                     break
                 self._cond.wait(left)
             while self._paused and not self._closing:
@@ -227,6 +237,10 @@ class Batcher:
             self.in_flight = len(taken)
             return taken
 
+    def _waiting(self, key: Hashable) -> int:
+        """Texts queued with ``key`` (the caller holds the lock)."""
+        return sum(len(j.items) for j in self._queue if j.key == key)
+
     def _work(self) -> None:
         while True:
             jobs = self._take()
@@ -246,8 +260,11 @@ class Batcher:
                 self.in_flight = 0
                 if texts:
                     self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
+                self._expect = self._queued_items + texts  # (counted before any answered client can send again)
             for job, result, error in answers:
                 self._send(job, result, error)
+            with self._cond:
+                self._free_at = time.monotonic()
 
     def _run(self, jobs: list[Job]) -> list[tuple[Job, Any, Optional[BaseException]]]:
         """Run the jobs as one call -> (job, its slice of the results, None) each; on an error,

@@ -16,7 +16,7 @@ __all__ = ["ServeSettings"]
 class ServeSettings:
     """The server's limits and batching settings (``seq2seq serve`` has one flag for each)."""
 
-    batch_wait_ms: float = 5.0  # how long the first request of a batch waits for others to join
+    batch_wait_ms: float = 20.0  # how long a batch waits for the clients it expects (see serve.batcher)
     max_batch_texts: int = 0  # texts merged into one decoding call (0: search.batch_rows // beam)
     max_queue_texts: int = 1024  # texts that may wait at once; more -> 503 with Retry-After
     max_texts: int = 128  # texts in one request; more -> 413
