@@ -360,3 +360,9 @@ def test_translate_refuses_text_flags_for_images(word_model, tmp_path, capsys, m
     assert err.strip().splitlines() == [
         f"seq2seq: error: {flags[0]} does not apply to a checkpoint that reads images or vectors"
     ]
+
+
+def test_serve_refuses_image_checkpoints(word_model, capsys):
+    pytest.importorskip("uvicorn")
+    status, _, err = cli(capsys, "serve", "--checkpoint", str(word_model))
+    assert status == 2 and "reads images or vectors, which seq2seq serve does not take" in err

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from seq2seq.cli.decoding import add_decoding_flags, decoding_settings
-from seq2seq.cli.io import add_device_flag, checkpoint_errors
+from seq2seq.cli.io import add_device_flag, checkpoint_errors, saved_config
 from seq2seq.errors import Seq2SeqError
 
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -78,6 +78,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         api_key=key,
     )
     settings.check()
+    if saved_config(args.checkpoint).model.encoder in ("cnn", "mlp"):  # docs/images.md
+        raise Seq2SeqError(
+            f"{args.checkpoint} reads images or vectors, which seq2seq serve does not take (it serves text): use "
+            "seq2seq translate --input FILE.npy (or encode, reconstruct, score)"
+        )
     search = decoding_settings(args)
     with checkpoint_errors(args.checkpoint):
         try:

@@ -16,7 +16,10 @@ state and laid out in place-value blocks, the layout of the text staged study's 
 
 Outputs: :class:`VectorDecoder` emits one vector or image per example from the context vector
 in one shot (MSE loss, :func:`mse_loss`); :class:`VectorAutoencoder` joins an encoder, an
-optional bottleneck and that head (image autoencoders, the linear autoencoder against PCA).
+optional bottleneck and that head (image autoencoders, the linear autoencoder against PCA;
+``downsample``: super-resolution). :func:`build_image_autoencoder` builds one from a config
+(``model.decoder: image``), :func:`build_model` is what checkpoints and objectives call, and
+:func:`corrupt` is the denoising noise (gaussian, masking).
 """
 
 from __future__ import annotations

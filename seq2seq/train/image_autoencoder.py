@@ -98,10 +98,10 @@ class ImageAutoencoding(ImageInput):
             parts.append(f"({m.bottleneck})")
         parts.append(f"-> image head ({m.image_output} pixels, MSE)")
         if a.image_noise != "none":
-            parts.append(f"denoising {a.image_noise} {a.image_noise_level:g}")
+            parts.append(f"; denoising: {a.image_noise} {a.image_noise_level:g}")
         if m.downsample > 1:
-            parts.append(f"super-resolution from {m.downsample}x{m.downsample} mean-pooled inputs")
-        return " ".join(parts)
+            parts.append(f"; super-resolution from {m.downsample}x{m.downsample} mean-pooled inputs")
+        return " ".join(parts).replace(" ;", ";")
 
     def checkpoint_extra(self) -> dict[str, Any]:
         return {}
