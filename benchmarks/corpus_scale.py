@@ -16,6 +16,26 @@ gloo on CPU, one thread each) and reports each rank's peak RSS and their sum, ag
 single process's: the store is shared through the page cache, so the sum should stay below
 twice one process's peak (each rank reads only its own batches).
 
+**fairseq-preprocess on the same files** (issue 18's store-building target: at least 1.0x its
+throughput with the same number of workers). With fairseq installed (``--fairseq VENV``, by
+default ``$PEERS_ROOT/fairseq`` as ``benchmarks/peers/install_fairseq.sh`` makes it; skipped
+with a printed line when absent), each size's corpus is also
+
+3. encoded into SentencePiece pieces with the same model (fairseq reads pre-tokenized text):
+   ``SentencePieceProcessor.encode`` in blocks of 10,000 lines with ``num_threads`` = the
+   workers, in a process of its own, pieces written space-separated as
+   ``benchmarks/peers/prepare_data.sh`` writes them;
+4. binarized by ``fairseq-preprocess --srcdict D --tgtdict D --workers W`` (the dictionary of the
+   SentencePiece model's pieces, so no dictionary is counted, as ours is given too), W = the
+   number of processes our build encodes with (one per core).
+
+The ratio is our ``prepare``'s throughput (pairs/s, whole command, imports and store build,
+which includes the SentencePiece encoding) over fairseq's, against ``fairseq-preprocess``
+alone and against the encoding plus ``fairseq-preprocess`` (the like-for-like one: both start
+from raw text). Wall times and CPU seconds (user + system of the command and its workers,
+``wait4``) are printed; ``--repeat R`` alternates ours and fairseq's R times per size (the best
+wall time of each is kept) and ``--build-only`` skips training.
+
 ``--compare TREE`` runs step 2 with another checkout of seq2seq on ``PYTHONPATH`` as well (for
 example the commit before the store, exported with ``git archive COMMIT | tar -x -C TREE``),
 at the sizes of ``--compare-sizes``: that code reads the whole corpus into memory, so keep them
@@ -24,6 +44,7 @@ small. A SentencePiece model is trained once on the Multi30k text when ``--spm``
     python benchmarks/corpus_scale.py --sizes 100000 1000000 5000000
     python benchmarks/corpus_scale.py --sizes 100000 1000000 --compare /tmp/seq2seq-before
     python benchmarks/corpus_scale.py --sizes 100000 5000000 --ranks 2
+    python benchmarks/corpus_scale.py --sizes 100000 1000000 --build-only --repeat 2
 
 Watch the disk: 5M pairs take about 1.1 GB of text and store (``df -h`` of ``--work-dir``).
 """
@@ -252,6 +273,7 @@ def run_child(args: list[str], tree: Path, log: Optional[Path] = None, ranks: in
         old.unlink()
     return {
         "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # with the workers it waited for
         "peak_rss_mb": sum(peaks),
         "rank_peak_rss_mb": peaks,
         "together_rss_mb": together["rss"],
@@ -268,17 +290,29 @@ def tokens_per_s(log: Path) -> float:
     return statistics.mean(rates) if rates else float("nan")
 
 
+def build_store(work: Path, prefix: Path, cfg: Path, tree: Path) -> dict:
+    """``seq2seq prepare`` into an empty cache: the token store built (wall and CPU seconds of
+    the whole command, the store's own build time from its meta.json)."""
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    prepared = run_child(["prepare", str(cfg)], tree)
+    meta_file = next((work / "cache").glob(f"{prefix.name}.*/meta.json"), None)
+    meta = json.loads(meta_file.read_text()) if meta_file else {}
+    return {
+        "build_s": prepared["wall_s"],
+        "build_cpu_s": prepared["cpu_s"],
+        "prepare_rss_mb": prepared["peak_rss_mb"],
+        "store_build_s": meta.get("seconds"),
+        "store_tokens": {side: meta[side]["tokens"] for side in ("src", "tgt") if side in meta},
+    }
+
+
 def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: bool, ranks: int = 1) -> dict:
+    """Training (step 2) on ``prefix``'s corpus; ``store``: the tree reads a token store (built
+    by :func:`build_store` before)."""
     run = work / f"run-{name}"
     shutil.rmtree(run, ignore_errors=True)
     cfg = config(work, prefix, spm, run, store)
     result: dict = {}
-    if store:
-        prepared = run_child(["prepare", str(cfg)], tree)
-        result["build_s"] = prepared["wall_s"]
-        result["prepare_rss_mb"] = prepared["peak_rss_mb"]
-        meta = next((work / "cache").glob(f"{prefix.name}*/meta.json"), None)
-        result["store_build_s"] = json.loads(meta.read_text())["seconds"] if meta else None
     trained = run_child(["train", str(cfg)], tree, run / "train_log.jsonl", ranks=ranks)
     result.update(
         train_wall_s=trained["wall_s"],
@@ -292,6 +326,136 @@ def measure(work: Path, prefix: Path, spm: Path, tree: Path, name: str, store: b
     )
     shutil.rmtree(run, ignore_errors=True)
     return result
+
+
+# ------------------------------------------------------------------------- fairseq-preprocess
+def fairseq_venv(given: str) -> Optional[Path]:
+    """The fairseq virtual environment: ``given``, else ``$PEERS_ROOT/fairseq`` (``/tmp/peers``);
+    None when it has no ``fairseq-preprocess``."""
+    venv = Path(given or Path(os.environ.get("PEERS_ROOT", "/tmp/peers")) / "fairseq")
+    return venv if (venv / "bin" / "fairseq-preprocess").is_file() else None
+
+
+def fairseq_dict(spm: Path, out: Path) -> Path:
+    """fairseq's dict.txt of the SentencePiece model's pieces (control and unknown ids left out,
+    as fairseq adds its own), in the model's order, as ``benchmarks/peers/prepare_data.sh``."""
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(spm))
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_control(i) or sp.is_unknown(i))]
+    out.write_text("".join(f"{p} 1\n" for p in pieces), encoding="utf-8")
+    return out
+
+
+# SentencePiece pieces of PREFIX.{de,en} written to OUT.{de,en}: argv = model, threads, PREFIX, OUT.
+ENCODE = """
+import sys, sentencepiece
+model, threads, prefix, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sp = sentencepiece.SentencePieceProcessor(model_file=model)
+for lang in ("de", "en"):
+    with open(f"{prefix}.{lang}", encoding="utf-8") as fi, open(f"{out}.{lang}", "w", encoding="utf-8") as fo:
+        while True:
+            lines = [line.rstrip("\\n") for _, line in zip(range(10000), fi)]
+            if not lines:
+                break
+            pieces = sp.encode(lines, out_type=str, num_threads=threads)
+            fo.write("".join(" ".join(p) + "\\n" for p in pieces))
+"""
+
+
+def timed(command: list[str], env: Optional[dict] = None) -> dict:
+    """Wall and CPU seconds (with the workers it waited for) and peak RSS of ``command``; its
+    output."""
+    start = time.time()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - start
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "output": output,
+    }
+
+
+def fairseq_preprocess(work: Path, prefix: Path, spm: Path, venv: Path, workers: int) -> dict:
+    """The SentencePiece encoding of ``prefix``'s corpus, then ``fairseq-preprocess`` of it with
+    ``workers``; each one's wall and CPU seconds, and the tokens fairseq counted."""
+    pieces = work / f"p{prefix.name[1:]}"
+    dest = work / f"fairseq-{prefix.name}"
+    shutil.rmtree(dest, ignore_errors=True)
+    threads = str(workers)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONWARNINGS": "ignore"}
+    encode = timed([sys.executable, "-c", ENCODE, str(spm), threads, str(prefix), str(pieces)], env)
+    dictionary = fairseq_dict(spm, work / "fairseq-dict.txt")
+    binarize = timed(
+        [
+            str(venv / "bin" / "fairseq-preprocess"),
+            "--source-lang",
+            "de",
+            "--target-lang",
+            "en",
+            "--trainpref",
+            str(pieces),
+            "--srcdict",
+            str(dictionary),
+            "--tgtdict",
+            str(dictionary),
+            "--destdir",
+            str(dest),
+            "--workers",
+            str(workers),
+        ],
+        env,
+    )
+    # "[de] /tmp/.../p100000.de: 100000 sents, 1534001 tokens, 0.0% replaced (by <unk>)"
+    counted = {}
+    for line in binarize["output"].splitlines():
+        if " sents, " in line and "] " in line:
+            lang = line.split("[", 1)[1].split("]", 1)[0]
+            words = line.split(": ", 1)[1].split(", ")
+            counted[lang] = {
+                "sents": int(words[0].split()[0]),
+                "tokens": int(words[1].split()[0]),
+                "replaced": words[2].split(" replaced")[0],
+            }
+    for path in Path(f"{pieces}.de"), Path(f"{pieces}.en"):
+        path.unlink()
+    shutil.rmtree(dest, ignore_errors=True)
+    return {
+        "encode_s": encode["wall_s"],
+        "encode_cpu_s": encode["cpu_s"],
+        "preprocess_s": binarize["wall_s"],
+        "preprocess_cpu_s": binarize["cpu_s"],
+        "preprocess_rss_mb": binarize["peak_rss_mb"],
+        "counted": counted,
+    }
+
+
+def build_table(rows: list[tuple[int, dict, dict]], workers: int) -> None:
+    """Store building against fairseq-preprocess (best wall time of the repeats for each)."""
+    print()
+    print(f"Store building, {workers} workers each (pairs/s; CPU seconds of the command and its workers):")
+    print()
+    print(
+        "| pairs | ours: `seq2seq prepare` | fairseq-preprocess alone | spm encode + fairseq-preprocess | "
+        "ours / fairseq-preprocess | ours / (encode + fairseq-preprocess) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+
+    def cell(seconds: float, cpu: float, pairs: int) -> str:
+        return f"{seconds:.1f} s, {pairs / seconds:,.0f}/s, {cpu:.1f} s CPU"
+
+    for pairs, ours, peer in rows:
+        both_s, both_cpu = peer["encode_s"] + peer["preprocess_s"], peer["encode_cpu_s"] + peer["preprocess_cpu_s"]
+        print(
+            f"| {pairs:,} | {cell(ours['build_s'], ours['build_cpu_s'], pairs)} | "
+            f"{cell(peer['preprocess_s'], peer['preprocess_cpu_s'], pairs)} | {cell(both_s, both_cpu, pairs)} | "
+            f"{peer['preprocess_s'] / ours['build_s']:.2f}x | {both_s / ours['build_s']:.2f}x |"
+        )
 
 
 def rss(figures: dict) -> str:
@@ -315,26 +479,56 @@ def main() -> None:
     p.add_argument("--compare-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     p.add_argument("--ranks", type=int, default=1, help="also train as this many DDP processes (torchrun, gloo)")
     p.add_argument("--tree", default=str(REPO), help="the seq2seq source tree measured (default: this one)")
+    p.add_argument("--fairseq", default="", help="fairseq's venv (default: $PEERS_ROOT/fairseq, if there)")
+    p.add_argument("--repeat", type=int, default=1, help="store builds (ours, fairseq's, alternating) per size")
+    p.add_argument("--build-only", action="store_true", help="build the stores, do not train")
     args = p.parse_args()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
+    tree = Path(args.tree)
     spm = Path(args.spm) if args.spm else train_spm(data, work / "spm.model")
-    shutil.rmtree(work / "cache", ignore_errors=True)  # build every store in this run
-    rows = []
+    venv = fairseq_venv(args.fairseq)
+    workers = len(os.sched_getaffinity(0))  # what our build uses (one process per core)
+    if venv is None:
+        print(f"fairseq-preprocess: skipped (no {args.fairseq or '$PEERS_ROOT/fairseq'}/bin/fairseq-preprocess)")
+    else:
+        print(f"fairseq-preprocess: {venv}, {workers} workers as ours", flush=True)
+    rows, builds = [], []
     for pairs in args.sizes:
         prefix = write_corpus(data, work, pairs)
-        figures = measure(work, prefix, spm, Path(args.tree), f"{pairs}", store=True)
+        ours: dict = {}
+        peer: dict = {}
+        for _ in range(args.repeat):  # ours and fairseq's alternate
+            cfg = config(work, prefix, spm, work / f"run-{pairs}", True)
+            built = build_store(work, prefix, cfg, tree)
+            print(json.dumps({"code": "store build", "pairs": pairs, **built}), flush=True)
+            if not ours or built["build_s"] < ours["build_s"]:
+                ours = built
+            if venv is not None:
+                figures = fairseq_preprocess(work, prefix, spm, venv, workers)
+                print(json.dumps({"code": "fairseq-preprocess", "pairs": pairs, **figures}), flush=True)
+                if not peer or figures["encode_s"] + figures["preprocess_s"] < peer["encode_s"] + peer["preprocess_s"]:
+                    peer = figures
+        if peer:
+            builds.append((pairs, ours, peer))
+        if args.build_only:
+            continue
+        figures = {**ours, **measure(work, prefix, spm, tree, f"{pairs}", store=True)}
         rows.append(("store", pairs, figures))
         print(json.dumps({"code": "store", "pairs": pairs, **figures}), flush=True)
         if args.ranks > 1:
-            ddp = measure(work, prefix, spm, Path(args.tree), f"{pairs}-ddp", store=True, ranks=args.ranks)
+            ddp = measure(work, prefix, spm, tree, f"{pairs}-ddp", store=True, ranks=args.ranks)
             rows.append((f"{args.ranks} ranks", pairs, ddp))
             print(json.dumps({"code": f"{args.ranks} ranks", "pairs": pairs, **ddp}), flush=True)
         if args.compare and pairs in args.compare_sizes:
             old = measure(work, prefix, spm, Path(args.compare), f"{pairs}-compare", store=False)
             rows.append(("compare", pairs, old))
             print(json.dumps({"code": "compare", "pairs": pairs, **old}), flush=True)
+    if builds:
+        build_table(builds, workers)
+    if not rows:
+        return
     print()
     print(
         "| code | pairs | store build (prepare) | train peak RSS | peak PSS, training processes | "
