@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.cli import main
 from seq2seq.config import SearchConfig
@@ -330,6 +331,24 @@ def test_missing_and_mismatched_data_files(tmp_path, capsys):
     assert "train.de" in line and "train.en" in line and "3" in line and "2" in line
     assert main(["train", str(cfg), "--set", "data.train=other"]) == 2
     assert "other.de" in error_line(capsys)
+
+
+def test_threads_flag(trained, tmp_path, capsys):
+    ckpt = str(trained / "run" / "best")
+    src = tmp_path / "in.txt"
+    src.write_text("1 2 3\n", encoding="utf-8")
+    before = torch.get_num_threads()
+    try:
+        assert main(["translate", "--checkpoint", ckpt, "--input", str(src), "--threads", "0"]) == 2
+        assert "--threads must be at least 1, got 0" in error_line(capsys)
+        out = tmp_path / "out.txt"
+        assert (
+            main(["translate", "--checkpoint", ckpt, "--input", str(src), "--output", str(out), "--threads", "1"]) == 0
+        )
+        assert torch.get_num_threads() == 1
+        assert len(out.read_text().splitlines()) == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_translate_bad_inputs(trained, tmp_path, capsys):

@@ -35,11 +35,27 @@ def add_decoding_flags(p: argparse.ArgumentParser) -> None:
             metavar=field.metadata.get("metavar", "N"),
             help=f"{field.metadata['help']}; default: the checkpoint's search.{field.name}",
         )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for the model's operations (default: PyTorch's, one per core). "
+        "1 is often faster for small batches, and on a machine busy with other work",
+    )
 
 
 def decoding_settings(args: argparse.Namespace) -> SearchConfig:
     """The checkpoint's search settings with the decoding flags given applied, checked by the
-    rules of a config's search section (the messages name the flag)."""
+    rules of a config's search section (the messages name the flag); ``--threads``, if given,
+    is applied to the process here."""
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise Seq2SeqError(f"--threads must be at least 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     given = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig) if getattr(args, f.name) is not None
     }
