@@ -87,6 +87,8 @@ def start_server(
 
 def decoding_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--beam", str(args.beam)]
+    if args.threads:
+        flags += ["--threads", str(args.threads)]
     if args.force_len:
         flags += ["--min-len", str(args.force_len), "--max-len-a", "0", "--max-len-b", str(args.force_len)]
     return flags
@@ -205,6 +207,9 @@ def offline(args: argparse.Namespace, sentences: list[str]) -> float:
     code = f"""
 import sys, time, dataclasses, warnings
 warnings.simplefilter("ignore")
+import torch
+if {args.threads!r}:
+    torch.set_num_threads({args.threads!r})
 from seq2seq import Translator
 from seq2seq.cli.io import saved_config
 search = saved_config({args.checkpoint!r}).search
@@ -232,6 +237,7 @@ def main() -> None:
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (0: free)")
+    p.add_argument("--threads", type=int, default=0, help="--threads for the server and the offline run (0: default)")
     p.add_argument(
         "--modes",
         nargs="+",
@@ -245,7 +251,7 @@ def main() -> None:
     forced = f"; outputs forced to {args.force_len} tokens" if args.force_len else ""
     print(
         f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
-        f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs",
+        f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs; threads {args.threads or 'default'}",
         flush=True,
     )
     rate = offline(args, sentences)
