@@ -366,3 +366,20 @@ def test_serve_refuses_image_checkpoints(word_model, capsys):
     pytest.importorskip("uvicorn")
     status, _, err = cli(capsys, "serve", "--checkpoint", str(word_model))
     assert status == 2 and "reads images or vectors, which seq2seq serve does not take" in err
+
+
+def test_translate_names_bad_inputs(word_model, tmp_path, capsys):
+    nan = np.zeros((3, 8, 8), np.float32)
+    nan[1, 0, 0] = np.inf
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "shape.npy", np.zeros((3, 9), np.float32))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "list.txt").write_text("broken.png\n", encoding="utf-8")
+    expected = {
+        "nan.npy": "nan.npy: 1 NaN or infinite value(s), the first in row 1",
+        "shape.npy": "shape.npy: expected an array of shape (N, 8, 8) (one input per row) or (N, S, 8, 8)",
+        "list.txt": "broken.png: cannot read an image",
+    }
+    for name, message in expected.items():
+        status, out, err = translate(word_model, capsys, "--input", str(tmp_path / name))
+        assert status == 2 and not out and message in err and len(err.strip().splitlines()) == 1, err

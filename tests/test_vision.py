@@ -290,6 +290,19 @@ def test_digit_images_recipe_small(tmp_path) -> None:
     assert staged["strata"]["overall"][2] == 10 + 90  # unseen numerals + every 2-digit number
     assert staged["strata"]["length  2"][2] >= 90
     assert "| sequence | ko | 50 | staged + fine-tuning |" in (out / "results.md").read_text()
+    # another seed, summarised with the first (--merge); other settings cannot be merged
+    more = [
+        *argv[: argv.index("--seeds")],
+        "--seeds",
+        "2",
+        *argv[argv.index("--seeds") + 2 : -1],
+        str(tmp_path / "two"),
+    ]
+    assert recipe["main"]([*more, "--merge", str(out / "results.json")]) == 0
+    two = {r["regime"]: r for r in json.loads((tmp_path / "two" / "results.json").read_text())["rows"]}
+    assert two["staged"]["seeds"] == [1, 2] and two["staged"]["scores"][0] == staged["scores"][0]
+    with pytest.raises(SystemExit, match="other settings \\(updates\\)"):
+        recipe["main"]([*more, "--updates", "9", "--merge", str(out / "results.json")])
 
 
 def test_linear_autoencoder_finds_the_pca_subspace() -> None:

@@ -434,6 +434,31 @@ def write_plot(rows: list[dict], path: Path, title: str) -> bool:
     return True
 
 
+# What must be equal for cells of another run to be summarised with this run's (--merge).
+SAME = ("updates", "batch", "evals", "lr", "d", "d_image", "pool_size", "valid_size", "test_size", "every_below")
+SAME += ("data_seed",)
+
+
+def earlier_cells(args: argparse.Namespace) -> list[dict]:
+    """The per-seed cells of the ``--merge`` results.json files (other seeds of the same settings),
+    read before anything runs; a file of other settings is an error."""
+    cells = []
+    for path in args.merge:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+        differ = [k for k in SAME if earlier["args"].get(k) != getattr(args, k)]
+        if differ:
+            raise SystemExit(f"error: {path} was run with other settings ({', '.join(differ)}); it cannot be merged")
+        cells += earlier["cells"]
+    return cells
+
+
+def merged(cells: list[dict], earlier: list[dict]) -> list[dict]:
+    """``cells`` and ``earlier`` ones, a (task, lang, size, seed) run here taking precedence, in order."""
+    done = {(c["task"], c["lang"], c["size"], c["seed"]) for c in cells}
+    cells = cells + [c for c in earlier if (c["task"], c["lang"], c["size"], c["seed"]) not in done]
+    return sorted(cells, key=lambda c: (c["task"], c["lang"], c["size"] or 0, c["seed"]))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=["single", "sequence"], default=["single", "sequence"])
@@ -466,7 +491,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default="runs/digit_images")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        metavar="RESULTS_JSON",
+        help="summarise with the per-seed results of earlier runs of the same settings (other seeds)",
+    )
     args = parser.parse_args(argv)
+    earlier = earlier_cells(args)  # --merge: checked before anything runs
     torch.set_num_threads(args.threads)
     started = time.time()
     out = Path(args.output)
@@ -498,16 +531,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                         + ", ".join(f"{r} {result[r]['exact_match']:.1f}%" for r in REGIMES),
                         flush=True,
                     )
+    cells = merged(cells, earlier)
+    seeds = sorted({c["seed"] for c in cells})
     rows = summarise(cells)
     header = (
         f"Digit images read aloud: {args.updates} updates per regime, batches of {args.batch}, seeds "
-        f"{' '.join(map(str, args.seeds))}; test images never trained on"
+        f"{' '.join(map(str, seeds))}; test images never trained on"
     )
     (out / "results.json").write_text(
         json.dumps({"args": vars(args), "rows": rows, "cells": cells}, indent=2, ensure_ascii=False) + "\n"
     )
     print("\n" + write_table(rows, out / "results.md", header))
-    title = f"{args.updates} updates per regime, mean ± std over {len(args.seeds)} seed(s)"
+    title = f"{args.updates} updates per regime, mean ± std over {len(seeds)} seed(s)"
     if write_plot(rows, out / "results.png", title):
         print(f"plot: {out / 'results.png'}")
     print(f"total wall time {time.time() - started:.0f} s")
