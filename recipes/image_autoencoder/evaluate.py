@@ -4,6 +4,7 @@ the toolkit's API (``Autoencoder.from_checkpoint(...)`` on arrays, as ``seq2seq 
 
     python recipes/image_autoencoder/evaluate.py --checkpoints runs/image_autoencoder_cli/best
     python recipes/image_autoencoder/evaluate.py --checkpoints A/best B/best --noise gaussian 0.3
+    python recipes/image_autoencoder/evaluate.py --checkpoints S1/best S2/best S3/best --mean   # seeds
 
 For each checkpoint, on the digits test split its config names (split by image: never trained
 on): the mean squared error per pixel of the reconstruction against the clean image, of clean
@@ -39,6 +40,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--noise", nargs=2, metavar=("KIND", "LEVEL"), help="gaussian SIGMA or masking SHARE")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--save-test", default=None, metavar="FILE.npy")
+    p.add_argument("--mean", action="store_true", help="a last row: mean ± std over the checkpoints (e.g. seeds)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     recipe = runpy.run_path(str(HERE / "run.py"), run_name="recipe")
@@ -50,6 +52,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     head = "checkpoint | test images | clean in | noisy input itself | noisy in | bicubic | AUC letters | AUC noise"
     print(f"| {head} | AUC shifted |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    table = []
     for checkpoint in args.checkpoints:
         cfg = saved_config(checkpoint)
         test = digit_images(cfg.data, "test").items
@@ -70,6 +73,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         others = [recipe["letters"](len(test), rng), rng.random(test.shape, dtype=np.float32), recipe["shifted"](test)]
         row[6:] = [f"{recipe['roc_auc'](normal, ae.score(x)):.3f}" for x in others]
         print("| " + " | ".join(row) + " |")
+        table.append(row)
+    if args.mean and len(table) > 1:
+        cells = []
+        for k in range(2, 9):
+            values = [float(r[k]) for r in table if r[k]]
+            digits = 3 if k >= 6 else 4
+            cells.append(f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}" if values else "")
+        print(f"| mean ± std of {len(table)} | {table[0][1]} | " + " | ".join(cells) + " |")
     return 0
 
 
