@@ -383,3 +383,19 @@ def test_translate_names_bad_inputs(word_model, tmp_path, capsys):
     for name, message in expected.items():
         status, out, err = translate(word_model, capsys, "--input", str(tmp_path / name))
         assert status == 2 and not out and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_evaluate_reads_images(word_model, tmp_path, capsys):
+    test = digits_split(load_config(None, []).data, "test")
+    np.save(tmp_path / "x.npy", test.items[:7])
+    (tmp_path / "ref.txt").write_text("".join(t + "\n" for t in test.targets[:7]), encoding="utf-8")
+    args = ["evaluate", "--checkpoint", str(word_model), "--src", str(tmp_path / "x.npy"), "--quiet"]
+    status, out, err = cli(capsys, *args, "--ref", str(tmp_path / "ref.txt"), "-o", str(tmp_path / "hyp.txt"))
+    assert status == 0, err
+    assert out.startswith("BLEU = ") and "chrF2" in out and "(7 inputs)" in out.splitlines()[-1]
+    assert len((tmp_path / "hyp.txt").read_text(encoding="utf-8").splitlines()) == 7
+    (tmp_path / "short.txt").write_text("one\n", encoding="utf-8")
+    status, _, err = cli(capsys, *args, "--ref", str(tmp_path / "short.txt"))
+    assert status == 2 and "has 7 inputs but" in err
+    status, _, err = cli(capsys, *args, "--ref", str(tmp_path / "ref.txt"), "--window", "4")
+    assert status == 2 and "--window does not apply" in err

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from seq2seq.cli.decoding import add_translator_flags, decoding_settings, load_translator, strict_refusal, window_size
+from seq2seq.cli.images import evaluate_images, reads_items
 from seq2seq.cli.inputs import InputWindows, count_input_lines, is_stream
 from seq2seq.cli.output import WindowOutput, clean_line
 from seq2seq.errors import Seq2SeqError
@@ -17,6 +18,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from seq2seq.data.textio import read_lines
     from seq2seq.metrics import bleu, chrf
 
+    if reads_items(args.checkpoint):  # images or vectors in (docs/images.md)
+        return evaluate_images(args)
     if args.window is not None and args.window < 1:
         raise Seq2SeqError(f"--window must be at least 1, got {args.window}")
     counted = None if is_stream(args.src) else count_input_lines(args.src)

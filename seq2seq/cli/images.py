@@ -129,3 +129,37 @@ def score_images(args: argparse.Namespace, threshold_of) -> int:
         flagged = int(np.sum(scores > threshold))
         print(f"threshold {threshold:.6f} MSE: {flagged:,} of {len(scores):,} images flagged", file=sys.stderr)
     return 0
+
+
+def evaluate_images(args: argparse.Namespace) -> int:
+    """``seq2seq evaluate`` of an image -> text checkpoint: --src FILE.npy or a list of image files,
+    --ref one line per input; prints BLEU, chrF and exact match."""
+    from seq2seq.cli.decoding import decoding_settings, load_translator
+    from seq2seq.cli.output import atomic_output, clean_line
+    from seq2seq.data.textio import read_lines
+    from seq2seq.metrics import bleu, chrf, exact_match
+
+    model = saved_config(args.checkpoint).model
+    if model.decoder == "image":
+        raise Seq2SeqError(
+            f"{args.checkpoint} is an image autoencoder: it writes images, not text; 'seq2seq score' gives its "
+            "reconstruction error"
+        )
+    refuse_flags([("--window", args.window), ("--strict", args.strict), ("--batch-tokens", args.batch_tokens)])
+    references = read_lines(args.ref)
+    inputs = read_item_inputs(args.src, tuple(model.item_shape))
+    translator = load_translator(args, decoding_settings(args))
+    hyps = [h[0][0] for h in translator.item_hypotheses(inputs, progress=not args.quiet, name=args.src)]
+    if len(hyps) != len(references):
+        raise Seq2SeqError(
+            f"{args.src} has {len(hyps)} inputs but {args.ref} has {len(references)} lines; they must be aligned"
+        )
+    if not hyps:
+        raise Seq2SeqError(f"{args.src} has no inputs: nothing to evaluate")
+    if args.output:
+        with atomic_output(args.output) as out:
+            out.writelines(clean_line(h) + "\n" for h in hyps)
+    print(bleu(hyps, references))
+    print(chrf(hyps, references))
+    print(f"exact match = {exact_match(hyps, references):.2f}% ({len(hyps):,} inputs)")
+    return 0
