@@ -107,7 +107,7 @@ class ModelConfig:
     """Encoder/decoder architecture. Any encoder pairs with any decoder."""
 
     encoder: str = "transformer"  # transformer | gru (tokens); cnn | mlp (images, vectors: docs/images.md)
-    decoder: str = "transformer"  # transformer | gru; image (docs/images.md)
+    decoder: str = "transformer"  # transformer | gru | bow (a bag-of-words head: models/bow.py); image (docs/images.md)
     # none: the decoder sees only the context vector; bahdanau (additive) / luong
     # (multiplicative) for GRU decoders; multihead for Transformer decoders;
     # auto: bahdanau for GRU, multihead for Transformer.
@@ -138,6 +138,9 @@ class ModelConfig:
     # training, rounded to bits at inference: semantic hashing). The size is context_dim.
     bottleneck: str = "plain"
     binary_noise: float = 1.0  # std of the noise added before the sigmoid while training
+    # How a binary code trains: noise (sigmoid of noisy logits, above) | straight_through
+    # (sampled bits forward, the sigmoid's gradient backward; models/bottleneck.py)
+    binary_estimator: str = "noise"
     classifier_hidden: int = 0  # task classification: hidden layer of the head (0: a linear head)
     # What the head reads: the context vector, or the context vector concatenated with the
     # masked max / mean of the encoder's per-position states.

@@ -5,7 +5,11 @@
                  the KL divergence to N(0, I) is returned per sentence
     binary       code = sigmoid(Linear(context) + noise) while training: the Gaussian noise
                  pushes the pre-activations away from 0, so the codes become near binary
-                 (Salakhutdinov & Hinton's semantic hashing); rounded to bits at inference
+                 (Salakhutdinov & Hinton's semantic hashing); rounded to bits at inference.
+                 With ``estimator="straight_through"`` the training code is already bits:
+                 b ~ Bernoulli(sigmoid(Linear(context))) in the forward pass, the gradient of
+                 sigmoid(Linear(context)) in the backward pass (NASH, Shen et al. 2018), so
+                 training sees the same kind of code as inference
 
 A bottleneck belongs to the encoder half of a model: an encoder pretrained with one carries
 it into a classifier or translation model.
@@ -19,18 +23,22 @@ import torch
 from torch import Tensor, nn
 
 KINDS = ("plain", "variational", "binary")
+ESTIMATORS = ("noise", "straight_through")
 
 
 class Bottleneck(nn.Module):
     """``forward(context (B, c)) -> (z (B, c), kl (B,) or None)``; see the module docstring."""
 
-    def __init__(self, kind: str, dim: int, noise: float = 1.0) -> None:
+    def __init__(self, kind: str, dim: int, noise: float = 1.0, estimator: str = "noise") -> None:
         super().__init__()
         if kind not in ("variational", "binary"):
             raise ValueError(f"bottleneck kind must be variational or binary, got '{kind}'")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"binary estimator must be one of {', '.join(ESTIMATORS)}, got '{estimator}'")
         self.kind = kind
         self.dim = dim
         self.noise = noise
+        self.estimator = estimator
         if kind == "variational":
             self.mu = nn.Linear(dim, dim)
             self.logvar = nn.Linear(dim, dim)
@@ -44,6 +52,10 @@ class Bottleneck(nn.Module):
             z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
             return z.to(context.dtype), kl
         logits = self.code(context)  # (B, c)
+        if self.training and self.estimator == "straight_through":
+            probs = torch.sigmoid(logits)  # (B, c)
+            bits = torch.bernoulli(probs.detach())  # (B, c) sampled 0/1
+            return probs + (bits - probs).detach(), None  # value: bits; gradient: that of probs
         if self.training:
             return torch.sigmoid(logits + self.noise * torch.randn_like(logits)), None
         return logits.gt(0).to(context.dtype), None  # bits

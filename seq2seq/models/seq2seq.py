@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.models.bottleneck import Bottleneck
+from seq2seq.models.bow import BagOfWordsDecoder
 from seq2seq.models.classifier import Classifier
 from seq2seq.models.context import ContextTarget
 from seq2seq.models.decoders import GRUDecoder, TransformerDecoder
@@ -184,8 +185,10 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, pad_
             tie_output=cfg.tie_embeddings,
             embed_dropout=embed_dropout,
         )
+    elif cfg.decoder == "bow":
+        decoder = BagOfWordsDecoder(tgt_vocab_size, context_dim, cfg.dropout)
     else:
-        raise ValueError(f"unknown decoder '{cfg.decoder}' (transformer or gru)")
+        raise ValueError(f"unknown decoder '{cfg.decoder}' (transformer, gru or bow)")
 
     if cfg.item_classes:
         from seq2seq.models.vision import ItemClassSeq2Seq  # vision.py imports this module
@@ -201,7 +204,7 @@ def build_bottleneck(cfg: ModelConfig) -> Optional[Bottleneck]:
     """The context vector's bottleneck module (None for ``plain``)."""
     if cfg.bottleneck == "plain":
         return None
-    return Bottleneck(cfg.bottleneck, cfg.context_dim or cfg.d_model, cfg.binary_noise)
+    return Bottleneck(cfg.bottleneck, cfg.context_dim or cfg.d_model, cfg.binary_noise, cfg.binary_estimator)
 
 
 def build_encoder(

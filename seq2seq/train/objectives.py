@@ -48,9 +48,10 @@ from seq2seq.data.loading import (
 )
 from seq2seq.data.noise import add_noise, word_dropout
 from seq2seq.data.store import CorpusMix, StoreExamples, TokenStore, select_labelled, select_pairs
-from seq2seq.data.tokenizer import BOS_ID, PAD_ID, UNK_ID, TokenizerPair
+from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, DataError, Seq2SeqError
 from seq2seq.models import Classifier, Composite, build_classifier, build_model
+from seq2seq.models.bow import bag_of_words_nll, start_from_unigram, target_counts
 from seq2seq.train.freeze import frozen, no_grad_if
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import kl_weight
@@ -111,11 +112,14 @@ class Objective:
     def __init__(self, cfg: Config, autocast: Optional[AbstractContextManager] = None) -> None:
         self.cfg = cfg
         self.autocast = autocast if autocast is not None else nullcontext()
+        self.bow_counts: Optional[np.ndarray] = None  # target token counts (model.decoder bow)
 
     # data
     def prepare(self, train: TokenStore | CorpusMix, resumed: Optional[Path] = None) -> None:
         """Learn what the objective needs from the training data before training starts
         (``resumed``: the checkpoint a resumed run continues, whose choices stand)."""
+        if self.cfg.model.decoder == "bow" and resumed is None:  # for its head's initial bias
+            self.bow_counts = target_counts(train)
 
     def source(self, file: str) -> TextSource:
         """One split, streamed (the training data, ``data.train``)."""
@@ -151,9 +155,12 @@ class Objective:
     # model
     def build_model(self, tokenizers: TokenizerPair) -> Composite:
         try:
-            return build_model(self.cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
+            model = build_model(self.cfg.model, tokenizers.src.vocab_size, tokenizers.tgt.vocab_size, PAD_ID)
         except ValueError as e:
             raise ConfigError(f"model: {e}") from None
+        if self.bow_counts is not None:
+            start_from_unigram(model.decoder, self.bow_counts, (PAD_ID, UNK_ID, BOS_ID, EOS_ID))
+        return model
 
     def describe(self, model: Composite) -> str:
         m = self.cfg.model
@@ -178,6 +185,9 @@ class Objective:
         return {}
 
     def _token_loss(self, logits: torch.Tensor, batch: Batch, label_smoothing: float) -> StepLoss:
+        if logits.dim() == 2:  # model.decoder bow: one distribution per sentence (models/bow.py)
+            loss, nll, n = bag_of_words_nll(logits, batch.tgt_out, label_smoothing, (PAD_ID, EOS_ID))
+            return StepLoss(loss, nll, n)
         loss, nll, n = label_smoothed_nll(logits, batch.tgt_out, label_smoothing, PAD_ID)
         return StepLoss(loss, nll, n)
 
