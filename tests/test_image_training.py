@@ -399,3 +399,13 @@ def test_evaluate_reads_images(word_model, tmp_path, capsys):
     assert status == 2 and "has 7 inputs but" in err
     status, _, err = cli(capsys, *args, "--ref", str(tmp_path / "ref.txt"), "--window", "4")
     assert status == 2 and "--window does not apply" in err
+
+
+def test_denoising_autoencoder_resumes_exactly(tmp_path):
+    """The noise depends on (seed, epoch, batch): a run resumed half-way ends where one straight run does."""
+    extra = ["autoencoder.image_noise=gaussian", "model.d_model=16", "train.valid_every=4", "train.precision=fp32"]
+    Trainer(tiny_ae(tmp_path / "a", *extra, "train.max_steps=4")).fit()
+    resumed = Trainer(tiny_ae(tmp_path / "a", *extra, "train.max_steps=8"), resume=True).fit()
+    straight = Trainer(tiny_ae(tmp_path / "b", *extra, "train.max_steps=8")).fit()
+    assert resumed.steps == straight.steps == 8
+    assert resumed.best_score == straight.best_score
