@@ -177,6 +177,24 @@ def test_staged_through_per_image_classes(tmp_path):
     translator = Translator.from_checkpoint(ft.output_dir / "best", device="cpu")
     test = digits_split(joined.data, "test")
     assert len(translator.translate(test.sources()[:5])) == 5
+    # seq2seq join, as for text: the staged halves in one checkpoint, which translates images
+    joining = ["--encoder", str(enc.output_dir / "best"), "--decoder", str(dec.output_dir / "best")]
+    assert main(["join", *joining, "-o", str(tmp_path / "j")]) == 0
+    together = Translator.from_checkpoint(tmp_path / "j", device="cpu")
+    assert len(together.translate(test.sources()[:5])) == 5
+    for name, weight in together.model.encoder.state_dict().items():  # the encoder stage's weights, unchanged
+        torch.testing.assert_close(weight, enc_model(enc)[name], msg=name)
+    # train.freeze: fine-tuning the joined model with the image encoder fixed leaves it bit for bit
+    frozen = tiny(tmp_path / "frozen", *staged, f"train.init_encoder={tmp_path / 'j'}", "train.freeze=[encoder]")
+    after = Trainer(frozen).fit()
+    tuned = Translator.from_checkpoint(after.output_dir / "best", device="cpu").model
+    for name, weight in tuned.encoder.state_dict().items():
+        assert torch.equal(weight, together.model.encoder.state_dict()[name]), name
+
+
+def enc_model(result) -> dict:
+    """The encoder weights of a training run's best checkpoint."""
+    return Translator.from_checkpoint(result.output_dir / "best", device="cpu").model.encoder.state_dict()
 
 
 # ----------------------------------------------------------------------------- image autoencoders
@@ -267,6 +285,61 @@ def test_image_autoencoder_commands(image_ae, tmp_path, capsys):
     assert status == 0 and len(out.splitlines()) == 2, err
 
 
+def test_hash_and_search_image_codes(image_ae, tmp_path, capsys):
+    """seq2seq hash / search on an image autoencoder's binary codes (model.bottleneck: binary):
+    Hamming retrieval of training images by test images finds the query's digit far above chance."""
+    from seq2seq.data.images import save_png
+
+    result = Trainer(
+        tiny_ae(tmp_path, "model.bottleneck=binary", "model.image_output=none", "train.max_steps=300")
+    ).fit()
+    ck = ["--checkpoint", str(result.output_dir / "best"), "--quiet"]
+    data = load_config(None, []).data
+    train, test = digits_split(data, "train"), digits_split(data, "test")
+    np.save(tmp_path / "train.npy", train.items)
+    np.save(tmp_path / "test.npy", test.items[:100])
+    status, _, err = cli(capsys, "hash", *ck, "--input", str(tmp_path / "train.npy"), "-o", str(tmp_path / "i.npz"))
+    assert status == 0 and f"indexed {len(train.items):,} images as 16-bit codes" in err, err
+    status, out, err = cli(
+        capsys, "search", *ck, "--index", str(tmp_path / "i.npz"), "--input", str(tmp_path / "test.npy"), "--top", "1"
+    )
+    assert status == 0, err
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [int(r[0]) for r in rows] == list(range(1, 101))
+    assert all(r[3] == f"train.npy[{int(r[2]) - 1}]" for r in rows)  # items named by their row
+    train_labels, test_labels = train.labels, test.labels
+    hits = np.mean([train_labels[int(r[2]) - 1] == test_labels[int(r[0]) - 1] for r in rows])
+    assert hits > 0.4, hits  # chance: 0.1
+    for i in range(2):  # image files, listed: the index names them
+        save_png(test.items[i], tmp_path / "img" / f"{i}.png")
+    (tmp_path / "list.txt").write_text("img/0.png\nimg/1.png\n", encoding="utf-8")
+    status, _, err = cli(capsys, "hash", *ck, "--input", str(tmp_path / "list.txt"), "-o", str(tmp_path / "l.npz"))
+    assert status == 0, err
+    status, out, err = cli(
+        capsys, "search", *ck, "--index", str(tmp_path / "l.npz"), "--input", str(tmp_path / "list.txt"), "--top", "1"
+    )
+    assert status == 0 and [line.split("\t")[3] for line in out.splitlines()] == ["img/0.png", "img/1.png"], err
+    # --real: cosine over context vectors, any image checkpoint; an index of another checkpoint is refused
+    status, _, err = cli(
+        capsys,
+        "hash",
+        "--checkpoint",
+        str(image_ae),
+        "--quiet",
+        "--real",
+        "--input",
+        str(tmp_path / "test.npy"),
+        "-o",
+        str(tmp_path / "r.npz"),
+    )
+    assert status == 0 and "as context vectors (cosine)" in err, err
+    query = ["--input", str(tmp_path / "test.npy"), "--top", "2"]
+    status, out, err = cli(capsys, "search", "--checkpoint", str(image_ae), "--index", str(tmp_path / "r.npz"), *query)
+    assert status == 0 and out.splitlines()[0].split("\t")[:3] == ["1", "1.0000", "1"], err
+    status, _, err = cli(capsys, "search", *ck, "--index", str(tmp_path / "r.npz"), *query)
+    assert status == 2 and "built with another checkpoint's codes" in err, err
+
+
 @pytest.mark.parametrize("command", ["encode", "reconstruct", "score"])
 def test_image_commands_name_bad_inputs(image_ae, tmp_path, capsys, command):
     nan = np.zeros((3, 8, 8), np.float32)
@@ -294,7 +367,7 @@ def test_image_commands_name_bad_inputs(image_ae, tmp_path, capsys, command):
         (["reconstruct", "--beam", "3", "-o", "r.npy"], "--beam does not apply to an image autoencoder"),
         (["reconstruct"], "--output FILE.npy (an array) or DIR (PNG files) is required"),
         (["encode", "--bits", "-o", "c.npy"], "binary code layer"),
-        (["hash", "-o", "i.npz"], "seq2seq hash reads text lines"),
+        (["hash", "-o", "i.npz"], "binary code layer (model.bottleneck: binary)"),
         (["sample"], "seq2seq sample reads text lines"),
         (["translate"], "is an image autoencoder: it writes images, not text; use 'seq2seq reconstruct'"),
     ],

@@ -115,6 +115,25 @@ def test_pairs_with_every_decoder_and_gradients_reach_every_part(dec_kind: str, 
             assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def test_pairs_with_the_bag_of_words_head() -> None:
+    """The bag-of-words head (models/bow.py) reads an image encoder's context vector as a token
+    encoder's: one distribution over the vocabulary per input, gradients back to the CNN."""
+    from seq2seq.models.bow import BagOfWordsDecoder, bag_of_words_nll
+
+    torch.manual_seed(0)
+    enc = VisionEncoder((8, 8), D, sequence="gru", context_dim=24, dropout=0.0)
+    model = Seq2SeqModel(enc, BagOfWordsDecoder(13, 24))
+    src, mask = batch()
+    tgt = torch.randint(3, 13, (3, 5))
+    logits = model(src, mask, tgt)
+    assert logits.shape == (3, 13)
+    loss, _, tokens = bag_of_words_nll(logits, tgt)
+    assert tokens == 15
+    loss.backward()
+    cnn = [p for n, p in model.named_parameters() if n.startswith("encoder.item")]
+    assert cnn and all(p.grad is not None and p.grad.abs().sum() > 0 for p in cnn)
+
+
 def test_item_class_interface_layout_and_staged_halves() -> None:
     torch.manual_seed(0)
     enc = VisionEncoder((8, 8), D, dropout=0.0)
@@ -303,6 +322,20 @@ def test_digit_images_recipe_small(tmp_path) -> None:
     assert two["staged"]["seeds"] == [1, 2] and two["staged"]["scores"][0] == staged["scores"][0]
     with pytest.raises(SystemExit, match="other settings \\(updates\\)"):
         recipe["main"]([*more, "--updates", "9", "--merge", str(out / "results.json")])
+    # --plot-from: the plot again from the results and a log of printed lines, nothing trained
+    log = tmp_path / "single.log"
+    log.write_text("noise\nsingle en 1078 images seed 1: end-to-end 95.6%, staged 96.7%, staged + fine-tuning 96.9%\n")
+    log.write_text(
+        log.read_text() + "single en 1078 images seed 2: end-to-end 94.8%, staged 96.9%, staged + fine-tuning 97.2%\n"
+    )
+    rows = recipe["printed_rows"](log)
+    assert [r["regime"] for r in rows] == sorted(recipe["REGIMES"]) and rows[0]["scores"] == [95.6, 94.8]
+    assert rows[0]["std"] == pytest.approx(0.5657, abs=1e-4) and rows[0]["train_images"] == 1078
+    plot = tmp_path / "plot"
+    assert recipe["main"](["--plot-from", str(tmp_path / "two" / "results.json"), str(log), "--output", str(plot)]) == 0
+    assert (plot / "results.png").stat().st_size > 0 and not (plot / "results.json").exists()
+    with pytest.raises(SystemExit, match="no results found"):
+        recipe["main"](["--plot-from", str(tmp_path / "two" / "results.md"), "--output", str(plot)])
 
 
 def test_linear_autoencoder_finds_the_pca_subspace() -> None:
@@ -317,12 +350,34 @@ def test_linear_autoencoder_finds_the_pca_subspace() -> None:
     model = recipe["fit"](
         recipe["autoencoder"](3, linear=True, in_shape=(64,)), x, x.reshape(300, 8, 8), 400, 2e-2, 300
     )
-    _, comps = recipe["pca"](x, 3)
+    mean, comps = recipe["pca"](x, 3)
     angles = recipe["principal_angles"](recipe["linear_ae_subspace"](model), comps)
     assert angles.max() < 3.0, angles
+    # the error of the projection on PCA's top 3 components (the optimum), within 5% (2 components: 14x the error)
+    ae_mse = recipe["mse"](recipe["reconstruct"](model, x).reshape(300, 64), x)
+    pca_mse = recipe["mse"](recipe["pca_reconstruct"](x, mean, comps), x)
+    assert pca_mse <= ae_mse * (1 + 1e-4) and ae_mse == pytest.approx(pca_mse, rel=0.05), (ae_mse, pca_mse)
     assert recipe["principal_angles"](comps, rng.standard_normal((64, 3))).max() > 45  # the check can fail
     auc = recipe["roc_auc"](np.array([0.1, 0.2, 0.3]), np.array([0.25, 0.4, 0.5]))
     assert auc == pytest.approx(8 / 9)
+
+
+def test_image_autoencoder_recipe_small(tmp_path) -> None:
+    """recipes/image_autoencoder/run.py end to end, every study, a few updates: every table and
+    picture comes out."""
+    import runpy
+
+    recipe = runpy.run_path(str(Path(__file__).parents[1] / "recipes" / "image_autoencoder" / "run.py"))
+    out = tmp_path / "run"
+    argv = ["--steps", "5", "--linear-steps", "5", "--code-sizes", "2", "--pca-codes", "2", "--bits", "8"]
+    assert recipe["main"]([*argv, "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert set(results) == set(recipe["STUDIES"]) and all(len(v) == 1 for v in results.values())
+    text = (out / "results.md").read_text()
+    for words in ("| code size | autoencoder | PCA |", "linear AE test MSE", "denoising AE", "bicubic", "ROC AUC"):
+        assert words in text, words
+    assert "precision@10" in text
+    assert {p.name for p in out.glob("*.png")} >= {"codes.png", "denoise_gaussian.png", "denoise_masking.png"}
 
 
 def test_image_noise_and_pooled_inputs() -> None:

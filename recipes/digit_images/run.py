@@ -23,7 +23,8 @@ number of updates on the same batches' data:
 The loop is this file's own, over the toolkit's model parts (``seq2seq/models/vision.py``), so
 that every regime gets exactly the same updates; ``config.yaml`` beside it trains an image model
 with ``seq2seq train`` instead (docs/images.md). Writes
-``results.json``, ``results.md`` and ``results.png`` under ``--output``.
+``results.json``, ``results.md`` and ``results.png`` under ``--output``; ``--plot-from`` redraws the
+plot from earlier runs' results without training.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import copy
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -459,6 +461,58 @@ def merged(cells: list[dict], earlier: list[dict]) -> list[dict]:
     return sorted(cells, key=lambda c: (c["task"], c["lang"], c["size"] or 0, c["seed"]))
 
 
+PRINTED = re.compile(r"^(single|sequence) (ko|en) (\d+) images seed (\d+): (.*)$")
+
+
+def printed_rows(path: Path) -> list[dict]:
+    """Plot rows from the per-seed lines this script prints (``single en 1078 images seed 1:
+    end-to-end 95.6%, ...``): exact match only, as printed (0.1 point), for runs whose
+    results.json was never written."""
+    scores: dict[tuple, dict[int, float]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        found = PRINTED.match(line.strip())
+        if not found:
+            continue
+        task, lang, images, seed, rest = found.groups()
+        for part in rest.split(", "):
+            regime, _, value = part.rpartition(" ")
+            scores.setdefault((task, lang, int(images), regime), {})[int(seed)] = float(value.rstrip("%"))
+    rows = []
+    for (task, lang, images, regime), by_seed in sorted(scores.items()):
+        values = [by_seed[s] for s in sorted(by_seed)]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(
+            {"task": task, "lang": lang, "train_images": images, "regime": regime, "seeds": sorted(by_seed)}
+            | {"scores": values, "mean": statistics.mean(values), "std": std}
+        )
+    return rows
+
+
+def replot(paths: list[str], out: Path) -> int:
+    """``--plot-from``: redraw results.png from earlier runs, training nothing: results.json files
+    (their per-seed cells, summarised together) and logs of the printed per-seed lines."""
+    cells, rows = [], []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise SystemExit(f"error: --plot-from {path}: no such file")
+        if path.suffix == ".json":
+            cells = merged(json.loads(path.read_text(encoding="utf-8"))["cells"], cells)
+        else:
+            rows += printed_rows(path)
+    rows = summarise(cells) + [r for r in rows if (r["task"], r["lang"]) not in {(c["task"], c["lang"]) for c in cells}]
+    if not rows:
+        raise SystemExit(f"error: --plot-from {' '.join(paths)}: no results found")
+    seeds = sorted({len(r["seeds"]) for r in rows})
+    title = f"mean ± std over {'/'.join(map(str, seeds))} seeds (--plot-from)"
+    out.mkdir(parents=True, exist_ok=True)
+    if not write_plot(rows, out / "results.png", title):
+        return 2
+    for r in rows:
+        print(f"{r['task']} {r['lang']} {r['regime']}: {r['mean']:.2f} ± {r['std']:.2f} (seeds {r['seeds']})")
+    print(f"plot: {out / 'results.png'}")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=["single", "sequence"], default=["single", "sequence"])
@@ -498,7 +552,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         metavar="RESULTS_JSON",
         help="summarise with the per-seed results of earlier runs of the same settings (other seeds)",
     )
+    parser.add_argument(
+        "--plot-from",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="train nothing: redraw results.png under --output from results.json files and logs of the "
+        "printed per-seed lines",
+    )
     args = parser.parse_args(argv)
+    if args.plot_from:
+        return replot(args.plot_from, Path(args.output))
     earlier = earlier_cells(args)  # --merge: checked before anything runs
     torch.set_num_threads(args.threads)
     started = time.time()

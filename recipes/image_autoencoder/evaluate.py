@@ -12,6 +12,11 @@ inputs and (``--noise``) of noised ones; for a super-resolution model (``model.d
 of bicubic upsampling of the pooled image too; and the ROC AUC of the reconstruction error as an
 anomaly score, test digits against letters, uniform noise and digits shifted 3 pixels (the
 generators of run.py). ``--save-test FILE.npy`` writes the test images, for the CLI commands.
+
+``--retrieval DIR`` (checkpoints with ``model.bottleneck: binary``): ``seq2seq hash`` indexes the
+training images' codes, ``seq2seq search --top 50`` queries the test images, and the share of each
+query's 1, 10 and 50 nearest training images that show its digit is printed, against random
+codes of as many bits (run.py's ``precision_at_k``); the index and arrays are written in DIR.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--save-test", default=None, metavar="FILE.npy")
     p.add_argument("--mean", action="store_true", help="a last row: mean ± std over the checkpoints (e.g. seeds)")
+    p.add_argument("--retrieval", default=None, metavar="DIR", help="Hamming retrieval through hash/search")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     recipe = runpy.run_path(str(HERE / "run.py"), run_name="recipe")
@@ -74,6 +80,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         row[6:] = [f"{recipe['roc_auc'](normal, ae.score(x)):.3f}" for x in others]
         print("| " + " | ".join(row) + " |")
         table.append(row)
+    for checkpoint in args.checkpoints if args.retrieval else []:
+        retrieval(checkpoint, Path(args.retrieval), recipe, args.seed)
     if args.mean and len(table) > 1:
         cells = []
         for k in range(2, 9):
@@ -82,6 +90,46 @@ def main(argv: Optional[list[str]] = None) -> int:
             cells.append(f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}" if values else "")
         print(f"| mean ± std of {len(table)} | {table[0][1]} | " + " | ".join(cells) + " |")
     return 0
+
+
+def retrieval(checkpoint: str, out: Path, recipe: dict, seed: int) -> None:
+    """Precision@1/10/50 by digit of ``seq2seq search`` over ``seq2seq hash``'s index (see above)."""
+    import contextlib
+    import io
+
+    from seq2seq.cli import main as seq2seq
+    from seq2seq.cli.io import saved_config
+    from seq2seq.data.image_sources import digit_images
+    from seq2seq.infer.hashing import CodeIndex
+
+    cfg = saved_config(checkpoint)
+    train, test = digit_images(cfg.data, "train"), digit_images(cfg.data, "test")
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "train.npy", train.items)
+    np.save(out / "test.npy", test.items)
+    index, found = str(out / "index.npz"), io.StringIO()
+    if seq2seq(["hash", "--checkpoint", checkpoint, "--quiet", "--input", str(out / "train.npy"), "-o", index]):
+        raise SystemExit(f"seq2seq hash failed on {checkpoint}")
+    with contextlib.redirect_stdout(found):
+        status = seq2seq(
+            ["search", "--checkpoint", checkpoint, "--quiet", "--index", index, "--top", "50"]
+            + ["--input", str(out / "test.npy")]
+        )
+    if status:
+        raise SystemExit(f"seq2seq search failed on {checkpoint}")
+    nearest = [[] for _ in test.items]  # per query, the indexed rows nearest first
+    for line in found.getvalue().splitlines():
+        query, _, item, _ = line.split("\t")
+        nearest[int(query) - 1].append(int(item) - 1)
+    hits = train.labels[np.array(nearest)] == test.labels[:, None]
+    bits = CodeIndex.load(index).bits
+    rng = np.random.default_rng(seed)
+    random_db, random_q = rng.random((len(train.items), bits)) < 0.5, rng.random((len(test.items), bits)) < 0.5
+    cells = []
+    for k in (1, 10, 50):
+        chance = recipe["precision_at_k"](random_q, test.labels, random_db, train.labels, k)
+        cells.append(f"precision@{k} {hits[:, :k].mean():.3f} (random codes {chance:.3f})")
+    print(f"{checkpoint}: {len(test.items)} test images, {len(train.items)} indexed: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

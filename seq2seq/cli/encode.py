@@ -11,7 +11,14 @@ import warnings
 from typing import Any, Optional
 
 from seq2seq.cli.decoding import add_decoding_flags, decoding_settings
-from seq2seq.cli.images import encode_images, reads_items, reconstruct_images, score_images
+from seq2seq.cli.images import (
+    encode_images,
+    hash_images,
+    reads_items,
+    reconstruct_images,
+    score_images,
+    search_images,
+)
 from seq2seq.cli.inputs import read_input_lines
 from seq2seq.cli.io import add_checkpoint_flag, add_device_flag, add_io_flags, checkpoint_errors
 from seq2seq.cli.output import atomic_output, clean_line, write_npy
@@ -177,15 +184,15 @@ def _text_only(args: argparse.Namespace) -> None:
     if reads_items(args.checkpoint):
         raise Seq2SeqError(
             f"seq2seq {args.command} reads text lines; {args.checkpoint} reads images or vectors "
-            "(encode, reconstruct and score take them: docs/images.md)"
+            "(encode, reconstruct, score, hash and search take them: docs/images.md)"
         )
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
     from seq2seq.infer.hashing import CodeIndex
 
-    _text_only(args)
-
+    if reads_items(args.checkpoint):
+        return hash_images(args, _weights_hash(args.checkpoint))
     if not args.output:
         raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
     ae = _autoencoder(args)
@@ -207,7 +214,8 @@ def _add_hash(sub: Any) -> None:
         help="index a corpus by binary codes (or context vectors)",
         description="Encode every corpus line to a binary code (model.bottleneck: binary) "
         "or, with --real, to its context vector, and write an index file for "
-        "'seq2seq search'.",
+        "'seq2seq search'. A checkpoint that reads images takes --input FILE.npy or a list of "
+        "image files (docs/images.md).",
     )
     _add_encoder_flags(p, "index file to write (.npz)")
     p.add_argument("--real", action="store_true", help="index real-valued context vectors (cosine search)")
@@ -222,13 +230,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise Seq2SeqError("--top must be at least 1")
     if args.radius is not None and args.radius < 0:
         raise Seq2SeqError("--radius must be >= 0")
-    _text_only(args)
     index = CodeIndex.load(args.index)
     if index.model_hash and index.model_hash != _weights_hash(args.checkpoint):
         raise Seq2SeqError(
             f"{args.index} was built with another checkpoint's codes than {args.checkpoint}; "
             "query with the checkpoint that built it (or rebuild the index)"
         )
+    if reads_items(args.checkpoint):
+        return search_images(args, index)
     ae = _autoencoder(args)
     queries = read_input_lines(args.input)
     if not len(index):
@@ -263,7 +272,8 @@ def _add_search(sub: Any) -> None:
         "matches (query and corpus lines numbered from 1). Binary index: the "
         "lines within --radius bits (hash lookups; default 2), or the --top K "
         "nearest by Hamming distance. Real index: the --top K (default 10) by "
-        "cosine similarity.",
+        "cosine similarity. A checkpoint that reads images takes image queries "
+        "(--input FILE.npy or a list of image files).",
     )
     _add_encoder_flags(p)
     p.add_argument("--index", required=True, metavar="FILE", help="index written by 'seq2seq hash'")

@@ -20,7 +20,7 @@ import numpy as np
 from seq2seq.cli.inputs import is_stream, read_input_lines
 from seq2seq.cli.io import saved_config
 from seq2seq.config import SearchConfig
-from seq2seq.errors import Seq2SeqError
+from seq2seq.errors import DataError, Seq2SeqError
 
 ITEM_ENCODERS = ("cnn", "mlp")
 
@@ -47,15 +47,26 @@ def read_item_inputs(path: str | None, item_shape: tuple[int, ...]) -> Any:
     """The inputs of ``--input`` (see the module docstring): a checked array for a ``.npy`` file
     (its shape is checked against the model later, naming the file), else a list of (1, H, W)
     images read at ``item_shape``."""
-    from seq2seq.data.image_sources import read_image_list, read_inputs
+    return read_named_inputs(path, item_shape)[0]
+
+
+def read_named_inputs(path: str | None, item_shape: tuple[int, ...]) -> tuple[Any, list[str]]:
+    """(inputs as :func:`read_item_inputs`, a name per input): the image file as listed, or
+    ``FILE.npy[i]`` for row i (from 0) of an array."""
+    from seq2seq.data.image_sources import read_image_list
     from seq2seq.data.images import load_npy
+    from seq2seq.data.textio import read_lines
 
     if is_stream(path):  # image files named on stdin, relative to the working directory
         names = [line.strip() for line in read_input_lines(path) if line.strip()]
-        return read_image_list(names, Path.cwd(), path or "<stdin>", item_shape)
+        return read_image_list(names, Path.cwd(), path or "<stdin>", item_shape), names
     if Path(path).suffix == ".npy":  # type: ignore[arg-type]
-        return load_npy(path)  # type: ignore[arg-type]
-    return read_inputs(Path(path), item_shape)  # type: ignore[arg-type]
+        array = load_npy(path)  # type: ignore[arg-type]
+        return array, [f"{Path(path).name}[{i}]" for i in range(len(array))]  # type: ignore[arg-type]
+    if not Path(path).is_file():  # type: ignore[arg-type]
+        raise DataError(f"{path}: file not found")
+    names = [line.strip() for line in read_lines(path)]  # type: ignore[arg-type]
+    return read_image_list(names, Path(path).parent, str(path), item_shape), names  # type: ignore[arg-type]
 
 
 def _image_args(args: argparse.Namespace):
@@ -80,6 +91,58 @@ def encode_images(args: argparse.Namespace) -> int:
         f"wrote {array.shape[0]:,} x {array.shape[1]} {'bits' if args.bits else 'codes'} to {args.output}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _item_vectors(ae: Any, inputs: Any, real: bool, name: str, quiet: bool) -> np.ndarray:
+    if real:
+        return ae.encode_items(inputs, progress=not quiet, name=name)
+    return ae.codes_items(inputs, progress=not quiet, name=name)
+
+
+def hash_images(args: argparse.Namespace, fingerprint: str) -> int:
+    """``seq2seq hash`` of a checkpoint that reads images: an index of their binary codes (or, with
+    --real, context vectors), each named by its image file or ``FILE.npy[i]``."""
+    from seq2seq.cli.encode import _autoencoder
+    from seq2seq.infer.hashing import CodeIndex
+
+    if not args.output:
+        raise Seq2SeqError("--output FILE.npz is required (where to write the index)")
+    inputs, names = read_named_inputs(args.input, tuple(saved_config(args.checkpoint).model.item_shape))
+    ae, name = _autoencoder(args), args.input or "<stdin>"
+    vectors = _item_vectors(ae, inputs, args.real, name, args.quiet)
+    build = CodeIndex.from_vectors if args.real else CodeIndex.from_codes
+    index = build(vectors, names, fingerprint)
+    index.save(args.output)
+    what = "context vectors (cosine)" if args.real else f"{index.bits}-bit codes"
+    print(f"indexed {len(index):,} images as {what} in {args.output}", file=sys.stderr)
+    return 0
+
+
+def search_images(args: argparse.Namespace, index: Any) -> int:
+    """``seq2seq search`` with image queries: 'QUERY<TAB>DISTANCE<TAB>ITEM<TAB>NAME' per match (query
+    and indexed items numbered from 1), as for text."""
+    from seq2seq.cli.encode import _autoencoder
+    from seq2seq.cli.output import atomic_output, clean_line
+
+    inputs, _ = read_named_inputs(args.input, tuple(saved_config(args.checkpoint).model.item_shape))
+    ae, name = _autoencoder(args), args.input or "<stdin>"
+    if index.kind == "real":
+        if args.radius is not None:
+            raise Seq2SeqError("--radius is for binary-code indexes; this one holds real vectors (use --top)")
+        vectors = ae.encode_items(inputs, progress=not args.quiet, name=name)
+        results = [[(i, f"{sim:.4f}") for i, sim in index.nearest(v, args.top or 10)] for v in vectors]
+    else:
+        codes = ae.codes_items(inputs, progress=not args.quiet, name=name)
+        if args.top is not None:
+            results = [[(i, str(d)) for i, d in index.rank(c, args.top)] for c in codes]
+        else:
+            radius = 2 if args.radius is None else args.radius
+            results = [[(i, str(d)) for i, d in index.lookup(c, radius)] for c in codes]
+    with atomic_output(args.output) as out:
+        for q, matches in enumerate(results, start=1):
+            for i, dist in matches:
+                out.write(f"{q}\t{dist}\t{i + 1}\t{clean_line(index.lines[i])}\n")
     return 0
 
 
