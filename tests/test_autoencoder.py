@@ -414,6 +414,8 @@ def test_hash_index_round_trip_and_lookup_matches_brute_force(tmp_path):
             assert loaded.lookup(query, radius) == sorted(expected, key=lambda x: (x[1], x[0]))
         top = loaded.rank(query, 10)
         assert [d for _, d in top] == sorted(dist)[:10] and top[0] == (q, 0)
+        # ties at the 10th distance are cut by line number too (not wherever argpartition left them)
+        assert top == sorted(((int(i), int(dist[i])) for i in range(500)), key=lambda x: (x[1], x[0]))[:10]
     vectors = rng.normal(size=(50, 8)).astype(np.float32)
     real = CodeIndex.from_vectors(vectors, lines[:50])
     real.save(tmp_path / "real.npz")

@@ -150,8 +150,11 @@ class CodeIndex:
         (ties by line number)."""
         d = self.hamming(code)
         k = min(k, len(d))
-        top = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
-        top = top[np.lexsort((top, d[top]))]
+        # one unique key per line, (distance, line): which of the lines tied at the k-th
+        # distance make the cut is then decided by line number too, not by argpartition
+        key = d.astype(np.int64) * len(d) + np.arange(len(d), dtype=np.int64)
+        top = np.argpartition(key, k - 1)[:k] if k < len(d) else np.arange(len(d))
+        top = top[np.argsort(key[top])]
         return [(int(i), int(d[i])) for i in top]
 
     def lookup(self, code: np.ndarray, radius: int) -> list[tuple[int, int]]:
