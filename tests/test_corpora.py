@@ -25,6 +25,7 @@ from seq2seq.data.store import CorpusMix
 from seq2seq.errors import ConfigError
 from seq2seq.train import build
 from seq2seq.train.objectives import choose_objective
+from seq2seq.train.prepare import prepare
 from seq2seq.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,8 +250,8 @@ def test_each_corpus_keeps_its_own_store_and_the_limits_filter_each(tmp_path, ca
     assert mix.src_lengths[60:].tolist() == single.src_lengths.tolist()
     assert np.shares_memory(mix.stores[0].src_lengths, mix.src_lengths)  # views, not copies
     # seq2seq prepare: a second run finds every store built
-    first = build.prepare(cfg)
-    assert build.prepare(cfg).built_seconds == 0.0 and first.store.size == 100
+    first = prepare(cfg)
+    assert prepare(cfg).built_seconds == 0.0 and first.store.size == 100
 
 
 def test_prepare_prints_a_line_per_corpus(tmp_path, capsys):

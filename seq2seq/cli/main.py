@@ -11,6 +11,7 @@ import warnings
 from typing import Optional
 
 from seq2seq import __version__
+from seq2seq.allocator import reexec_on_jemalloc
 from seq2seq.errors import Seq2SeqError
 
 # The command modules of seq2seq.cli, in help order; each declares its commands in add_parsers(sub).
@@ -40,6 +41,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if argv is None and getattr(args.func, "__name__", "") == "cmd_train":  # a command line, not main() from Python
+        try:
+            reexec_on_jemalloc()  # returns only where it does not re-execute (see seq2seq.allocator)
+        except Seq2SeqError as e:
+            print(f"seq2seq: error: {e}", file=sys.stderr)
+            return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -26,10 +26,10 @@ def corpus_line(corpus: Any, k: int, of: int) -> str:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from seq2seq.config import load_config
-    from seq2seq.train import build
+    from seq2seq.train.prepare import prepare
 
     cfg = load_config(args.config, args.set)
-    prepared = build.prepare(cfg)
+    prepared = prepare(cfg)
     for k, corpus in enumerate(prepared.corpora, 1):
         print(corpus_line(corpus, k, len(prepared.corpora)))
     if len(prepared.corpora) != 1:  # several corpora (or data held in memory): the whole split

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from typing import Any, Optional
 
+from seq2seq.allocator import current_allocator
 from seq2seq.errors import Seq2SeqError
 
 
@@ -19,6 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{args.config} says task: {cfg.task}; 'seq2seq {args.command}' trains task {task} "
             f"(use 'seq2seq train' for any task)"
         )
+    if os.environ.get("RANK", "0") == "0":  # (one line, not one per torchrun process)
+        logging.getLogger("seq2seq.train").info("memory allocator: %s", current_allocator())
     result = Trainer(cfg, resume=args.resume).fit()
     print(f"best valid {result.metric}: {result.best_score}  ({result.steps} updates, {result.seconds:.0f} s)")
     print(f"checkpoints: {result.output_dir / 'best'} and {result.output_dir / 'last'}")

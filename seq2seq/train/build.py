@@ -14,9 +14,8 @@ stores are read as one :class:`CorpusMix`, batched by :class:`WeightedBatchSampl
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +25,7 @@ import torch
 from seq2seq.checkpoint import load_part, resolve_checkpoint
 from seq2seq.config import Config, several_corpora, train_corpora
 from seq2seq.config.validation import labels_given
-from seq2seq.data.batching import Batch, FilterStats, collate
+from seq2seq.data.batching import Batch, collate
 from seq2seq.data.context_targets import load_context_targets
 from seq2seq.data.image_sources import ItemSource, ItemStore, digit_context_targets
 from seq2seq.data.loading import Corpora, ParallelText, TextSource
@@ -334,55 +333,6 @@ def run_tokenizers(
         dist.barrier()
         tokenizers = TokenizerPair.load(out)
     return tokenizers
-
-
-@dataclass
-class PreparedCorpus:
-    """One corpus of the training split as :func:`prepare` left it (``seq2seq prepare`` prints a
-    line of each)."""
-
-    split: str  # its name in data.train
-    store: TokenStore
-    stats: FilterStats  # what the config's length limits keep of it
-    built: bool  # False: the store was there already
-    weight: float = 1.0  # its sampling weight (several corpora)
-
-
-@dataclass
-class Prepared:
-    """What :func:`prepare` made or found."""
-
-    tokenizers: TokenizerPair
-    store: TokenStore | CorpusMix
-    stats: FilterStats  # what the config's length limits keep of the store
-    valid: Optional[ParallelText]
-    built_seconds: float  # 0: the store was there already
-    corpora: list[PreparedCorpus] = field(default_factory=list)  # one per store (none: images, vectors)
-
-
-def prepare(cfg: Config) -> Prepared:
-    """What a new training run of ``cfg`` does before building its model: SentencePiece models
-    (trained on the split, or given), the token store of the training split, the validation
-    split read (so its errors show now). Nothing is written but the cache."""
-    from seq2seq.train.objectives import choose_objective
-
-    objective = choose_objective(cfg)
-    source = train_source(cfg, objective)
-    valid = load_valid(cfg, objective)
-    tokenizers = build_tokenizers(cfg, objective, source)
-    start = time.time()
-    existed = [(d / "meta.json").is_file() for d in _store_dirs(cfg, objective, source, tokenizers)]
-    store = train_store(cfg, objective, source, tokenizers)
-    objective.prepare(store)
-    _, stats = objective.select(store)
-    corpora: list[PreparedCorpus] = []
-    if isinstance(store, CorpusMix):
-        for part, split, weight, there in zip(store.stores, store.splits, store.weights, existed):
-            corpora.append(PreparedCorpus(split, part, objective.select(part)[1], not there, weight))
-    elif isinstance(store, TokenStore):
-        split = cfg.data.train if isinstance(cfg.data.train, str) else store.name
-        corpora.append(PreparedCorpus(split, store, stats, not all(existed)))
-    return Prepared(tokenizers, store, stats, valid, 0.0 if all(existed) else time.time() - start, corpora)
 
 
 def build_model(
