@@ -297,6 +297,8 @@ def main() -> None:
     d.add_argument("--device", default="cpu", help="cpu, cuda, ... (the peers' scripts decode on CPU)")
     d.add_argument("--tag", default="", help="name part of the output files")
     args = p.parse_args()
+    if args.phase == "train" and args.updates <= args.warmup:
+        p.error(f"--updates ({args.updates}) must exceed --warmup ({args.warmup}): throughput is measured after it")
     {"train": cmd_train, "decode": cmd_decode}[args.phase](args)
 
 
