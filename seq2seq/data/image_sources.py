@@ -96,13 +96,18 @@ def _source(name: str, files: tuple[Path, ...], load: Callable[[], ItemData]) ->
     return ItemSource(name, files, blocks, False, cached)
 
 
-def open_items(cfg: Config, split: str) -> ItemSource:
-    """One split of ``cfg.data`` (format ``images`` or ``digits``); missing files are errors here."""
+def _check_split(cfg: Config, split: str) -> None:
+    """A split named, and for ``digits`` one of its splits (otherwise a DataError naming it)."""
     if not split:
         raise DataError(f"no split given for data.format={cfg.data.format} (empty file name/split)")
+    if cfg.data.format == "digits" and split not in DIGIT_SPLITS:
+        raise DataError(f"data.format=digits: the split '{split}' is not one of {', '.join(DIGIT_SPLITS)}")
+
+
+def open_items(cfg: Config, split: str) -> ItemSource:
+    """One split of ``cfg.data`` (format ``images`` or ``digits``); missing files are errors here."""
+    _check_split(cfg, split)
     if cfg.data.format == "digits":
-        if split not in DIGIT_SPLITS:
-            raise DataError(f"data.format=digits: the split '{split}' is not one of {', '.join(DIGIT_SPLITS)}")
         return _source(f"digits:{split}", (), lambda: digits_split(cfg.data, split))
     inputs, targets = _split_files(cfg.data, split)
     shape = tuple(cfg.model.item_shape)
@@ -113,11 +118,8 @@ def open_images(cfg: Config, split: str) -> ItemSource:
     """One split of an image autoencoder (``model.decoder: image``): one image per example, no
     targets (empty texts). ``images``: ``PREFIX.npy`` (N, *item_shape) or ``PREFIX.SRC_LANG``
     listing image files (a ``.tgt`` file is not read); ``digits``: every image of the split once."""
-    if not split:
-        raise DataError(f"no split given for data.format={cfg.data.format} (empty file name/split)")
+    _check_split(cfg, split)
     if cfg.data.format == "digits":
-        if split not in DIGIT_SPLITS:
-            raise DataError(f"data.format=digits: the split '{split}' is not one of {', '.join(DIGIT_SPLITS)}")
         return _source(f"digits:{split}:images", (), lambda: digit_images(cfg.data, split))
     base = resolve_path(cfg.data, split)
     prefix = base.with_suffix("") if base.suffix == ".npy" else base

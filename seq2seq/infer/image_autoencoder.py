@@ -16,34 +16,21 @@ NaN are :class:`DataError` naming ``name`` (the file) and the input.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from seq2seq.errors import DataError, Seq2SeqError
-from seq2seq.infer.items import ItemInputs, item_sequences
+from seq2seq.infer.items import ItemInputs, ReadsItems, item_sequences
 from seq2seq.models.vision import VectorAutoencoder, mse_loss
 
 DEFAULT_ROWS = 512  # images per batch
 
 
-class ImageAutoencoderMixin:
+class ImageAutoencoderMixin(ReadsItems):
     """The array methods of :class:`~seq2seq.infer.autoencoder.Autoencoder` (see the module docstring)."""
-
-    model: Any
-    device: torch.device
-
-    @property
-    def item_shape(self) -> Optional[tuple[int, ...]]:
-        """The shape of one item the encoder reads; None for a token encoder."""
-        shape = getattr(getattr(self.model, "encoder", None), "item_shape", None)
-        return tuple(shape) if shape is not None else None
-
-    @property
-    def reads_items(self) -> bool:
-        return self.item_shape is not None
 
     @property
     def image_shape(self) -> Optional[tuple[int, ...]]:

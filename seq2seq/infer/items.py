@@ -52,8 +52,9 @@ def item_sequences(inputs: ItemInputs, item_shape: tuple[int, ...], name: str = 
     return out
 
 
-class ItemInputMixin:
-    """:meth:`item_hypotheses` for a :class:`~seq2seq.infer.translator.Translator` whose model reads items."""
+class ReadsItems:
+    """``item_shape`` / ``reads_items`` of an inference class holding ``model``: whether its
+    encoder reads items (images, vectors) rather than tokens."""
 
     model: Any
     device: torch.device
@@ -67,6 +68,10 @@ class ItemInputMixin:
     @property
     def reads_items(self) -> bool:
         return self.item_shape is not None
+
+
+class ItemInputMixin(ReadsItems):
+    """:meth:`item_hypotheses` for a :class:`~seq2seq.infer.translator.Translator` whose model reads items."""
 
     @torch.inference_mode()
     def item_hypotheses(
