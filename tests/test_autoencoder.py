@@ -652,3 +652,24 @@ def test_resume_accepts_a_checkpoint_written_before_new_model_fields(corpus, tmp
     (last / "manifest.json").write_text(json.dumps(manifest))
     result = Trainer(load_config(None, [*base, "train.max_steps=4"], default_task="autoencoder"), resume=True).fit()
     assert result.steps == 4
+
+
+def test_encoder_lr_scale_and_linear_schedule_in_a_fine_tuned_classifier(trained_ae, corpus, tmp_path):
+    from seq2seq.train.build import build_optimizer, build_schedule
+
+    extra = ("train.encoder_lr_scale=0.25", "train.scheduler=linear", "train.max_steps=4", "train.warmup_steps=1")
+    cfg = load_config(
+        None,
+        cls_overrides(corpus, tmp_path / "ft", f"train.init_encoder={trained_ae / 'best'}", *extra),
+        default_task="classification",
+    )
+    Trainer(cfg).fit()  # trains end to end with both options
+    model, *_ = load_checkpoint(tmp_path / "ft" / "last")
+    optimizer = build_optimizer(cfg, model, torch.device("cpu"))
+    encoder = {id(p) for m in model.part("encoder") for p in m.parameters()}
+    scaled, plain = optimizer.param_groups
+    assert {id(p) for p in scaled["params"]} == encoder and not encoder & {id(p) for p in plain["params"]}
+    schedule = build_schedule(cfg, optimizer)
+    schedule.step_update(2)  # update 3 of 4: a third of the way down from the peak
+    assert plain["lr"] == pytest.approx(cfg.train.lr / 3 + cfg.train.min_lr * 2 / 3)
+    assert scaled["lr"] == pytest.approx(0.25 * plain["lr"])

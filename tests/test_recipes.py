@@ -223,7 +223,10 @@ def test_autoencoder_prepare_makes_nested_disjoint_subsets(tmp_path):
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     from prepare import prepare
 
-    counts = prepare(fake_sst2(tmp_path / "sst2"), tmp_path / "out", held_out=50)
+    counts = prepare(fake_sst2(tmp_path / "sst2"), tmp_path / "out", held_out=50, select_min_words=5)
+    select = read_lines(tmp_path / "out" / "select.tsv")
+    assert all(len(line.split("\t")[0].split()) >= 5 for line in select)  # long held-out items
+    assert not set(select) & set(read_lines(tmp_path / "out" / "train_100.tsv"))
     assert counts["pretrain.txt"] == 430 and counts["select.tsv"] == 50 and counts["train_100.tsv"] == 350
     assert counts["train_10.tsv"] == 35 and counts["train_1.tsv"] == 3
     full = read_lines(tmp_path / "out" / "train_100.tsv")
@@ -253,7 +256,7 @@ def test_label_fractions_small_run(tmp_path):
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     from prepare import prepare
 
-    prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50)
+    prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50, select_min_words=0)
     small = ["model.d_model=32", "model.context_dim=32", "train.max_tokens=512", "train.precision=fp32"]
     ae = tmp_path / "ae"
     run_script(
@@ -296,5 +299,5 @@ def test_label_fractions_small_run(tmp_path):
     )
     rows = json.loads((tmp_path / "cls" / "label_fractions.json").read_text())
     assert {r["regime"] for r in rows} == {"scratch", "frozen", "fine-tuned"}
-    assert all(0 <= r["dev_accuracy"] <= 100 for r in rows)
+    assert all(0 <= r["dev_accuracy"] <= 100 and 0 <= r["select_accuracy"] <= 100 for r in rows)
     assert "| 10% |" in result.stdout

@@ -76,6 +76,18 @@ def test_inverse_sqrt_schedule():
     assert s.step_update(399) == pytest.approx(5e-4)  # sqrt(100 / 400)
 
 
+def test_linear_schedule_decays_to_min_lr_and_scales_groups():
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [a], "lr_scale": 0.5}, {"params": [b]}], lr=1.0)
+    s = LRSchedule(opt, "linear", lr=1e-3, warmup_steps=10, min_lr=0.0, total_steps=110)
+    assert s.step_update(9) == pytest.approx(1e-3)  # peak at the end of warm-up
+    assert s.step_update(59) == pytest.approx(5e-4)  # halfway down
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.5e-4) and opt.param_groups[1]["lr"] == pytest.approx(5e-4)
+    assert s.step_update(109) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        LRSchedule(_optimizer(), "linear", lr=1e-3, warmup_steps=10)  # no total_steps
+
+
 def test_plateau_schedule_reduces_after_patience():
     opt = _optimizer()
     s = LRSchedule(opt, "plateau", lr=1e-3, warmup_steps=0, factor=0.5, patience=1)

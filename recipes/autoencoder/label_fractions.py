@@ -4,10 +4,12 @@ pretrained encoder, and fine-tuning it; several seeds.
     python recipes/autoencoder/label_fractions.py --autoencoder runs/autoencoder/sst2_dae/best
 
 Each cell trains sst2_classifier.yaml with the fraction's updates (--updates), picks the
-checkpoint by accuracy on 1,000 held-out training phrases (select.tsv) and reports accuracy on
-the 872 SST-2 dev sentences. Writes ``label_fractions.json`` / ``.md`` under --output; cells
-already finished are not run again (an interrupted sweep continues). --jobs N runs N cells at
-once (give each --threads; N x threads <= cores).
+checkpoint by accuracy on 1,000 held-out training items (select.tsv; prepare.py) and reports
+accuracy on select.tsv and on the 872 SST-2 dev sentences. Each cell keeps its class
+probabilities on both (``probs.npz``); the table also gives the ensemble of a regime's seeds
+(mean probabilities). Writes ``label_fractions.json`` / ``.md`` under --output; cells already
+finished are not run again (an interrupted sweep continues). --jobs N runs N cells at once
+(give each --threads; N x threads <= cores).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -56,16 +60,30 @@ def run_cell(cell: dict) -> dict:
     ]
     seconds = train_or_reuse(HERE / "sst2_classifier.yaml", out, overrides)
     cfg = load_config(HERE / "sst2_classifier.yaml", [f"data.path={cell['data']}"])
-    dev = load_labelled(cfg.data, "dev.tsv")
-    predicted, _ = Autoencoder.from_checkpoint(out / "best", device="cpu").classify(dev.src)
-    accuracy = 100.0 * sum(p == g for p, g in zip(predicted, dev.tgt)) / len(dev.tgt)
-    result = {k: cell[k] for k in ("percent", "regime", "seed", "updates")} | {
-        "dev_accuracy": accuracy,
-        "train_seconds": seconds,
-    }
+    model = Autoencoder.from_checkpoint(out / "best", device="cpu")
+    result = {k: cell[k] for k in ("percent", "regime", "seed", "updates")}
+    probs = {}
+    for split in ("select", "dev"):
+        data = load_labelled(cfg.data, f"{split}.tsv")
+        predicted, probs[split] = model.classify(data.src)
+        result[f"{split}_accuracy"] = 100.0 * sum(p == g for p, g in zip(predicted, data.tgt)) / len(data.tgt)
+    np.savez(out / "probs.npz", labels=np.array(model.labels), **probs)
+    result |= {"train_seconds": seconds, "set": cell["set"]}
     result_file.write_text(json.dumps(result) + "\n")
     print(json.dumps(result), flush=True)
     return result
+
+
+def ensemble_accuracy(cells: list[dict], data: str, split: str) -> float:
+    """Accuracy (%) of the mean class probabilities of ``cells`` (finished cells' probs.npz)."""
+    from seq2seq.config import load_config
+    from seq2seq.data.loading import load_labelled
+
+    saved = [np.load(Path(c["dir"]) / "probs.npz") for c in cells]
+    labels = [str(x) for x in saved[0]["labels"]]
+    mean = np.mean([z[split] for z in saved], axis=0)
+    gold = load_labelled(load_config(HERE / "sst2_classifier.yaml", [f"data.path={data}"]).data, f"{split}.tsv").tgt
+    return 100.0 * sum(labels[int(i)] == g for i, g in zip(mean.argmax(axis=1), gold)) / len(gold)
 
 
 def main() -> None:
@@ -108,14 +126,22 @@ def main() -> None:
     else:
         results = [run_cell(c) for c in cells]
     (out / "label_fractions.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = ["| labels | " + " | ".join(args.regimes) + " |", "| ---: |" + " ---: |" * len(args.regimes)]
+    # dev accuracy (select accuracy), mean ± std over seeds; then the seeds' ensemble
+    table = [
+        "| labels | regime | dev, mean ± std | select, mean ± std | dev, ensemble | select, ensemble |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
     for p in args.percents:
-        cells_text = []
         for r in args.regimes:
-            accs = [x["dev_accuracy"] for x in results if x["percent"] == p and x["regime"] == r]
-            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            cells_text.append(f"{statistics.mean(accs):.1f} ± {std:.1f}")
-        table.append(f"| {p}% | " + " | ".join(cells_text) + " |")
+            group = [(c, x) for c, x in zip(cells, results) if x["percent"] == p and x["regime"] == r]
+            row = [f"{p}%", r]
+            for split in ("dev", "select"):
+                accs = [x[f"{split}_accuracy"] for _, x in group]
+                std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+                row.append(f"{statistics.mean(accs):.1f} ± {std:.1f}")
+            for split in ("dev", "select"):
+                row.append(f"{ensemble_accuracy([c for c, _ in group], cells[0]['data'], split):.1f}")
+            table.append("| " + " | ".join(row) + " |")
     (out / "label_fractions.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
 

@@ -179,7 +179,8 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-9
     weight_decay: float = 0.0001
-    scheduler: str = "inverse_sqrt"  # inverse_sqrt | plateau | constant
+    scheduler: str = "inverse_sqrt"  # inverse_sqrt | plateau | constant | linear (to min_lr at max_steps)
+    encoder_lr_scale: float = 1.0  # the encoder's parameters train at this times the lr
     warmup_steps: int = 4000
     plateau_factor: float = 0.5
     plateau_patience: int = 2

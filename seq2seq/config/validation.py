@@ -23,7 +23,7 @@ _CHOICES = {
     "model.pooling": ("auto", "mean", "max", "final"),
     "model.positions": ("sinusoidal", "learned"),
     "train.optimizer": ("adam", "adamw"),
-    "train.scheduler": ("inverse_sqrt", "plateau", "constant"),
+    "train.scheduler": ("inverse_sqrt", "plateau", "constant", "linear"),
     "train.precision": ("auto", "fp32", "bf16"),
     "train.early_stop_metric": ("bleu", "loss", "exact_match", "accuracy"),
     "task": ("translation", "autoencoder", "classification"),
@@ -206,6 +206,10 @@ def validate(cfg: Config) -> None:
     for key in ("keep_last", "save_every", "valid_every", "max_steps", "patience"):
         if getattr(t, key) < 0:
             raise ConfigError(f"config key 'train.{key}' must be >= 0")
+    if t.scheduler == "linear" and t.max_steps <= t.warmup_steps:
+        raise ConfigError("train.scheduler=linear decays to train.max_steps: set it above train.warmup_steps")
+    if t.encoder_lr_scale <= 0:
+        raise ConfigError("config key 'train.encoder_lr_scale' must be positive")
     if len(t.betas) != 2:
         raise ConfigError("config key 'train.betas' must be a list of two numbers")
     validate_search(cfg.search)

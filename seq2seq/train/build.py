@@ -365,9 +365,16 @@ def build_optimizer(cfg: Config, model: Composite, device: torch.device) -> torc
     kwargs: dict[str, Any] = {"lr": t.lr, "betas": tuple(t.betas), "eps": t.eps, "weight_decay": t.weight_decay}
     if device.type == "cuda":
         kwargs["fused"] = True
+    if t.encoder_lr_scale != 1.0:  # the encoder's part (a pretrained one) at a scaled rate
+        encoder = {id(p) for m in model.part("encoder") for p in m.parameters()}
+        groups = [[p for p in params if id(p) in encoder], [p for p in params if id(p) not in encoder]]
+        scaled = [{"params": groups[0], "lr_scale": t.encoder_lr_scale}, {"params": groups[1]}]
+        return cls([g for g in scaled if g["params"]], **kwargs)
     return cls(params, **kwargs)
 
 
 def build_schedule(cfg: Config, optimizer: torch.optim.Optimizer) -> LRSchedule:
     t = cfg.train
-    return LRSchedule(optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor, t.plateau_patience, t.min_lr)
+    return LRSchedule(
+        optimizer, t.scheduler, t.lr, t.warmup_steps, t.plateau_factor, t.plateau_patience, t.min_lr, t.max_steps
+    )

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: inverse-sqrt with warm-up, reduce-on-plateau, constant."""
+"""Learning-rate schedules: inverse-sqrt with warm-up, reduce-on-plateau, constant, linear decay."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ class LRSchedule:
     - ``plateau``: linear warm-up, then constant; multiplied by ``factor`` whenever the
       validation metric has not improved for ``patience`` validations (never below ``min_lr``).
     - ``constant``: linear warm-up, then constant.
+    - ``linear``: linear warm-up, then a straight line from ``lr`` down to ``min_lr`` at
+      update ``total_steps`` (train.max_steps).
+
+    A parameter group with an ``lr_scale`` entry gets ``lr_scale`` times the schedule's rate
+    (train.encoder_lr_scale: a lower rate for a pretrained encoder).
     """
 
     def __init__(
@@ -26,9 +31,13 @@ class LRSchedule:
         factor: float = 0.5,
         patience: int = 2,
         min_lr: float = 0.0,
+        total_steps: int = 0,
     ) -> None:
-        if kind not in ("inverse_sqrt", "plateau", "constant"):
+        if kind not in ("inverse_sqrt", "plateau", "constant", "linear"):
             raise ValueError(f"unknown scheduler {kind!r}")
+        if kind == "linear" and total_steps <= warmup_steps:
+            raise ValueError("the linear schedule needs total_steps (train.max_steps) above warmup_steps")
+        self.total_steps = total_steps
         self.optimizer = optimizer
         self.kind = kind
         self.base_lr = lr
@@ -51,11 +60,14 @@ class LRSchedule:
             return self.base_lr * math.sqrt(self.warmup_steps / s)
         if self.kind == "plateau":
             return max(self.min_lr, self.base_lr * self.plateau_scale)
+        if self.kind == "linear":
+            left = max(0.0, (self.total_steps - s) / max(1, self.total_steps - self.warmup_steps))
+            return self.min_lr + (self.base_lr - self.min_lr) * min(1.0, left)
         return self.base_lr
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.lr * group.get("lr_scale", 1.0)
 
     def step_update(self, step: int) -> float:
         """Call after each optimizer update; ``step`` = updates done so far."""
