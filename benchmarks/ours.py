@@ -152,6 +152,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     rows = [r for r in records if r.get("event") == "train"]
     base = ([{"step": 0, "seconds": 0.0}] + [r for r in rows if r["step"] <= args.warmup])[-1]
     post = [r for r in rows if r["step"] > args.warmup]
+    if not post:  # e.g. --updates 3 only to make a checkpoint: nothing logged after the warm-up
+        print(f"no throughput logged after update {args.warmup} (--log-every {args.log_every}); checkpoint in {run}")
+        return
     peer_style = sum(r["tokens_per_s"] for r in post) / len(post)
     tokens, prev = 0.0, base
     for r in post:  # rate x interval = tokens of the interval

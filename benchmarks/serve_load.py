@@ -40,7 +40,7 @@ import httpx
 
 
 def start_server(
-    args: argparse.Namespace, wait_ms: float, max_batch_texts: int, max_queue: Optional[int] = None
+    args: argparse.Namespace, wait_ms: float, max_batch_texts: int, max_queue: Optional[int] = None, workers: int = 1
 ) -> tuple[subprocess.Popen, str]:
     cmd = [
         sys.executable,
@@ -58,6 +58,8 @@ def start_server(
         str(wait_ms),
         "--max-batch-texts",
         str(max_batch_texts),
+        "--workers",
+        str(workers),
         *decoding_flags(args),
     ]
     if args.quantize:
@@ -83,6 +85,16 @@ def start_server(
             break
     proc.kill()
     raise SystemExit("the server did not start")
+
+
+def parse_mode(mode: str) -> tuple[float, int, int]:
+    """``off`` | ``waitMS`` | ``waitMSxN`` -> (batch wait ms, --max-batch-texts, --workers)."""
+    found = re.fullmatch(r"wait(\d+(?:\.\d+)?)(?:x(\d+))?", mode)
+    if mode == "off":
+        return 0.0, 1, 1
+    if not found:
+        raise SystemExit(f"--modes: {mode!r} is not off, waitMS or waitMSxWORKERS (e.g. wait20x2)")
+    return float(found.group(1)), 0, int(found.group(2) or 1)
 
 
 def decoding_flags(args: argparse.Namespace) -> list[str]:
@@ -241,8 +253,9 @@ def main() -> None:
     p.add_argument(
         "--modes",
         nargs="+",
-        default=["wait5", "wait0", "off"],
-        help="server settings: waitMS (batching, that wait), off (one request per decoding call)",
+        default=["wait20", "wait20x2", "off"],
+        help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N), "
+        "off (one request per decoding call)",
     )
     p.add_argument("--overload-clients", type=int, default=256, help="0: no overload phase")
     p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
@@ -262,8 +275,8 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for mode in args.modes:
-        wait, cap = (0.0, 1) if mode == "off" else (float(mode[4:]), 0)
-        proc, url = start_server(args, wait, cap)
+        wait, cap, workers = parse_mode(mode)
+        proc, url = start_server(args, wait, cap, workers=workers)
         try:
             single = None
             for clients in args.clients:
@@ -285,7 +298,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(60)
     if args.overload_clients:
-        proc, url = start_server(args, 5.0, 0, max_queue=args.overload_queue)
+        workers = max(parse_mode(mode)[2] for mode in args.modes)
+        proc, url = start_server(args, 20.0, 0, max_queue=args.overload_queue, workers=workers)
         try:
             r = asyncio.run(load(url, sentences, args.overload_clients, args.max_seconds))
         finally:

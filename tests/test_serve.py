@@ -30,6 +30,7 @@ import uvicorn  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 from seq2seq.cli import main  # noqa: E402
+from seq2seq.errors import Seq2SeqError  # noqa: E402
 from seq2seq.infer.autoencoder import Autoencoder  # noqa: E402
 from seq2seq.infer.translator import Translator  # noqa: E402
 from seq2seq.serve.app import create_app  # noqa: E402
@@ -567,10 +568,13 @@ def _get(url: str) -> int:
         return 0
 
 
-def test_sigterm_answers_the_requests_in_flight_and_exits_0(reverse_ckpt):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_the_requests_in_flight_and_exits_0(reverse_ckpt, workers):
     # A long batch wait keeps the requests queued while SIGTERM arrives.
-    proc, url = _start_server(reverse_ckpt, "--batch-wait-ms", "3000")
+    proc, url = _start_server(reverse_ckpt, "--batch-wait-ms", "3000", "--workers", str(workers))
     try:
+        runtime = httpx.get(url + "/info", timeout=5).json()["runtime"]
+        assert runtime.get("workers", 1) == workers
         with ThreadPoolExecutor(6) as pool:
             futures = [
                 pool.submit(httpx.post, url + "/translate", json={"texts": [text]}, timeout=60) for text in SOURCES
@@ -585,9 +589,69 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0(reverse_ckpt):
         assert [a.json()["results"][0]["translation"] for a in answers] == expected
         assert proc.wait(60) == 0, "".join(proc.log)
         assert _get(url + "/health") == 0  # no longer listening
+        if workers > 1:  # the decoding processes are gone with the server
+            pids = [int(p) for p in re.search(r"pids \[([\d, ]+)\]", "".join(proc.log)).group(1).split(",")]
+            assert len(pids) == workers
+            wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), 10, "the workers to exit")
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# ---------------------------------------------------------------- decoding workers (--workers N)
+@pytest.fixture(scope="module")
+def worker_pool(reverse_ckpt):
+    from seq2seq.serve.workers import WorkerPool, WorkerSpec
+
+    pool = WorkerPool(WorkerSpec(str(reverse_ckpt)), 2)
+    pool.start()
+    yield pool
+    pool.close()
+
+
+def _same_answers(got: list[dict], expected: list[dict]) -> None:
+    """Equal texts; scores equal to float rounding (another batch sums in another order)."""
+    for g, e in zip(got, expected, strict=True):
+        assert g["translation"] == e["translation"] and g["score"] == pytest.approx(e["score"], abs=1e-4)
+        for gh, eh in zip(g.get("hypotheses", []), e.get("hypotheses", []), strict=True):
+            assert gh["translation"] == eh["translation"] and gh["score"] == pytest.approx(eh["score"], abs=1e-4)
+
+
+def test_workers_answer_as_the_service_does(reverse_service, worker_pool):
+    items = [(text, None) for text in SOURCES]
+    for key in [("translate", 3, 2, None), ("translate", 1, 1, 0.5)]:
+        _same_answers(worker_pool.run(key, items), reverse_service.run(key, items))
+    one = ("translate", 3, 1, None)
+    _same_answers(worker_pool.run(one, items[:1]), reverse_service.run(one, items[:1]))  # fewer texts than workers
+    with pytest.raises(Seq2SeqError, match="cannot classify"):  # the worker's error, as the service raises it
+        worker_pool.run(("classify",), ["a b"])
+
+
+def test_concurrent_requests_through_workers(reverse_service, worker_pool):
+    expected = [r["translation"] for r in reverse_service.run(("translate", 3, 1, None), [(t, None) for t in SOURCES])]
+    app = create_app(reverse_service, ServeSettings(workers=2, batch_wait_ms=200), run=worker_pool.run)
+    with TestClient(app) as client, ThreadPoolExecutor(len(SOURCES)) as threads:
+        answers = list(threads.map(lambda t: client.post("/translate", json={"texts": [t]}), SOURCES))
+        assert [a.json()["results"][0]["translation"] for a in answers] == expected
+        assert client.get("/health").json()["batches"] < len(SOURCES)  # merged, then split among the workers
+
+
+def test_a_worker_that_dies_is_started_again(worker_pool):
+    key, items = ("translate", 3, 1, None), [(t, None) for t in SOURCES]
+    expected = worker_pool.run(key, items)
+    os.kill(worker_pool.pids[0], signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="decoding worker 0 stopped"):
+        worker_pool.run(key, items)
+    _same_answers(worker_pool.run(key, items), expected)
+
+
+def test_a_worker_that_cannot_load_says_why(tmp_path):
+    from seq2seq.serve.workers import WorkerPool, WorkerSpec
+
+    with pytest.raises(Seq2SeqError, match="could not load the checkpoint"):
+        WorkerPool(WorkerSpec(str(tmp_path)), 1).start()
+    with pytest.raises(Seq2SeqError, match="--workers must be"):
+        ServeSettings(workers=0).check()
 
 
 # ---------------------------------------------------------------- the page, in a real browser

@@ -47,9 +47,9 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - (the serve extra: checked before the model loads)
 
-        from seq2seq.serve.app import create_app
+        import seq2seq.serve.app  # noqa: F401
         from seq2seq.serve.service import Service
         from seq2seq.serve.settings import ServeSettings
     except ImportError as e:
@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.quantize and args.precision != "fp32":
         raise Seq2SeqError(f"--quantize {args.quantize} cannot be combined with --precision {args.precision}")
     settings = ServeSettings(
+        workers=args.workers,
         batch_wait_ms=args.batch_wait_ms,
         max_batch_texts=args.max_batch_texts,
         max_queue_texts=args.max_queue_texts,
@@ -91,7 +92,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         except ValueError as e:
             raise Seq2SeqError(f"--quantize/--precision: {e}") from None
-    app = create_app(service, settings)
+    pool = _start_workers(args, service, search) if args.workers > 1 else None
+    try:
+        return _run_server(args, service, settings, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _start_workers(args: argparse.Namespace, service: Any, search: Any) -> Any:
+    """``--workers N`` (N > 1): N decoding processes on this machine's CPU (serve.workers)."""
+    from seq2seq.serve.workers import WorkerPool, WorkerSpec, default_threads
+
+    if service.model.device.type != "cpu":
+        raise Seq2SeqError(
+            f"--workers {args.workers} is for decoding on CPU cores; on {service.model.device} one process batches "
+            "better: drop --workers"
+        )
+    threads = args.threads or default_threads(args.workers)
+    spec = WorkerSpec(str(args.checkpoint), "cpu", search, args.quantize, args.precision, threads)
+    service.describe.update(workers=args.workers, threads_per_worker=threads)
+    pool = WorkerPool(spec, args.workers)
+    print(f"seq2seq: starting {args.workers} decoding workers, {threads} thread(s) each", file=sys.stderr, flush=True)
+    pool.start()
+    return pool
+
+
+def _run_server(args: argparse.Namespace, service: Any, settings: Any, pool: Any) -> int:
+    """Listen and serve until SIGTERM or Ctrl-C; 0 once the open requests are answered."""
+    import uvicorn
+
+    from seq2seq.serve.app import create_app
+
+    app = create_app(service, settings, run=pool.run if pool is not None else None)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -169,6 +202,13 @@ def add_parsers(sub: Any) -> None:
             help=f"{help} (default {default:g})" if kind is float else f"{help} (default {default})",
         )
 
+    setting(
+        "--workers",
+        "workers",
+        int,
+        "decoding processes on CPU, each decoding a share of every batch with --threads threads (default threads: "
+        "the cores divided among them); 2 or more use several cores better than threads do. Each loads the model",
+    )
     setting(
         "--batch-wait-ms",
         "batch_wait_ms",

@@ -187,17 +187,25 @@ def _check_text(text: Any, field: str, max_chars: int) -> None:
 
 
 # ---------------------------------------------------------------- the app
-def create_app(service: Service, settings: Optional[ServeSettings] = None) -> Starlette:
+def create_app(
+    service: Service,
+    settings: Optional[ServeSettings] = None,
+    run: Optional[Callable[[Any, list[Any]], list[Any]]] = None,
+) -> Starlette:
     """The Starlette app serving ``service``; its lifespan starts and stops the batcher (a test
-    client must be used as a context manager: ``with TestClient(app) as client``)."""
+    client must be used as a context manager: ``with TestClient(app) as client``). ``run``: what
+    decodes a batch, with :meth:`Service.run`'s signature (default: ``service.run`` on the
+    batcher's thread; ``seq2seq serve --workers N`` passes a :class:`~seq2seq.serve.workers.WorkerPool`'s)."""
     settings = settings or ServeSettings()
     settings.check()
     search = service.search
 
-    def cap(key: Any) -> int:
-        return settings.max_batch_texts or service.batch_cap(key)
+    def cap(key: Any) -> int:  # a full decoding batch for each worker
+        return settings.max_batch_texts or service.batch_cap(key) * settings.workers
 
-    batcher = Batcher(service.run, cap, max_wait=settings.batch_wait_ms / 1000.0, max_queue=settings.max_queue_texts)
+    batcher = Batcher(
+        run or service.run, cap, max_wait=settings.batch_wait_ms / 1000.0, max_queue=settings.max_queue_texts
+    )
     page = resources.files("seq2seq.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     def authorised(request: Request) -> bool:
