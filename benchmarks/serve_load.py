@@ -233,9 +233,10 @@ start = time.perf_counter()
 t.translate(lines)
 print(len(lines) / (time.perf_counter() - start))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True)
+    if out.returncode != 0:
+        # The child's own message (e.g. "no checkpoint in DIR") says what to fix; its traceback does not.
+        sys.exit(f"offline run failed (--checkpoint {args.checkpoint}):\n{out.stderr.strip().splitlines()[-1]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
