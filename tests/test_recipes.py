@@ -223,7 +223,7 @@ def test_autoencoder_prepare_makes_nested_disjoint_subsets(tmp_path):
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     from prepare import prepare
 
-    counts = prepare(fake_sst2(tmp_path / "sst2"), tmp_path / "out", held_out=50, select_min_words=5)
+    counts = prepare(fake_sst2(tmp_path / "sst2"), tmp_path / "out", held_out=50, select_min_words=5, select="items")
     select = read_lines(tmp_path / "out" / "select.tsv")
     assert all(len(line.split("\t")[0].split()) >= 5 for line in select)  # long held-out items
     assert not set(select) & set(read_lines(tmp_path / "out" / "train_100.tsv"))
@@ -236,6 +236,29 @@ def test_autoencoder_prepare_makes_nested_disjoint_subsets(tmp_path):
     assert read_lines(tmp_path / "out" / "pretrain_valid.txt") == [
         r.split("\t")[0] for r in read_lines(tmp_path / "out" / "select.tsv")
     ]
+
+
+def test_autoencoder_prepare_holds_out_whole_sentences_with_their_phrases():
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    from prepare import hold_out_sentences
+
+    train = [
+        ("a b c d", "1"),  # sentence: its phrases below go with it unless a kept sentence has them
+        ("c d", "1"),
+        ("b c", "0"),
+        ("a b", "1"),  # also inside "a b x", a kept sentence: stays in training
+        ("a b x", "0"),
+        ("e f g", "1"),
+        ("e f", "1"),
+        ("a b c d", "1"),  # a duplicate of the held-out sentence is dropped too
+    ]
+    held, dropped = hold_out_sentences(train, [0, 5, 4, 1, 2, 3, 6, 7], held_out=1)
+    assert held == [0]
+    assert dropped == {1, 2, 7}
+    held, dropped = hold_out_sentences(train, [5, 0, 4, 1, 2, 3, 6, 7], held_out=2)
+    assert held == [5, 0] and dropped == {6, 1, 2, 7}
+    with pytest.raises(SystemExit, match="only 3 whole training sentences"):
+        hold_out_sentences(train, list(range(8)), held_out=4)
 
 
 def test_autoencoder_recipe_metrics():
@@ -256,7 +279,7 @@ def test_label_fractions_small_run(tmp_path):
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     from prepare import prepare
 
-    prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50, select_min_words=0)
+    prepare(fake_sst2(tmp_path / "sst2", n=600), tmp_path / "data", held_out=50, select_min_words=0, select="items")
     small = ["model.d_model=32", "model.context_dim=32", "train.max_tokens=512", "train.precision=fp32"]
     ae = tmp_path / "ae"
     run_script(
