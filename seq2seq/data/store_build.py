@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from seq2seq.cpus import usable_cpus
 from seq2seq.data.sources import TextSource, no_examples
 from seq2seq.data.store import META, VERSION, TokenStore, token_dtype
 from seq2seq.data.store_encode import _Encoded, _encoded_blocks, _Encoder
@@ -121,13 +122,6 @@ class _Writer:
         return meta
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _remove_stale(cache_dir: Path, final: Path) -> None:
     """Temporary directories of earlier builds of ``final`` whose process is gone."""
     for tmp in cache_dir.glob(f"{_TMP_PREFIX}{final.name}-*"):
@@ -180,7 +174,7 @@ def build_store(
             leave=False,
         )
         try:
-            for block in _encoded_blocks(source.blocks(), encoder, workers or _cpu_count()):
+            for block in _encoded_blocks(source.blocks(), encoder, workers or usable_cpus()):
                 writer.add(block)
                 bar.update(len(block.src_len))
         finally:

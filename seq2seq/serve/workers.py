@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 import traceback
@@ -35,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Optional
 
 from seq2seq.config import SearchConfig
+from seq2seq.cpus import usable_cpus
 from seq2seq.errors import Seq2SeqError
 
 log = logging.getLogger("seq2seq.serve")
@@ -54,6 +54,18 @@ class WorkerSpec:
     threads: int = 1
 
 
+def _send_error(conn: Connection, e: BaseException) -> None:
+    """The worker's side of a failure: ("error", type name, message, traceback)."""
+    conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
+
+
+def _error_text(answer: tuple, index: int) -> tuple[str, str]:
+    """The server's side: (type name, message) of a worker's "error" answer; its traceback is logged."""
+    _, kind, text, trace = answer
+    log.debug("decoding worker %d:\n%s", index, trace)
+    return kind, text
+
+
 def _serve_one(spec: WorkerSpec, conn: Connection) -> None:
     """A worker's life: load the checkpoint, say ready (or why not), then answer batches until
     the pipe closes or a None arrives."""
@@ -69,7 +81,7 @@ def _serve_one(spec: WorkerSpec, conn: Connection) -> None:
             spec.checkpoint, device=spec.device, search=spec.search, quantize=spec.quantize, precision=spec.precision
         )
     except BaseException as e:  # noqa: BLE001 - reported to the server, which stops with it
-        conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
+        _send_error(conn, e)
         return
     conn.send(("ready",))
     while True:
@@ -83,7 +95,7 @@ def _serve_one(spec: WorkerSpec, conn: Connection) -> None:
         try:
             conn.send(("ok", service.run(key, items)))
         except Exception as e:  # noqa: BLE001 - every batch gets an answer
-            conn.send(("error", type(e).__name__, str(e), traceback.format_exc()))
+            _send_error(conn, e)
 
 
 class _Worker:
@@ -107,8 +119,7 @@ class _Worker:
                 f"decoding worker {self.index} stopped while loading (exit code {self.process.exitcode})"
             ) from None
         if message[0] != "ready":
-            _, kind, text, trace = message
-            log.debug("worker %d failed to load:\n%s", self.index, trace)
+            kind, text = _error_text(message, self.index)
             raise Seq2SeqError(f"decoding worker {self.index} could not load the checkpoint: {kind}: {text}")
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -187,8 +198,7 @@ class WorkerPool:
                     for i, result in zip(share, answer[1]):
                         results[i] = result
                 elif failure is None:
-                    _, kind, text, trace = answer
-                    log.debug("worker %d:\n%s", worker.index, trace)
+                    kind, text = _error_text(answer, worker.index)
                     failure = Seq2SeqError(text) if kind == "Seq2SeqError" else RuntimeError(f"{kind}: {text}")
             if failure is not None:
                 raise failure
@@ -216,8 +226,4 @@ def _text_length(item: Any) -> int:
 
 def default_threads(workers: int) -> int:
     """Threads per worker when --threads is not given: the cores this process may use, shared."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+    return max(1, usable_cpus() // max(1, workers))
