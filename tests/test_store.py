@@ -166,7 +166,7 @@ def test_interrupted_build_leaves_no_store_and_the_next_build_succeeds(tmp_path,
         real_add(self, block)
 
     monkeypatch.setattr(store_module._Writer, "add", failing_add)
-    monkeypatch.setattr(store_module, "_cpu_count", lambda: 1)  # in this process, where the patch is
+    monkeypatch.setattr(store_module, "usable_cpus", lambda: 1)  # in this process, where the patch is
     source = small_blocks(open_parallel(data_config(tmp_path), "train"))
     spec = store_spec("pairs", source, READING, "none", tok)
     with pytest.raises(KeyboardInterrupt):
