@@ -71,7 +71,7 @@ def hold_out_sentences(train: list[tuple[str, str]], order: list[int], held_out:
     held_texts = {train[i][0] for i in held}
     kept_parts = set().union(*(inside[train[i][0]] for i in sentences[held_out:]))
     dropped_texts = set().union(*(inside[t] for t in held_texts)) - kept_parts
-    dropped = {i for i, (text, _) in enumerate(train) if text in dropped_texts or (text in held_texts)}
+    dropped = {i for i, (text, _) in enumerate(train) if text in dropped_texts or text in held_texts}
     return held, dropped - set(held)
 
 
