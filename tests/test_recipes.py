@@ -261,6 +261,19 @@ def test_autoencoder_prepare_holds_out_whole_sentences_with_their_phrases():
         hold_out_sentences(train, list(range(8)), held_out=4)
 
 
+def test_more_text_brings_lines_into_sst2_form(tmp_path):
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    from more_text import sst_form
+
+    assert sst_form("It's awesome, isn't it? (Yes.)") == "it 's awesome , is n't it ? ( yes . )"
+    assert sst_form("  it 's a charming film .  ") == "it 's a charming film ."  # SST-2's own lines stay
+    sst, other = tmp_path / "sst.txt", tmp_path / "other.txt"
+    sst.write_text("a fine film .\n\n")
+    other.write_text("A fine film.\nTwo dogs run.\n")
+    run_script("recipes/autoencoder/more_text.py", "--out", str(tmp_path / "more.txt"), str(sst), str(other))
+    assert read_lines(tmp_path / "more.txt") == ["a fine film .", "two dogs run ."]
+
+
 def test_autoencoder_recipe_metrics():
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     import numpy as np
