@@ -71,6 +71,7 @@ def config(args: argparse.Namespace) -> dict:
             "valid": "",
             "max_src_tokens": 1024,
             "max_tgt_tokens": 1024,
+            "cache_dir": str(args.work / "cache"),  # not beside the data set, which may be shared
         },
         "tokenizer": {"model": str(args.spm), "joint": True},
         "model": {**MODELS[args.model], "share_embeddings": True, "tie_embeddings": True},
