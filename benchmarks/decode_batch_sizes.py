@@ -24,7 +24,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--src", required=True, help="one sentence per line")
-    p.add_argument("--sentences", type=int, default=300, help="the first N lines of --src")
+    p.add_argument("--sentences", type=int, default=300, help="the first N non-blank lines of --src")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 15, 30, 100, 300])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--quantize", choices=["int8"], default=None)
@@ -42,7 +42,7 @@ def main() -> None:
         search = dataclasses.replace(search, min_len=args.force_len, max_len_a=0.0, max_len_b=args.force_len)
     translator = Translator.from_checkpoint(args.checkpoint, device="cpu", search=search, quantize=args.quantize)
     with open(args.src, encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f][: args.sentences]
+        lines = [line.rstrip("\n") for line in f if line.strip()][: args.sentences]  # blank lines skipped
     translator.translate(lines[:20])  # warm-up
     print(
         f"# {len(lines)} sentences of {args.src}; beam {args.beam}; {args.quantize or 'fp32'}; "

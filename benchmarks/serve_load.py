@@ -214,30 +214,21 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
 
 
 def offline(args: argparse.Namespace, sentences: list[str]) -> float:
-    """Sentences/s of Translator.translate on the same sentences, in one process (model load excluded)."""
-    forced = f", min_len={args.force_len}, max_len_a=0.0, max_len_b={args.force_len}" if args.force_len else ""
-    code = f"""
-import sys, time, dataclasses, warnings
-warnings.simplefilter("ignore")
-import torch
-if {args.threads!r}:
-    torch.set_num_threads({args.threads!r})
-from seq2seq import Translator
-from seq2seq.cli.io import saved_config
-search = saved_config({args.checkpoint!r}).search
-search = dataclasses.replace(search, beam={args.beam}{forced})
-t = Translator.from_checkpoint({args.checkpoint!r}, device="cpu", search=search, quantize={args.quantize!r})
-lines = sys.stdin.read().split("\\n")
-t.translate(lines[:20])
-start = time.perf_counter()
-t.translate(lines)
-print(len(lines) / (time.perf_counter() - start))
-"""
-    out = subprocess.run([sys.executable, "-c", code], input="\n".join(sentences), capture_output=True, text=True)
+    """Sentences/s of one ``Translator.translate`` call on the same sentences, in its own process
+    (``decode_batch_sizes.py`` with one batch of all of them; model load excluded)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("decode_batch_sizes.py")),
+        *("--checkpoint", args.checkpoint, "--src", args.src, "--sentences", str(len(sentences))),
+        *("--batches", str(len(sentences)), "--beam", str(args.beam), "--threads", str(args.threads or 0)),
+        *(["--quantize", args.quantize] if args.quantize else []),
+        *(["--force-len", str(args.force_len)] if args.force_len else []),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         # The child's own message (e.g. "no checkpoint in DIR") says what to fix; its traceback does not.
         sys.exit(f"offline run failed (--checkpoint {args.checkpoint}):\n{out.stderr.strip().splitlines()[-1]}")
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(out.stdout.strip().splitlines()[-1].split("|")[2])  # the table row "| batch | sent/s | ms |"
 
 
 def main() -> None:
