@@ -123,6 +123,9 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, help="select.tsv's size (500 sentences or 1,000 items)")
     ap.add_argument("--select-min-words", type=int, default=15, help="--select items: 0 gives random phrases")
     args = ap.parse_args()
+    missing = [name for name in ("train.tsv.gz", "dev.tsv", "test.tsv") if not (Path(args.data_dir) / name).is_file()]
+    if missing:
+        raise SystemExit(f"--data-dir {args.data_dir}: no {', '.join(missing)} (GLUE's SST-2 folder; see the README)")
     held_out = args.held_out or (500 if args.select == "sentences" else 1000)
     for name, n in prepare(
         Path(args.data_dir), Path(args.out), args.seed, held_out, args.select_min_words, args.select
