@@ -213,6 +213,52 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     }
 
 
+def process_tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by process ``pid`` and by all its descendants,
+    from /proc (Linux; (nan, nan) elsewhere). Descendants that have exited are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    def children(p: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{p}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    try:
+        main_cpu, rest, todo = own(pid), 0.0, children(pid)
+        while todo:
+            child = todo.pop()
+            with contextlib.suppress(OSError):
+                rest += own(child)
+                todo += children(child)
+        return main_cpu, rest
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
+
+
+def measure(
+    proc: subprocess.Popen, url: str, sentences: list[str], clients: int, max_seconds: float
+) -> tuple[dict, list[float], float]:
+    """One load run -> (load's figures, CPU ms per answered request [server, its workers, these
+    clients], mean texts per batch)."""
+    before = httpx.get(url + "/health", timeout=10).json()
+    cpu_before, client_before = process_tree_cpu(proc.pid), time.process_time()
+    r = asyncio.run(load(url, sentences, clients, max_seconds))
+    cpu_after, client_after = process_tree_cpu(proc.pid), time.process_time()
+    after = httpx.get(url + "/health", timeout=10).json()
+    # The server's own process does HTTP and batching (and the decoding, without --workers); its
+    # workers decode; the clients are this process.
+    done = max(1, r["ok"])
+    cpu = [(b - a) * 1e3 / done for a, b in zip(cpu_before, cpu_after)]
+    cpu.append((client_after - client_before) * 1e3 / done)
+    mean_batch = (after["texts"] - before["texts"]) / max(1, after["batches"] - before["batches"])
+    return r, cpu, mean_batch
+
+
 def offline(args: argparse.Namespace, sentences: list[str]) -> float:
     """Sentences/s of one ``Translator.translate`` call on the same sentences, in its own process
     (``decode_batch_sizes.py`` with one batch of all of them; model load excluded)."""
@@ -249,6 +295,9 @@ def main() -> None:
         help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N), "
         "off (one request per decoding call)",
     )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="measure every client count this often, offline again each round"
+    )
     p.add_argument("--overload-clients", type=int, default=256, help="0: no overload phase")
     p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
     args = p.parse_args()
@@ -259,36 +308,44 @@ def main() -> None:
         f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs; threads {args.threads or 'default'}",
         flush=True,
     )
-    rate = offline(args, sentences)
-    print(f"offline Translator.translate: {rate:.1f} sentences/s\n", flush=True)
     print(
-        "| server | clients | requests/s | x 1 client | x offline | p50 ms | p95 ms | p99 ms | 503 | lost "
-        "| texts/batch |"
+        "| server | round | clients | requests/s | x 1 client | offline/s | x offline | p50 ms | p95 ms | p99 ms | 503 "
+        "| lost | texts/batch | CPU ms/request: server / workers / clients |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    ratios: dict[tuple[str, int], list[float]] = {}
     for mode in args.modes:
         wait, cap, workers = parse_mode(mode)
         proc, url = start_server(args, wait, cap, workers=workers)
         try:
-            single = None
-            for clients in args.clients:
-                before = httpx.get(url + "/health", timeout=10).json()
-                r = asyncio.run(load(url, sentences, clients, args.max_seconds))
-                after = httpx.get(url + "/health", timeout=10).json()
-                batches = max(1, after["batches"] - before["batches"])
-                mean_batch = (after["texts"] - before["texts"]) / batches
-                single = single or r["rps"]
-                print(
-                    f"| {mode} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {r['rps'] / rate:.2f} | "
-                    f"{r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} | {r['503']} | "
-                    f"{r['lost'] + r['other']} | {mean_batch:.1f} |",
-                    flush=True,
-                )
-                if r["problems"]:
-                    print(f"<!-- {mode}, {clients} clients: {r['problems']} -->", flush=True)
+            for round_ in range(1, args.rounds + 1):
+                # Offline is measured again in every round, just before that round's clients: on a
+                # shared machine the speed drifts by tens of percent within minutes, and a ratio
+                # between figures measured far apart would mostly measure that drift.
+                rate = offline(args, sentences)
+                single = None
+                for clients in args.clients:
+                    r, cpu, mean_batch = measure(proc, url, sentences, clients, args.max_seconds)
+                    single = single or r["rps"]
+                    ratios.setdefault((mode, clients), []).append(r["rps"] / rate)
+                    print(
+                        f"| {mode} | {round_} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {rate:.1f} | "
+                        f"{r['rps'] / rate:.2f} | {r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} "
+                        f"| {r['503']} | {r['lost'] + r['other']} | {mean_batch:.1f} | "
+                        f"{' / '.join(f'{c:.1f}' for c in cpu)} |",
+                        flush=True,
+                    )
+                    if r["problems"]:
+                        print(f"<!-- {mode}, {clients} clients: {r['problems']} -->", flush=True)
         finally:
             proc.terminate()
             proc.wait(60)
+    if args.rounds > 1:
+        print("\nx offline over the rounds: median (lowest - highest)")
+        for (mode, clients), values in ratios.items():
+            print(
+                f"- {mode}, {clients} clients: {statistics.median(values):.2f} ({min(values):.2f} - {max(values):.2f})"
+            )
     if args.overload_clients:
         workers = max(parse_mode(mode)[2] for mode in args.modes)
         proc, url = start_server(args, 20.0, 0, max_queue=args.overload_queue, workers=workers)
