@@ -30,6 +30,8 @@ def main() -> None:
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (untrained models)")
+    p.add_argument("--max-len-a", type=float, default=None, help="outputs at most A x source tokens + B")
+    p.add_argument("--max-len-b", type=int, default=None, help="(default: the checkpoint's A and B)")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     if args.threads:
@@ -40,6 +42,9 @@ def main() -> None:
     search = dataclasses.replace(saved_config(args.checkpoint).search, beam=args.beam)
     if args.force_len:
         search = dataclasses.replace(search, min_len=args.force_len, max_len_a=0.0, max_len_b=args.force_len)
+    for name in ("max_len_a", "max_len_b"):
+        if getattr(args, name) is not None and not args.force_len:
+            search = dataclasses.replace(search, **{name: getattr(args, name)})
     translator = Translator.from_checkpoint(args.checkpoint, device="cpu", search=search, quantize=args.quantize)
     with open(args.src, encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f if line.strip()][: args.sentences]  # blank lines skipped

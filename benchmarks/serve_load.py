@@ -15,9 +15,11 @@ Bounded: at most ``--requests`` requests per run and ``--max-seconds`` per run; 
     python benchmarks/serve_load.py --checkpoint runs/NAME/best --src test2016.de --quantize int8 \\
         --clients 1 8 32 128 --requests 1000
 
-Decoding settings (``--beam``, ``--min-len``, ``--max-len-a``, ``--max-len-b``) go to the server
-and to the offline run alike; ``--force-len N`` forces every output to N tokens, as the other
-decoding benchmarks here do with untrained models.
+Decoding settings (``--beam``, ``--max-len-a``, ``--max-len-b``) go to the server and to the
+offline run alike; ``--force-len N`` forces every output to N tokens, as the other decoding
+benchmarks here do with untrained models. An untrained model rarely ends a sentence on its own,
+so ``--max-len-a 1.2 --max-len-b 2`` (without ``--force-len``) gives outputs as long as that
+share of each source: lengths that vary, as a trained model's do.
 """
 
 from __future__ import annotations
@@ -103,7 +105,15 @@ def decoding_flags(args: argparse.Namespace) -> list[str]:
         flags += ["--threads", str(args.threads)]
     if args.force_len:
         flags += ["--min-len", str(args.force_len), "--max-len-a", "0", "--max-len-b", str(args.force_len)]
+    else:
+        flags += [f"--{name}={value}" for name, value in length_flags(args)]
     return flags
+
+
+def length_flags(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """(flag name, value) of the --max-len-a / --max-len-b given."""
+    given = [("max-len-a", args.max_len_a), ("max-len-b", args.max_len_b)]
+    return [(name, value) for name, value in given if value is not None]
 
 
 class Connection:
@@ -269,6 +279,7 @@ def offline(args: argparse.Namespace, sentences: list[str]) -> float:
         *("--batches", str(len(sentences)), "--beam", str(args.beam), "--threads", str(args.threads or 0)),
         *(["--quantize", args.quantize] if args.quantize else []),
         *(["--force-len", str(args.force_len)] if args.force_len else []),
+        *(f"--{name}={value}" for name, value in length_flags(args)),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -287,6 +298,8 @@ def main() -> None:
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (0: free)")
+    p.add_argument("--max-len-a", type=float, default=None, help="outputs at most A x source tokens + B")
+    p.add_argument("--max-len-b", type=int, default=None, help="(default: the checkpoint's A and B)")
     p.add_argument("--threads", type=int, default=0, help="--threads for the server and the offline run (0: default)")
     p.add_argument(
         "--modes",
@@ -303,6 +316,7 @@ def main() -> None:
     args = p.parse_args()
     sentences = [s for s in Path(args.src).read_text(encoding="utf-8").splitlines() if s.strip()][: args.requests]
     forced = f"; outputs forced to {args.force_len} tokens" if args.force_len else ""
+    forced += "".join(f"; {name} {value:g}" for name, value in length_flags(args))
     print(
         f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
         f"{'; int8' if args.quantize else ''}{forced}; {os.cpu_count()} CPUs; threads {args.threads or 'default'}",
