@@ -1,16 +1,17 @@
-"""Load on ``seq2seq serve``: N concurrent clients, each sending one sentence per request.
+"""Load on ``seq2seq serve``: N concurrent clients, each sending one sentence per request
+(``--per-request K``: K sentences).
 
 Prints figures; it is not a test. For each server setting (batching with the default wait, wait
 0, and no batching at all: one request per decoding call) a server is started on localhost
 (``python -m seq2seq serve --port 0``), and for each client count the same sentences are sent,
 every client sending its next request when the previous one is answered. Then:
 
-* requests/s (= sentences/s here: one sentence per request) and p50/p95/p99 latency;
+* requests/s, sentences/s and p50/p95/p99 latency;
 * the same sentences through ``Translator.translate`` in one process (offline), for comparison;
 * an overload phase: many more clients than the queue holds (``--max-queue-texts``), where 503s
   are answers and every request must get one (a request with no answer counts as lost).
 
-Bounded: at most ``--requests`` requests per run and ``--max-seconds`` per run; localhost only.
+Bounded: at most ``--requests`` sentences per run and ``--max-seconds`` per run; localhost only.
 
     python benchmarks/serve_load.py --checkpoint runs/NAME/best --src test2016.de --quantize int8 \\
         --clients 1 8 32 128 --requests 1000
@@ -168,9 +169,13 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def load(url: str, sentences: list[str], clients: int, max_seconds: float) -> dict[str, float]:
-    """``clients`` tasks, each sending one sentence per request until all are sent or time is up."""
+async def load(
+    url: str, sentences: list[str], clients: int, max_seconds: float, per_request: int = 1
+) -> dict[str, float]:
+    """``clients`` tasks, each sending ``per_request`` sentences a request until all are sent or
+    time is up."""
     todo = list(reversed(sentences))
+    translated = 0
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     problems: dict[str, int] = {}  # what the lost and other answers were
@@ -178,14 +183,14 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
     stop = time.monotonic() + max_seconds
 
     async def one_client() -> None:
-        nonlocal lost
+        nonlocal lost, translated
         connection = Connection(url)
         try:
             while todo and time.monotonic() < stop:
-                text = todo.pop()
+                texts = [todo.pop() for _ in range(min(per_request, len(todo)))]
                 started = time.perf_counter()
                 try:
-                    status, payload = await asyncio.wait_for(connection.post("/translate", {"texts": [text]}), 120)
+                    status, payload = await asyncio.wait_for(connection.post("/translate", {"texts": texts}), 120)
                 except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.TimeoutError) as e:
                     lost += 1
                     problems[type(e).__name__] = problems.get(type(e).__name__, 0) + 1
@@ -197,6 +202,7 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
                     problems[what] = problems.get(what, 0) + 1
                 if status == 200:
                     latencies.append(time.perf_counter() - started)
+                    translated += len(texts)
         finally:
             await connection.close()
 
@@ -215,6 +221,8 @@ async def load(url: str, sentences: list[str], clients: int, max_seconds: float)
         "other": sum(n for s, n in statuses.items() if s not in (200, 503)),
         "lost": lost,
         "rps": statuses.get(200, 0) / elapsed,
+        "sps": translated / elapsed,  # sentences translated per second
+        "sentences": translated,
         "p50": pct(50),
         "p95": pct(95),
         "p99": pct(99),
@@ -251,18 +259,18 @@ def process_tree_cpu(pid: int) -> tuple[float, float]:
 
 
 def measure(
-    proc: subprocess.Popen, url: str, sentences: list[str], clients: int, max_seconds: float
+    proc: subprocess.Popen, url: str, sentences: list[str], clients: int, max_seconds: float, per_request: int = 1
 ) -> tuple[dict, list[float], float]:
-    """One load run -> (load's figures, CPU ms per answered request [server, its workers, these
+    """One load run -> (load's figures, CPU ms per translated sentence [server, its workers, these
     clients], mean texts per batch)."""
     before = httpx.get(url + "/health", timeout=10).json()
     cpu_before, client_before = process_tree_cpu(proc.pid), time.process_time()
-    r = asyncio.run(load(url, sentences, clients, max_seconds))
+    r = asyncio.run(load(url, sentences, clients, max_seconds, per_request))
     cpu_after, client_after = process_tree_cpu(proc.pid), time.process_time()
     after = httpx.get(url + "/health", timeout=10).json()
     # The server's own process does HTTP and batching (and the decoding, without --workers); its
     # workers decode; the clients are this process.
-    done = max(1, r["ok"])
+    done = max(1, r["sentences"])
     cpu = [(b - a) * 1e3 / done for a, b in zip(cpu_before, cpu_after)]
     cpu.append((client_after - client_before) * 1e3 / done)
     mean_batch = (after["texts"] - before["texts"]) / max(1, after["batches"] - before["batches"])
@@ -293,7 +301,7 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--src", required=True, help="one sentence per line (e.g. test2016.de)")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
-    p.add_argument("--requests", type=int, default=1000, help="requests per run (at most the file's lines)")
+    p.add_argument("--requests", type=int, default=1000, help="sentences per run (at most the file's lines)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="a run stops sending after this")
     p.add_argument("--quantize", choices=["int8"], default=None)
     p.add_argument("--beam", type=int, default=5)
@@ -308,6 +316,7 @@ def main() -> None:
         help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N), "
         "off (one request per decoding call)",
     )
+    p.add_argument("--per-request", type=int, default=1, help="sentences in each request (1: one, as most clients)")
     p.add_argument(
         "--rounds", type=int, default=1, help="measure every client count this often, offline again each round"
     )
@@ -323,10 +332,10 @@ def main() -> None:
         flush=True,
     )
     print(
-        "| server | round | clients | requests/s | x 1 client | offline/s | x offline | p50 ms | p95 ms | p99 ms | 503 "
-        "| lost | texts/batch | CPU ms/request: server / workers / clients |"
+        "| server | round | clients | requests/s | sentences/s | x 1 client | offline/s | x offline | p50 ms | p95 ms "
+        "| p99 ms | 503 | lost | texts/batch | CPU ms/sentence: server / workers / clients |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     ratios: dict[tuple[str, int], list[float]] = {}
     for mode in args.modes:
         wait, cap, workers = parse_mode(mode)
@@ -339,16 +348,15 @@ def main() -> None:
                 rate = offline(args, sentences)
                 single = None
                 for clients in args.clients:
-                    r, cpu, mean_batch = measure(proc, url, sentences, clients, args.max_seconds)
-                    single = single or r["rps"]
-                    ratios.setdefault((mode, clients), []).append(r["rps"] / rate)
-                    print(
-                        f"| {mode} | {round_} | {clients} | {r['rps']:.1f} | {r['rps'] / single:.2f} | {rate:.1f} | "
-                        f"{r['rps'] / rate:.2f} | {r['p50'] * 1e3:.0f} | {r['p95'] * 1e3:.0f} | {r['p99'] * 1e3:.0f} "
-                        f"| {r['503']} | {r['lost'] + r['other']} | {mean_batch:.1f} | "
-                        f"{' / '.join(f'{c:.1f}' for c in cpu)} |",
-                        flush=True,
-                    )
+                    r, cpu, mean_batch = measure(proc, url, sentences, clients, args.max_seconds, args.per_request)
+                    single = single or r["sps"]
+                    ratios.setdefault((mode, clients), []).append(r["sps"] / rate)
+                    cells = [mode, round_, clients, f"{r['rps']:.1f}", f"{r['sps']:.1f}", f"{r['sps'] / single:.2f}"]
+                    cells += [f"{rate:.1f}", f"{r['sps'] / rate:.2f}"]
+                    cells += [f"{r[p] * 1e3:.0f}" for p in ("p50", "p95", "p99")]
+                    cells += [r["503"], r["lost"] + r["other"], f"{mean_batch:.1f}"]
+                    cells.append(" / ".join(f"{c:.1f}" for c in cpu))
+                    print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
                     if r["problems"]:
                         print(f"<!-- {mode}, {clients} clients: {r['problems']} -->", flush=True)
         finally:
