@@ -22,7 +22,7 @@ from seq2seq.data import Example, add_noise, local_shuffle, word_dropout
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.infer.autoencoder import Autoencoder
 from seq2seq.infer.hashing import CodeIndex
-from seq2seq.models import Bottleneck
+from seq2seq.models import Bottleneck, Classifier
 from seq2seq.train.objectives import choose_objective
 from seq2seq.train.schedules import kl_weight
 from seq2seq.train.trainer import Trainer
@@ -673,3 +673,17 @@ def test_encoder_lr_scale_and_linear_schedule_in_a_fine_tuned_classifier(trained
     schedule.step_update(2)  # update 3 of 4: a third of the way down from the peak
     assert plain["lr"] == pytest.approx(cfg.train.lr / 3 + cfg.train.min_lr * 2 / 3)
     assert scaled["lr"] == pytest.approx(0.25 * plain["lr"])
+
+
+def test_adversarial_fine_tuning_of_a_pretrained_encoder_trains_end_to_end(trained_ae, corpus, tmp_path):
+    out = tmp_path / "adv"
+    extra = ("train.adversarial_eps=0.05", "train.max_steps=4", "train.valid_every=4")
+    cfg = load_config(
+        None,
+        cls_overrides(corpus, out, f"train.init_encoder={trained_ae / 'best'}", *extra),
+        default_task="classification",
+    )
+    result = Trainer(cfg).fit()
+    assert result.steps == 4
+    model, *_ = load_checkpoint(out / "last")
+    assert isinstance(model, Classifier)

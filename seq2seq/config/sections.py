@@ -181,6 +181,9 @@ class TrainConfig:
     weight_decay: float = 0.0001
     scheduler: str = "inverse_sqrt"  # inverse_sqrt | plateau | constant | linear (to min_lr at max_steps)
     encoder_lr_scale: float = 1.0  # the encoder's parameters train at this times the lr
+    # classifiers: adversarial training on the word embeddings (train/adversarial.py): each batch
+    # again with every sentence's embeddings moved this fraction of their norm up the loss; 0: off
+    adversarial_eps: float = 0.0
     warmup_steps: int = 4000
     plateau_factor: float = 0.5
     plateau_patience: int = 2

@@ -210,6 +210,16 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.scheduler=linear decays to train.max_steps: set it above train.warmup_steps")
     if t.encoder_lr_scale <= 0:
         raise ConfigError("config key 'train.encoder_lr_scale' must be positive")
+    if t.adversarial_eps < 0:
+        raise ConfigError("config key 'train.adversarial_eps' must be >= 0 (0: off)")
+    if t.adversarial_eps > 0:
+        if cfg.task != "classification" or cfg.model.encoder not in ("gru", "transformer"):
+            raise ConfigError(
+                "train.adversarial_eps perturbs word embeddings: it is for classifiers with a gru or "
+                f"transformer encoder (task '{cfg.task}', encoder '{cfg.model.encoder}')"
+            )
+        if "encoder" in t.freeze:
+            raise ConfigError("train.adversarial_eps needs gradients through the encoder: it cannot be frozen")
     if len(t.betas) != 2:
         raise ConfigError("config key 'train.betas' must be a list of two numbers")
     validate_search(cfg.search)

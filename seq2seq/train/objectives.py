@@ -32,6 +32,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from seq2seq.checkpoint import verify_checkpoint
 from seq2seq.config import Config
@@ -52,6 +53,7 @@ from seq2seq.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TokenizerPair
 from seq2seq.errors import ConfigError, DataError, Seq2SeqError
 from seq2seq.models import Classifier, Composite, build_classifier, build_model
 from seq2seq.models.bow import bag_of_words_nll, start_from_unigram, target_counts
+from seq2seq.train.adversarial import adversarial_step, perturb_embeddings
 from seq2seq.train.freeze import frozen, no_grad_if
 from seq2seq.train.losses import label_smoothed_nll
 from seq2seq.train.schedules import kl_weight
@@ -331,13 +333,30 @@ class Classification(Objective):
 
     def loss(self, model: Composite, batch: Batch, label_smoothing: float, step: int = 0) -> StepLoss:
         assert isinstance(model, Classifier)
+        eps = self.cfg.train.adversarial_eps
+        captured: list[torch.Tensor] = []
+        adversarial_run = eps > 0 and model.training and torch.is_grad_enabled()
+        with perturb_embeddings(model.encoder.embedding, capture=captured) if adversarial_run else nullcontext():
+            logits = self._logits(model, batch)  # (B, 1, labels)
+        labels = batch.tgt_out[:, :1]  # (B, 1)
+        loss, nll, n = label_smoothed_nll(logits, labels, label_smoothing, -1)
+        if captured:  # training with adversarial_eps: the same batch again, each sentence pushed up its loss
+            # The direction from plain autograd: label_smoothed_nll's own backward reuses its saved
+            # tensors in place, so its graph cannot be walked twice.
+            direction_loss = F.cross_entropy(logits[:, 0].float(), labels[:, 0], reduction="sum")
+            (grad,) = torch.autograd.grad(direction_loss, captured[0], retain_graph=True)
+            push = adversarial_step(grad, captured[0], batch.src_mask, eps)  # (B, S, d)
+            with perturb_embeddings(model.encoder.embedding, add=push):
+                adversarial, _, _ = label_smoothed_nll(self._logits(model, batch), labels, label_smoothing, -1)
+            loss = loss + adversarial
+        return StepLoss(loss, nll, n, correct=logits[:, 0].argmax(-1).eq(labels[:, 0]))
+
+    def _logits(self, model: Classifier, batch: Batch) -> torch.Tensor:
+        """(B, 1, labels)"""
         with self.autocast:
             with no_grad_if(frozen(model.part("encoder"))):
                 features = model.head_input(batch.src, batch.src_mask)
-            logits = model.head(features).unsqueeze(1)  # (B, 1, labels)
-        labels = batch.tgt_out[:, :1]  # (B, 1)
-        loss, nll, n = label_smoothed_nll(logits, labels, label_smoothing, -1)
-        return StepLoss(loss, nll, n, correct=logits[:, 0].argmax(-1).eq(labels[:, 0]))
+            return model.head(features).unsqueeze(1)
 
     def valid_metrics(self, sums: ValidSums) -> dict[str, float]:
         return {"valid_loss": sums.nll / max(1, sums.terms), "valid_accuracy": 100.0 * sums.correct / max(1, sums.rows)}
