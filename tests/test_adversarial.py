@@ -52,15 +52,18 @@ def test_the_step_raises_the_loss_and_the_hook_goes_away():
     assert not embedding._forward_hooks
 
 
-def _classifier_config(*extra: str):
-    base = ["model.encoder=gru", "model.d_model=16", "model.context_dim=16", "model.dropout=0.0", *extra]
+def _classifier_config(*extra: str, encoder: str = "gru"):
+    base = [f"model.encoder={encoder}", "model.d_model=16", "model.context_dim=16", "model.dropout=0.0", *extra]
+    if encoder == "transformer":
+        base += ["model.heads=2", "model.ffn_dim=32"]
     return load_config(None, base, default_task="classification")
 
 
-def test_the_objective_adds_the_adversarial_loss_in_training_only():
+@pytest.mark.parametrize("encoder", ["gru", "transformer"])
+def test_the_objective_adds_the_adversarial_loss_in_training_only(encoder):
     torch.manual_seed(0)
-    plain = Classification(_classifier_config())
-    adversarial = Classification(_classifier_config("train.adversarial_eps=0.1"))
+    plain = Classification(_classifier_config(encoder=encoder))
+    adversarial = Classification(_classifier_config("train.adversarial_eps=0.1", encoder=encoder))
     plain.labels = adversarial.labels = ["0", "1"]
     model = plain.build_model(_Tokenizers())
     src = torch.randint(4, 20, (6, 7))
