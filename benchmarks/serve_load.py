@@ -323,6 +323,9 @@ def main() -> None:
     p.add_argument("--overload-clients", type=int, default=256, help="0: no overload phase")
     p.add_argument("--overload-queue", type=int, default=32, help="--max-queue-texts in the overload phase")
     args = p.parse_args()
+    for flag in ("per_request", "rounds"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 1")
     sentences = [s for s in Path(args.src).read_text(encoding="utf-8").splitlines() if s.strip()][: args.requests]
     forced = f"; outputs forced to {args.force_len} tokens" if args.force_len else ""
     forced += "".join(f"; {name} {value:g}" for name, value in length_flags(args))
