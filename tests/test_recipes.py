@@ -261,6 +261,22 @@ def test_autoencoder_prepare_holds_out_whole_sentences_with_their_phrases():
         hold_out_sentences(train, list(range(8)), held_out=4)
 
 
+def test_heldout_phrases_are_the_training_items_prepare_left_out(tmp_path):
+    import gzip
+
+    sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
+    from heldout_phrases import heldout_phrases
+
+    (tmp_path / "sst2").mkdir()
+    rows = ["a fine film . \t1", "fine film \t1", "a dull plot . \t0", "dull plot \t0", "dull \t0", "plot \t1"]
+    with gzip.open(tmp_path / "sst2" / "train.tsv.gz", "wt", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n" + "".join(row + "\n" for row in rows))  # SST-2's trailing spaces
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "select.tsv").write_text("a dull plot .\t0\n")
+    (tmp_path / "out" / "train_100.tsv").write_text("a fine film .\t1\nfine film\t1\nplot\t1\n")
+    assert heldout_phrases(tmp_path / "sst2", tmp_path / "out") == [("dull plot", "0"), ("dull", "0")]
+
+
 def test_more_text_brings_lines_into_sst2_form(tmp_path):
     sys.path.insert(0, str(ROOT / "recipes" / "autoencoder"))
     from more_text import sst_form
