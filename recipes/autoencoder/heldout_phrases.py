@@ -25,12 +25,13 @@ def heldout_phrases(sst2: Path, data: Path) -> list[tuple[str, str]]:
     """(phrase, label) of SST-2's training items in neither train_100.tsv nor select.tsv."""
     from prepare import read_tsv  # (drops the header line SST-2's files have)
 
+    from seq2seq.data import read_lines
+
     def items(rows: list[list[str]]) -> dict[str, str]:
         return {row[0].strip(): row[1] for row in rows if len(row) == 2}
 
     def plain(path: Path) -> list[list[str]]:  # prepare.py's outputs: no header
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n").split("\t") for line in f]
+        return [line.split("\t") for line in read_lines(path)]
 
     seen = set(items(plain(data / "train_100.tsv"))) | set(items(plain(data / "select.tsv")))
     return [(text, label) for text, label in items(read_tsv(sst2 / "train.tsv.gz")).items() if text not in seen]

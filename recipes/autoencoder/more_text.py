@@ -13,9 +13,10 @@ No labels are read: the classifier's dev and select sentences are not in any of 
 from __future__ import annotations
 
 import argparse
-import gzip
 import re
 from pathlib import Path
+
+from seq2seq.data import read_lines  # plain or gzip
 
 _CLITIC = re.compile(r"(\w)(n't|'s|'re|'ve|'ll|'d|'m)\b", re.IGNORECASE)
 _PUNCT = re.compile(r"([.,!?;:()\"])")
@@ -25,12 +26,6 @@ def sst_form(line: str) -> str:
     """``It's awesome.`` -> ``it 's awesome .``"""
     text = _CLITIC.sub(r"\1 \2", line.strip().lower())
     return " ".join(_PUNCT.sub(r" \1 ", text).split())
-
-
-def read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return f.read().splitlines()
 
 
 def main() -> None:
