@@ -8,18 +8,33 @@ import time
 from seq2seq.serve.batcher import Batcher
 
 
-def closed_loop(clients: int, rounds: int, stagger: float, decode_s: float, max_wait: float) -> list[int]:
+def closed_loop(
+    clients: int, rounds: int, stagger: float, decode_s: float, max_wait: float, decoders: int = 1
+) -> list[int]:
     """``clients`` that each send their next one-text request as soon as the last is answered
     (client i starts ``i * stagger`` s late); returns the size of every batch decoded."""
-    sizes: list[int] = []
+    return closed_loop_by_decoder(clients, rounds, stagger, [decode_s] * decoders, max_wait)[0]
 
-    def run(key: object, items: list[int]) -> list[int]:
-        sizes.append(len(items))
-        time.sleep(decode_s)
-        return [item * 10 for item in items]
+
+def closed_loop_by_decoder(
+    clients: int, rounds: int, stagger: float, decode_s: list[float], max_wait: float
+) -> tuple[list[int], list[list[int]]]:
+    """:func:`closed_loop` with one decoder per ``decode_s`` (its seconds per batch) -> (the size
+    of every batch, in order; the sizes of each decoder's batches)."""
+    sizes: list[int] = []
+    by_decoder: list[list[int]] = [[] for _ in decode_s]
+
+    def runner(d: int):
+        def run(key: object, items: list[int]) -> list[int]:
+            sizes.append(len(items))
+            by_decoder[d].append(len(items))
+            time.sleep(decode_s[d])
+            return [item * 10 for item in items]
+
+        return run
 
     async def main() -> None:
-        batcher = Batcher(run, lambda key: 100, max_wait=max_wait)
+        batcher = Batcher([runner(d) for d in range(len(decode_s))], lambda key: 100, max_wait=max_wait)
         batcher.start()
 
         async def client(i: int) -> None:
@@ -33,7 +48,7 @@ def closed_loop(clients: int, rounds: int, stagger: float, decode_s: float, max_
             batcher.close(10)
 
     asyncio.run(main())
-    return sizes
+    return sizes, by_decoder
 
 
 def test_clients_answered_together_are_waited_for_together() -> None:
@@ -53,3 +68,30 @@ def test_a_lone_client_is_not_kept_waiting() -> None:
     assert sizes == [1] * 5
     # the first batch waits max_wait for company (cap texts or the wait), the others do not
     assert time.monotonic() - started < 0.5 + 4 * 0.25
+
+
+def test_decoders_split_the_first_clients_and_each_keeps_its_own() -> None:
+    # 8 clients at once, 2 decoders: the first batches take 4 each; each decoder then gets its
+    # own 4 clients back and decodes them together, out of step with the other.
+    _, by_decoder = closed_loop_by_decoder(clients=8, rounds=6, stagger=0.0, decode_s=[0.1, 0.1], max_wait=0.05)
+    assert [sizes[0] for sizes in by_decoder] == [4, 4]
+    assert sum(map(sum, by_decoder)) == 8 * 6
+    assert all(sizes == [4] * 6 for sizes in by_decoder), by_decoder
+
+
+def test_a_slow_decoder_does_not_hold_the_others() -> None:
+    # Decoder 0 takes 10 times longer a batch: decoder 1 answers its clients again and again
+    # meanwhile, instead of waiting for decoder 0 to finish each time.
+    started = time.monotonic()
+    _, by_decoder = closed_loop_by_decoder(clients=4, rounds=5, stagger=0.0, decode_s=[0.5, 0.05], max_wait=0.02)
+    assert sum(map(sum, by_decoder)) == 4 * 5
+    assert len(by_decoder[1]) > len(by_decoder[0])
+    assert time.monotonic() - started < 5 * 0.5 + 1.0
+
+
+def test_retry_after_counts_every_decoder() -> None:
+    one = Batcher(lambda key, items: items, lambda key: 10)
+    two = Batcher([lambda key, items: items] * 2, lambda key: 10)
+    for batcher in (one, two):
+        batcher._queued_items, batcher._seconds_per_item = 100, 0.1
+    assert (one._retry_after(), two._retry_after()) == (10, 5)

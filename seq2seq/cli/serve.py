@@ -124,7 +124,7 @@ def _run_server(args: argparse.Namespace, service: Any, settings: Any, pool: Any
 
     from seq2seq.serve.app import create_app
 
-    app = create_app(service, settings, run=pool.run if pool is not None else None)
+    app = create_app(service, settings, run=pool.runners() if pool is not None else None)
     sock = _listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -206,7 +206,7 @@ def add_parsers(sub: Any) -> None:
         "--workers",
         "workers",
         int,
-        "decoding processes on CPU, each decoding a share of every batch with --threads threads (default threads: "
+        "decoding processes on CPU, each decoding batches of its own with --threads threads (default threads: "
         "the cores divided among them); 2 or more use several cores better than threads do. Each loads the model",
     )
     setting(
@@ -220,7 +220,7 @@ def add_parsers(sub: Any) -> None:
         "--max-batch-texts",
         "max_batch_texts",
         int,
-        "texts decoded together at most (0: one decoding batch, search.batch_rows / beam)",
+        "texts decoded together at most, by each worker (0: one decoding batch, search.batch_rows / beam)",
     )
     setting("--max-queue-texts", "max_queue_texts", int, "texts that may wait; more are answered 503")
     setting("--max-texts", "max_texts", int, "texts per request; more are answered 413")

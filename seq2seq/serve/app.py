@@ -22,7 +22,7 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from typing import Any, Callable, Optional
 
@@ -190,18 +190,19 @@ def _check_text(text: Any, field: str, max_chars: int) -> None:
 def create_app(
     service: Service,
     settings: Optional[ServeSettings] = None,
-    run: Optional[Callable[[Any, list[Any]], list[Any]]] = None,
+    run: Optional[Sequence[Callable[[Any, list[Any]], list[Any]]]] = None,
 ) -> Starlette:
     """The Starlette app serving ``service``; its lifespan starts and stops the batcher (a test
     client must be used as a context manager: ``with TestClient(app) as client``). ``run``: what
-    decodes a batch, with :meth:`Service.run`'s signature (default: ``service.run`` on the
-    batcher's thread; ``seq2seq serve --workers N`` passes a :class:`~seq2seq.serve.workers.WorkerPool`'s)."""
+    decodes batches, one callable with :meth:`Service.run`'s signature per decoder (default:
+    ``service.run`` on one batcher thread; ``seq2seq serve --workers N`` passes a
+    :class:`~seq2seq.serve.workers.WorkerPool`'s ``runners()``, each fed batches of its own)."""
     settings = settings or ServeSettings()
     settings.check()
     search = service.search
 
-    def cap(key: Any) -> int:  # a full decoding batch for each worker
-        return settings.max_batch_texts or service.batch_cap(key) * settings.workers
+    def cap(key: Any) -> int:  # a full decoding batch (for each worker: each takes batches of its own)
+        return settings.max_batch_texts or service.batch_cap(key)
 
     batcher = Batcher(
         run or service.run, cap, max_wait=settings.batch_wait_ms / 1000.0, max_queue=settings.max_queue_texts

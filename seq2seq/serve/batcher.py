@@ -1,24 +1,30 @@
-"""Batching across requests: a queue that the HTTP handlers fill and one worker thread drains.
+"""Batching across requests: a queue that the HTTP handlers fill and one thread per decoder drains.
 
 A request becomes one :class:`Job` (its texts, and a key: the operation and the settings it
-decodes with). The worker takes the oldest job, waits up to ``max_wait`` seconds for more jobs
-with the same key, and runs them as one call of ``run``; each job then gets exactly its own
-slice of the results, in order.
+decodes with). A decoder thread (one per decoding worker: ``seq2seq serve --workers N`` has N,
+each with its own process) takes the oldest job, waits up to ``max_wait`` seconds for more jobs
+with the same key, and runs them as one call of its ``run``; each job then gets exactly its own
+slice of the results, in order. Each decoder takes its next batch as soon as it has answered its
+last, out of step with the others: none waits for a slower one to finish.
 
 How long to wait: most clients send their next request when they have the answer to the last.
-So when a batch has been answered, the worker expects those texts back and waits (up to
-``max_wait`` from that moment) until the queue holds what was already waiting plus what was
-just answered, or ``cap(key)`` texts. Without this, 32 such clients settle into two groups
-that take turns (one group's requests arrive while the other's decode), and every batch is
-half the size it could be. The very first batch waits for ``cap(key)`` texts or ``max_wait``. Jobs with another key wait
-for a later batch, in arrival order. A merged batch that fails is run again one job at a time,
-so an error reaches only the request that caused it.
+So when a decoder has answered a batch, it expects those texts back and waits (up to
+``max_wait`` from that moment) until the queue holds what was already waiting plus what it just
+answered, or ``cap(key)`` texts, and then takes at least that many. Without this, 32 such
+clients settle into groups that take turns (one group's requests arrive while the other's
+decode), and every batch is smaller than it could be. A decoder's very first batch waits for
+``cap(key)`` texts or ``max_wait``, and takes its even part of what is waiting (the other idle
+decoders take the rest), so N decoders that start together split the first clients N ways and
+each then keeps its own. Jobs with another key wait for a later batch, in arrival order. A merged
+batch that fails is run again one job at a time, so an error reaches only the request that caused
+it.
 
-The model runs on the worker thread alone, so the event loop stays free to accept requests,
-answer ``/health`` and turn requests away while a batch decodes. The queue is bounded (in
-texts): :meth:`Batcher.submit` raises :class:`QueueFull` at once rather than letting waits grow
-without limit, and :class:`TimedOut` when the answer takes longer than the request's timeout
-(a job still queued then is withdrawn; one already decoding is finished and its result dropped).
+The models run on the decoder threads (or behind them, in the worker processes), so the event
+loop stays free to accept requests, answer ``/health`` and turn requests away while batches
+decode. The queue is bounded (in texts): :meth:`Batcher.submit` raises :class:`QueueFull` at
+once rather than letting waits grow without limit, and :class:`TimedOut` when the answer takes
+longer than the request's timeout (a job still queued then is withdrawn; one already decoding is
+finished and its result dropped).
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from seq2seq.errors import Seq2SeqError
 
@@ -77,18 +83,32 @@ def _deliver(future: asyncio.Future, result: Any = None, error: Optional[BaseExc
         future.set_result(result)
 
 
-class Batcher:
-    """A bounded queue of jobs decoded together by one worker thread (see the module docstring).
+@dataclass(eq=False)
+class _Decoder:
+    """One decoder thread's state: what it runs batches with, and what it last did."""
 
-    ``run(key, items)`` returns one result per item, in order; ``cap(key)``: the most texts
-    merged into one call for that key (a single larger job still runs, alone); ``max_wait``:
-    seconds the worker waits after a job arrives for others to join it (0: merge only what is
-    already queued); ``max_queue``: texts that may wait at once.
+    run: Callable[[Hashable, list[Any]], list[Any]]
+    thread: Optional[threading.Thread] = None
+    busy: bool = False  # running a batch now
+    in_flight: int = 0  # jobs in that batch
+    batches: int = 0  # batches it has run
+    free_at: float = 0.0  # when it last finished answering a batch
+    expect: int = 0  # texts queued then, plus those it answered (their clients will likely send again)
+
+
+class Batcher:
+    """A bounded queue of jobs decoded in batches by one thread per decoder (see the module docstring).
+
+    ``run(key, items)`` returns one result per item, in order; a list of such callables gives
+    one decoder thread each (``seq2seq serve --workers N``: one per worker process). ``cap(key)``:
+    the most texts merged into one call for that key (a single larger job still runs, alone);
+    ``max_wait``: seconds a decoder waits after a job arrives for others to join it (0: merge only
+    what is already queued); ``max_queue``: texts that may wait at once.
     """
 
     def __init__(
         self,
-        run: Callable[[Hashable, list[Any]], list[Any]],
+        run: Union[Callable[[Hashable, list[Any]], list[Any]], Sequence[Callable[[Hashable, list[Any]], list[Any]]]],
         cap: Callable[[Hashable], int],
         max_wait: float = 0.02,
         max_queue: int = 1024,
@@ -97,7 +117,10 @@ class Batcher:
             raise ValueError(f"max_wait must be >= 0, got {max_wait}")
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
-        self.run = run
+        runs = [run] if callable(run) else list(run)
+        if not runs:
+            raise ValueError("a batcher needs at least one run callable")
+        self._decoders = [_Decoder(r) for r in runs]
         self.cap = cap
         self.max_wait = max_wait
         self.max_queue = max_queue
@@ -106,43 +129,49 @@ class Batcher:
         self._cond = threading.Condition()
         self._closing = False
         self._paused = False
-        self._thread: Optional[threading.Thread] = None
-        self._seconds_per_item = 0.01  # running estimate, for Retry-After
+        self._seconds_per_item = 0.01  # running estimate for one decoder, for Retry-After
         self.batches = 0  # batches run
-        self.requests = 0  # jobs answered by the worker
+        self.requests = 0  # jobs answered by the decoders
         self.items = 0  # texts decoded
         self.largest_batch = 0  # most jobs merged into one batch
-        self.in_flight = 0  # jobs in the batch being run now
-        self._free_at = 0.0  # when the worker last finished answering a batch
-        self._expect = 0  # texts queued when it did, plus those it answered (their clients will likely send again)
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs in the batches being run now."""
+        return sum(d.in_flight for d in self._decoders)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Start the worker thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="seq2seq-batcher", daemon=True)
-            self._thread.start()
+        """Start the decoder threads (once)."""
+        for i, decoder in enumerate(self._decoders):
+            if decoder.thread is None:
+                decoder.thread = threading.Thread(
+                    target=self._work, args=(decoder,), name=f"seq2seq-batcher-{i}", daemon=True
+                )
+                decoder.thread.start()
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Take no new jobs, finish the queued ones, and stop the worker."""
+        """Take no new jobs, finish the queued ones, and stop the decoder threads."""
         with self._cond:
             self._closing = True
             self._paused = False
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for decoder in self._decoders:
+            if decoder.thread is not None:
+                decoder.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     @property
     def closing(self) -> bool:
         return self._closing
 
     def pause(self) -> None:
-        """Hold the worker before its next batch (jobs keep queueing): for a drain or a test."""
+        """Hold the decoders before their next batch (jobs keep queueing): for a drain or a test."""
         with self._cond:
             self._paused = True
 
     def resume(self) -> None:
-        """Let the worker go on after :meth:`pause`."""
+        """Let the decoders go on after :meth:`pause`."""
         with self._cond:
             self._paused = False
             self._cond.notify_all()
@@ -192,16 +221,17 @@ class Batcher:
             try:
                 self._queue.remove(job)
             except ValueError:
-                return  # already taken by the worker: its result will be dropped
+                return  # already taken by a decoder: its result will be dropped
             self._queued_items -= len(job.items)
 
     def _retry_after(self) -> int:
         """Seconds until the queue has likely drained (at least 1), from the recent rate."""
-        return int(min(60, max(1, math.ceil(self._queued_items * self._seconds_per_item))))
+        seconds = self._queued_items * self._seconds_per_item / len(self._decoders)
+        return int(min(60, max(1, math.ceil(seconds))))
 
-    # ------------------------------------------------------------------ the worker's side
-    def _take(self) -> Optional[list[Job]]:
-        """Wait for work and return the next batch's jobs (None: closed and drained)."""
+    # ------------------------------------------------------------------ the decoders' side
+    def _take(self, me: _Decoder) -> Optional[list[Job]]:
+        """Wait for work and return ``me``'s next batch of jobs (None: closed and drained)."""
         with self._cond:
             while not self._closing and (self._paused or not self._queue):
                 self._cond.wait()
@@ -209,9 +239,9 @@ class Batcher:
                 return None
             first = self._queue[0]
             cap = max(1, self.cap(first.key))
-            until = max(first.arrived, self._free_at) + self.max_wait
-            # what is waiting now plus the texts just answered (see the module docstring)
-            target = min(cap, max(1, self._expect if self.batches else cap))
+            until = max(first.arrived, me.free_at) + self.max_wait
+            # what was waiting plus the texts this decoder just answered (see the module docstring)
+            target = min(cap, max(1, me.expect if me.batches else cap))
             while not self._closing and not self._paused:
                 left = until - time.monotonic()
                 if self._waiting(first.key) >= target or left <= 0:
@@ -221,62 +251,69 @@ class Batcher:
                 self._cond.wait()
             if not self._queue:
                 return None if self._closing else []
-            first = self._queue[0]  # (the first job may have been withdrawn meanwhile)
+            first = self._queue[0]  # (the first job may have been withdrawn, or taken by another decoder)
             cap = max(1, self.cap(first.key))
+            # This decoder's part: what it expects back, or its even part of what waits when the
+            # other idle decoders are about to take theirs (a decoder's first batch).
+            idle = sum(1 for d in self._decoders if not d.busy)
+            share = -(-self._waiting(first.key) // idle)
+            limit = min(cap, max(share, me.expect if me.batches else 0))
             taken, count = [], 0
             for job in list(self._queue):
                 if job.key != first.key:
                     continue
-                if taken and count + len(job.items) > cap:
+                if taken and count + len(job.items) > limit:
                     break
                 taken.append(job)
                 count += len(job.items)
             for job in taken:
                 self._queue.remove(job)
             self._queued_items -= count
-            self.in_flight = len(taken)
+            me.busy, me.in_flight = True, len(taken)
             return taken
 
     def _waiting(self, key: Hashable) -> int:
         """Texts queued with ``key`` (the caller holds the lock)."""
         return sum(len(j.items) for j in self._queue if j.key == key)
 
-    def _work(self) -> None:
+    def _work(self, me: _Decoder) -> None:
         while True:
-            jobs = self._take()
+            jobs = self._take(me)
             if jobs is None:
                 return
             if not jobs:
                 continue
             started = time.monotonic()
-            answers = self._run(jobs)
+            answers = self._run(me, jobs)
             elapsed = time.monotonic() - started
             texts = sum(len(j.items) for j in jobs)
             with self._cond:  # (counted before the answers go out: a client that has its answer sees it counted)
                 self.batches += 1
+                me.batches += 1
                 self.requests += len(jobs)
                 self.items += texts
                 self.largest_batch = max(self.largest_batch, len(jobs))
-                self.in_flight = 0
+                me.busy, me.in_flight = False, 0
                 if texts:
                     self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
-                self._expect = self._queued_items + texts  # (counted before any answered client can send again)
+                me.expect = self._queued_items + texts  # (counted before any answered client can send again)
+                self._cond.notify_all()  # (idle decoders count this one among them again)
             for job, result, error in answers:
                 self._send(job, result, error)
             with self._cond:
-                self._free_at = time.monotonic()
+                me.free_at = time.monotonic()
 
-    def _run(self, jobs: list[Job]) -> list[tuple[Job, Any, Optional[BaseException]]]:
+    def _run(self, me: _Decoder, jobs: list[Job]) -> list[tuple[Job, Any, Optional[BaseException]]]:
         """Run the jobs as one call -> (job, its slice of the results, None) each; on an error,
         one job at a time -> (job, None, the error) for those that fail."""
         items = [item for job in jobs for item in job.items]
         try:
-            results = self.run(jobs[0].key, items) if items else []
+            results = me.run(jobs[0].key, items) if items else []
             if len(results) != len(items):
                 raise RuntimeError(f"{len(results)} results for {len(items)} inputs")
         except Exception as e:  # noqa: BLE001 - every job must get an answer
             if len(jobs) > 1:
-                return [answer for job in jobs for answer in self._run([job])]
+                return [answer for job in jobs for answer in self._run(me, [job])]
             if not isinstance(e, Seq2SeqError):
                 log.exception("a batch failed")
             return [(jobs[0], None, e)]

@@ -16,9 +16,9 @@ __all__ = ["ServeSettings"]
 class ServeSettings:
     """The server's limits and batching settings (``seq2seq serve`` has one flag for each)."""
 
-    workers: int = 1  # decoding processes, each with a share of every batch (see serve.workers)
+    workers: int = 1  # decoding processes, each taking batches of its own (see serve.batcher, serve.workers)
     batch_wait_ms: float = 20.0  # how long a batch waits for the clients it expects (see serve.batcher)
-    max_batch_texts: int = 0  # texts merged into one batch (0: search.batch_rows // beam per worker)
+    max_batch_texts: int = 0  # texts merged into one batch (0: search.batch_rows // beam)
     max_queue_texts: int = 1024  # texts that may wait at once; more -> 503 with Retry-After
     max_texts: int = 128  # texts in one request; more -> 413
     max_text_chars: int = 5000  # characters in one text; more -> 413

@@ -2,18 +2,20 @@
 
 On a CPU, one decoding call on a batch of 16-32 sentences does not keep several cores busy: its
 operations are too small for PyTorch's threads to share well, and a server's event loop competes
-with them. N processes of one thread each, every one decoding a share of the batch, do keep N
+with them. N processes of one thread each, every one decoding batches of its own, do keep N
 cores busy (measured on 2 cores, beam 5: one process with 2 threads decoded 85 sentences/s in
 batches of 32; two 1-thread processes, 133 together in batches of 16). Threads in one process
 would not do: the Python between the operations holds the interpreter lock (93/s).
 
 :class:`WorkerPool` starts N processes that each load the checkpoint (so memory holds N + 1
 copies of the model: the server keeps one for ``/info`` and the per-text notes). Its
-:meth:`WorkerPool.run` answers ``run(key, items)`` as :meth:`Service.run` does: it sorts the
-items by length, cuts them into N shares, decodes the shares side by side and puts the results
-back in order. A text's result does not depend on its batch, so not on its share either. (Letting
-each worker form its own batches from the queue, out of step with the others, was tried: batches
-of 16 instead of 30 at 32 clients, and no faster.)
+:meth:`WorkerPool.runners` are N callables with the signature of :meth:`Service.run`, one per
+worker; the batcher gives each a thread of its own, so a worker takes its next batch as soon as
+it has answered the last and never waits for another. (Until 2026-12-01 every batch was cut into
+N length-sorted shares decoded side by side, so each batch took as long as its slowest share: at
+32 clients with outputs of natural length, 0.51-0.56x offline against 0.61-0.70x now, four rounds
+each, docs/performance.md.) A text's result does not depend on its batch, so not on the worker
+that decodes it either.
 
 A worker that dies (killed, out of memory) is started again, and the batch it was decoding fails
 with an error that says so; the batcher then retries that batch's requests one at a time. Workers
@@ -23,6 +25,7 @@ server's end of their pipe closes, so a server killed outright leaves none behin
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import signal
@@ -31,7 +34,7 @@ import traceback
 from collections.abc import Hashable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from seq2seq.config import SearchConfig
 from seq2seq.cpus import usable_cpus
@@ -145,7 +148,7 @@ class WorkerPool:
         self.size = workers
         self._context = multiprocessing.get_context("spawn")  # fork after torch's threads start is unsafe
         self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._locks = [threading.Lock() for _ in range(workers)]  # one batch at a time per worker
 
     def start(self) -> None:
         """Start every worker and wait until each has loaded the checkpoint (raises Seq2SeqError
@@ -165,47 +168,40 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop the workers (each finishes the batch it has first)."""
-        with self._lock:
+        for lock in self._locks:
+            lock.acquire()
+        try:
             for worker in self._workers:
                 worker.stop()
             self._workers = []
+        finally:
+            for lock in self._locks:
+                lock.release()
 
-    def run(self, key: Hashable, items: list[Any]) -> list[Any]:
-        """One result per item, as ``Service.run(key, items)`` gives them: the items sorted by
-        length and cut into one share per worker, decoded side by side."""
-        order = sorted(range(len(items)), key=lambda i: _text_length(items[i]))
-        results: list[Any] = [None] * len(items)
-        with self._lock:
+    def runners(self) -> list[Callable[[Hashable, list[Any]], list[Any]]]:
+        """One ``run(key, items)`` per worker, with :meth:`Service.run`'s signature: the batcher
+        gives each its own thread, so every worker decodes its own batches."""
+        return [functools.partial(self.run_on, i) for i in range(self.size)]
+
+    def run_on(self, index: int, key: Hashable, items: list[Any]) -> list[Any]:
+        """One result per item, as ``Service.run(key, items)`` gives them, decoded by worker
+        ``index``; called by one thread at a time per worker."""
+        with self._locks[index]:
             if not self._workers:
                 raise RuntimeError("the decoding workers are stopped")
-            parts = max(1, min(len(self._workers), len(order)))
-            shares = [order[k * len(order) // parts : (k + 1) * len(order) // parts] for k in range(parts)]
-            failure: Optional[BaseException] = None
-            sent = []
-            for worker, share in zip(self._workers, shares):
-                try:
-                    worker.conn.send((key, [items[i] for i in share]))
-                    sent.append((worker, share))
-                except (OSError, ValueError):
-                    failure = failure or self._restart(worker)
-            for worker, share in sent:  # every share sent is collected, even after a failure
-                try:
-                    answer = worker.conn.recv()
-                except (EOFError, OSError):
-                    failure = failure or self._restart(worker)
-                    continue
-                if answer[0] == "ok":
-                    for i, result in zip(share, answer[1]):
-                        results[i] = result
-                elif failure is None:
-                    kind, text = _error_text(answer, worker.index)
-                    failure = Seq2SeqError(text) if kind == "Seq2SeqError" else RuntimeError(f"{kind}: {text}")
-            if failure is not None:
-                raise failure
-        return results
+            worker = self._workers[index]
+            try:
+                worker.conn.send((key, items))
+                answer = worker.conn.recv()
+            except (EOFError, OSError, ValueError):
+                raise self._restart(worker) from None
+        if answer[0] != "ok":
+            kind, text = _error_text(answer, index)
+            raise Seq2SeqError(text) if kind == "Seq2SeqError" else RuntimeError(f"{kind}: {text}")
+        return answer[1]
 
     def _restart(self, worker: _Worker) -> RuntimeError:
-        """Replace a worker that died (the lock is held); the error its batch fails with."""
+        """Replace a worker that died (its lock is held); the error its batch fails with."""
         worker.process.join(5)
         code = worker.process.exitcode
         log.error("decoding worker %d stopped (exit code %s); starting it again", worker.index, code)
@@ -217,11 +213,6 @@ class WorkerPool:
         except Seq2SeqError as e:
             log.error("%s", e)
         return RuntimeError(f"decoding worker {worker.index} stopped (exit code {code}) and was started again")
-
-
-def _text_length(item: Any) -> int:
-    """Characters of a request item: a text, or a (text, prefix) pair."""
-    return len(item[0] if isinstance(item, tuple) else item) if item is not None else 0
 
 
 def default_threads(workers: int) -> int:
