@@ -43,7 +43,12 @@ import httpx
 
 
 def start_server(
-    args: argparse.Namespace, wait_ms: float, max_batch_texts: int, max_queue: Optional[int] = None, workers: int = 1
+    args: argparse.Namespace,
+    wait_ms: float,
+    max_batch_texts: int,
+    max_queue: Optional[int] = None,
+    workers: int = 1,
+    pin: bool = True,
 ) -> tuple[subprocess.Popen, str]:
     cmd = [
         sys.executable,
@@ -69,6 +74,8 @@ def start_server(
         cmd += ["--quantize", args.quantize]
     if max_queue:
         cmd += ["--max-queue-texts", str(max_queue), "--max-texts", "1"]
+    if not pin:
+        cmd.append("--no-pin-workers")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -90,14 +97,15 @@ def start_server(
     raise SystemExit("the server did not start")
 
 
-def parse_mode(mode: str) -> tuple[float, int, int]:
-    """``off`` | ``waitMS`` | ``waitMSxN`` -> (batch wait ms, --max-batch-texts, --workers)."""
-    found = re.fullmatch(r"wait(\d+(?:\.\d+)?)(?:x(\d+))?", mode)
+def parse_mode(mode: str) -> tuple[float, int, int, bool]:
+    """``off`` | ``waitMS`` | ``waitMSxN`` | ``waitMSxNfree`` -> (batch wait ms, --max-batch-texts,
+    --workers, whether the workers keep to cores of their own: not with ``free``)."""
+    found = re.fullmatch(r"wait(\d+(?:\.\d+)?)(?:x(\d+)(free)?)?", mode)
     if mode == "off":
-        return 0.0, 1, 1
+        return 0.0, 1, 1, True
     if not found:
-        raise SystemExit(f"--modes: {mode!r} is not off, waitMS or waitMSxWORKERS (e.g. wait20x2)")
-    return float(found.group(1)), 0, int(found.group(2) or 1)
+        raise SystemExit(f"--modes: {mode!r} is not off, waitMS, waitMSxWORKERS or waitMSxWORKERSfree (e.g. wait20x2)")
+    return float(found.group(1)), 0, int(found.group(2) or 1), not found.group(3)
 
 
 def decoding_flags(args: argparse.Namespace) -> list[str]:
@@ -313,8 +321,8 @@ def main() -> None:
         "--modes",
         nargs="+",
         default=["wait20", "wait20x2", "off"],
-        help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N), "
-        "off (one request per decoding call)",
+        help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N, each kept to "
+        "its own core), waitMSxNfree (workers free to move between cores), off (one request per decoding call)",
     )
     p.add_argument("--per-request", type=int, default=1, help="sentences in each request (1: one, as most clients)")
     p.add_argument(
@@ -341,8 +349,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     ratios: dict[tuple[str, int], list[float]] = {}
     for mode in args.modes:
-        wait, cap, workers = parse_mode(mode)
-        proc, url = start_server(args, wait, cap, workers=workers)
+        wait, cap, workers, pin = parse_mode(mode)
+        proc, url = start_server(args, wait, cap, workers=workers, pin=pin)
         try:
             for round_ in range(1, args.rounds + 1):
                 # Offline is measured again in every round, just before that round's clients: on a

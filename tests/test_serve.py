@@ -553,7 +553,7 @@ def _start_server(ckpt: Path, *flags: str) -> tuple[subprocess.Popen, str]:
         found = re.search(r"on (http://127\.0\.0\.1:\d+)/", line)
         if found:
             url = found.group(1)
-            threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+            threading.Thread(target=lambda: (lines.extend(proc.stderr), proc.stderr.close()), daemon=True).start()
             wait_until(lambda u=url: _get(u + "/health") == 200, what="the server to answer")
             proc.log = lines
             return proc, url
@@ -644,6 +644,17 @@ def test_a_worker_that_dies_is_started_again(worker_pool):
         first(key, items)
     _same_answers(second(key, items), expected)  # the other worker went on as before
     _same_answers(first(key, items), expected)
+
+
+def test_workers_keep_to_cores_of_their_own(worker_pool, monkeypatch):
+    from seq2seq.serve.workers import worker_cpus
+
+    for pid, cpus in zip(worker_pool.pids, worker_pool.cpus):  # (unpinned where 2 workers do not fit)
+        assert os.sched_getaffinity(pid) == (cpus if cpus is not None else os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7})
+    assert worker_cpus(2, 1) == [{4}, {5}]
+    assert worker_cpus(2, 2) == [{4, 5}, {6, 7}]
+    assert worker_cpus(3, 2) == [None, None, None]  # more threads than cores: the scheduler shares them out
 
 
 def test_a_worker_that_cannot_load_says_why(tmp_path):

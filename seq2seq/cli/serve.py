@@ -111,9 +111,10 @@ def _start_workers(args: argparse.Namespace, service: Any, search: Any) -> Any:
         )
     threads = args.threads or default_threads(args.workers)
     spec = WorkerSpec(str(args.checkpoint), "cpu", search, args.quantize, args.precision, threads)
-    service.describe.update(workers=args.workers, threads_per_worker=threads)
-    pool = WorkerPool(spec, args.workers)
-    print(f"seq2seq: starting {args.workers} decoding workers, {threads} thread(s) each", file=sys.stderr, flush=True)
+    pool = WorkerPool(spec, args.workers, pin=args.pin_workers)
+    service.describe.update(workers=args.workers, threads_per_worker=threads, pinned=pool.pinned)
+    cores = ", each kept to its own core(s)" if pool.pinned else ""
+    print(f"seq2seq: starting {args.workers} decoding workers, {threads} thread(s) each{cores}", file=sys.stderr)
     pool.start()
     return pool
 
@@ -230,5 +231,12 @@ def add_parsers(sub: Any) -> None:
         "--request-timeout", "request_timeout_s", float, "seconds a request may wait for its answer (504)", "SECONDS"
     )
     setting("--max-beam", "max_beam", int, "the largest beam a request may ask for")
+    p.add_argument(
+        "--no-pin-workers",
+        dest="pin_workers",
+        action="store_false",
+        help="let the workers of --workers N move between cores (by default each keeps to cores of its own when "
+        "N x threads fit in the cores this process may use)",
+    )
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no line per request in the log")
     p.set_defaults(func=cmd_serve)

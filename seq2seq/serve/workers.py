@@ -15,7 +15,8 @@ it has answered the last and never waits for another. (Until 2026-12-01 every ba
 N length-sorted shares decoded side by side, so each batch took as long as its slowest share: at
 32 clients with outputs of natural length, 0.51-0.56x offline against 0.61-0.70x now, four rounds
 each, docs/performance.md.) A text's result does not depend on its batch, so not on the worker
-that decodes it either.
+that decodes it either. Each worker keeps to cores of its own when they fit (:func:`worker_cpus`;
+``seq2seq serve --no-pin-workers`` lets them move).
 
 A worker that dies (killed, out of memory) is started again, and the batch it was decoding fails
 with an error that says so; the batcher then retries that batch's requests one at a time. Workers
@@ -28,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import traceback
@@ -42,7 +44,7 @@ from seq2seq.errors import Seq2SeqError
 
 log = logging.getLogger("seq2seq.serve")
 
-__all__ = ["WorkerPool", "WorkerSpec", "default_threads"]
+__all__ = ["WorkerPool", "WorkerSpec", "default_threads", "worker_cpus"]
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,16 @@ def _error_text(answer: tuple, index: int) -> tuple[str, str]:
     return kind, text
 
 
-def _serve_one(spec: WorkerSpec, conn: Connection) -> None:
-    """A worker's life: load the checkpoint, say ready (or why not), then answer batches until
-    the pipe closes or a None arrives."""
+def _serve_one(spec: WorkerSpec, conn: Connection, cpus: Optional[frozenset[int]] = None) -> None:
+    """A worker's life: keep to ``cpus`` (if given), load the checkpoint, say ready (or why not),
+    then answer batches until the pipe closes or a None arrives."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the server drains its queue, then stops us
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as e:  # (a core taken away since): decode unpinned rather than not at all
+            log.warning("decoding worker could not keep to cores %s: %s", sorted(cpus), e)
     try:
         import torch
 
@@ -104,11 +111,12 @@ def _serve_one(spec: WorkerSpec, conn: Connection) -> None:
 class _Worker:
     """One worker process and the server's end of its pipe."""
 
-    def __init__(self, index: int, spec: WorkerSpec, context: Any) -> None:
+    def __init__(self, index: int, spec: WorkerSpec, context: Any, cpus: Optional[frozenset[int]] = None) -> None:
         self.index = index
+        self.cpus = cpus
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_serve_one, args=(spec, child), name=f"seq2seq-decoder-{index}", daemon=True
+            target=_serve_one, args=(spec, child, cpus), name=f"seq2seq-decoder-{index}", daemon=True
         )
         self.process.start()
         child.close()
@@ -138,14 +146,16 @@ class _Worker:
 
 
 class WorkerPool:
-    """``workers`` decoding processes (see the module docstring); :meth:`run` has the signature
-    of :meth:`Service.run` and is called by one thread at a time (the batcher's)."""
+    """``workers`` decoding processes (see the module docstring), each run by one thread at a
+    time through :meth:`runners`. ``pin``: keep each worker to cores of its own
+    (:func:`worker_cpus`), where they fit."""
 
-    def __init__(self, spec: WorkerSpec, workers: int) -> None:
+    def __init__(self, spec: WorkerSpec, workers: int, pin: bool = True) -> None:
         if workers < 1:
             raise Seq2SeqError(f"--workers must be at least 1, got {workers}")
         self.spec = spec
         self.size = workers
+        self.cpus = worker_cpus(workers, spec.threads) if pin else [None] * workers
         self._context = multiprocessing.get_context("spawn")  # fork after torch's threads start is unsafe
         self._workers: list[_Worker] = []
         self._locks = [threading.Lock() for _ in range(workers)]  # one batch at a time per worker
@@ -153,7 +163,7 @@ class WorkerPool:
     def start(self) -> None:
         """Start every worker and wait until each has loaded the checkpoint (raises Seq2SeqError
         with the first worker's reason if one cannot)."""
-        self._workers = [_Worker(i, self.spec, self._context) for i in range(self.size)]
+        self._workers = [_Worker(i, self.spec, self._context, self.cpus[i]) for i in range(self.size)]
         try:
             for worker in self._workers:
                 worker.wait_ready()
@@ -161,6 +171,11 @@ class WorkerPool:
             self.close()
             raise
         log.info("%d decoding workers, %d thread(s) each (pids %s)", self.size, self.spec.threads, self.pids)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether each worker keeps to cores of its own."""
+        return all(c is not None for c in self.cpus)
 
     @property
     def pids(self) -> list[Optional[int]]:
@@ -206,13 +221,31 @@ class WorkerPool:
         code = worker.process.exitcode
         log.error("decoding worker %d stopped (exit code %s); starting it again", worker.index, code)
         worker.conn.close()
-        replacement = _Worker(worker.index, self.spec, self._context)
+        replacement = _Worker(worker.index, self.spec, self._context, worker.cpus)
         self._workers[worker.index] = replacement
         try:
             replacement.wait_ready()
         except Seq2SeqError as e:
             log.error("%s", e)
         return RuntimeError(f"decoding worker {worker.index} stopped (exit code {code}) and was started again")
+
+
+def worker_cpus(workers: int, threads: int) -> list[Optional[frozenset[int]]]:
+    """The cores each worker keeps to: disjoint sets of ``threads`` cores from this process's
+    affinity mask, in order; None for every worker when they do not fit (more workers x threads
+    than cores: then the scheduler shares the cores out) or off Linux.
+
+    A worker that stays on one core keeps its caches: decoding's int8 calls cost several times
+    their kernels when other work has evicted those (docs/performance.md, "Workers kept to
+    their own cores").
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return [None] * workers
+    if workers * threads > len(cpus):
+        return [None] * workers
+    return [frozenset(cpus[i * threads : (i + 1) * threads]) for i in range(workers)]
 
 
 def default_threads(workers: int) -> int:
