@@ -344,7 +344,7 @@ def main() -> None:
     )
     print(
         "| server | round | clients | requests/s | sentences/s | x 1 client | offline/s | x offline | p50 ms | p95 ms "
-        "| p99 ms | 503 | lost | texts/batch | CPU ms/sentence: server / workers / clients |"
+        "| p99 ms | 503 | lost | texts/batch (each worker's) | CPU ms/sentence: server / workers / clients |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     ratios: dict[tuple[str, int], list[float]] = {}
