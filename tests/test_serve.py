@@ -652,9 +652,10 @@ def test_workers_keep_to_cores_of_their_own(worker_pool, monkeypatch):
     for pid, cpus in zip(worker_pool.pids, worker_pool.cpus):  # (unpinned where 2 workers do not fit)
         assert os.sched_getaffinity(pid) == (cpus if cpus is not None else os.sched_getaffinity(0))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7})
-    assert worker_cpus(2, 1) == [{4}, {5}]
     assert worker_cpus(2, 2) == [{4, 5}, {6, 7}]
+    assert worker_cpus(4, 1) == [{4}, {5}, {6}, {7}]
     assert worker_cpus(3, 2) == [None, None, None]  # more threads than cores: the scheduler shares them out
+    assert worker_cpus(2, 1) == [None, None]  # half the cores: a second server alike would pin to the same ones
 
 
 def test_a_worker_that_cannot_load_says_why(tmp_path):

@@ -236,7 +236,7 @@ def add_parsers(sub: Any) -> None:
         dest="pin_workers",
         action="store_false",
         help="let the workers of --workers N move between cores (by default each keeps to cores of its own when "
-        "N x threads fit in the cores this process may use)",
+        "N x threads is the number of cores this process may use; taskset gives a server its cores)",
     )
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="no line per request in the log")
     p.set_defaults(func=cmd_serve)

@@ -15,7 +15,8 @@ it has answered the last and never waits for another. (Until 2026-12-01 every ba
 N length-sorted shares decoded side by side, so each batch took as long as its slowest share: at
 32 clients with outputs of natural length, 0.51-0.56x offline against 0.61-0.70x now, four rounds
 each, docs/performance.md.) A text's result does not depend on its batch, so not on the worker
-that decodes it either. Each worker keeps to cores of its own when they fit (:func:`worker_cpus`;
+that decodes it either. Each worker keeps to cores of its own when the workers use exactly the
+cores this process may use (:func:`worker_cpus`;
 ``seq2seq serve --no-pin-workers`` lets them move).
 
 A worker that dies (killed, out of memory) is started again, and the batch it was decoding fails
@@ -148,7 +149,7 @@ class _Worker:
 class WorkerPool:
     """``workers`` decoding processes (see the module docstring), each run by one thread at a
     time through :meth:`runners`. ``pin``: keep each worker to cores of its own
-    (:func:`worker_cpus`), where they fit."""
+    (:func:`worker_cpus`), when they use exactly the cores this process may use."""
 
     def __init__(self, spec: WorkerSpec, workers: int, pin: bool = True) -> None:
         if workers < 1:
@@ -232,18 +233,20 @@ class WorkerPool:
 
 def worker_cpus(workers: int, threads: int) -> list[Optional[frozenset[int]]]:
     """The cores each worker keeps to: disjoint sets of ``threads`` cores from this process's
-    affinity mask, in order; None for every worker when they do not fit (more workers x threads
-    than cores: then the scheduler shares the cores out) or off Linux.
+    affinity mask, in order, when the workers use exactly the cores of the mask; otherwise (or off
+    Linux) None for every worker, and the scheduler shares the cores out.
 
-    A worker that stays on one core keeps its caches: decoding's int8 calls cost several times
-    their kernels when other work has evicted those (docs/performance.md, "Workers kept to
-    their own cores").
+    Exactly, because pinning to a part of the mask would put every server started alike on the
+    same first cores; a user who runs several servers gives each its own cores (``taskset``), and
+    each then pins inside its own. A worker that stays on its cores keeps its caches: decoding's
+    int8 calls cost several times their kernels when other work has evicted those
+    (docs/performance.md, "Workers kept to their own cores").
     """
     try:
         cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return [None] * workers
-    if workers * threads > len(cpus):
+    if workers * threads != len(cpus):
         return [None] * workers
     return [frozenset(cpus[i * threads : (i + 1) * threads]) for i in range(workers)]
 
