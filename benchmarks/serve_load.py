@@ -321,8 +321,9 @@ def main() -> None:
         "--modes",
         nargs="+",
         default=["wait20", "wait20x2", "off"],
-        help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N, each kept to "
-        "its own core), waitMSxNfree (workers free to move between cores), off (one request per decoding call)",
+        help="server settings: waitMS (batching, that wait), waitMSxN (the same with --workers N, pinned to "
+        "their own cores where they use all of them), waitMSxNfree (workers free to move between cores), "
+        "off (one request per decoding call)",
     )
     p.add_argument("--per-request", type=int, default=1, help="sentences in each request (1: one, as most clients)")
     p.add_argument(

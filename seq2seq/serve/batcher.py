@@ -89,8 +89,7 @@ class _Decoder:
 
     run: Callable[[Hashable, list[Any]], list[Any]]
     thread: Optional[threading.Thread] = None
-    busy: bool = False  # running a batch now
-    in_flight: int = 0  # jobs in that batch
+    in_flight: int = 0  # jobs in the batch it is running (0: idle)
     batches: int = 0  # batches it has run
     free_at: float = 0.0  # when it last finished answering a batch
     expect: int = 0  # texts queued then, plus those it answered (their clients will likely send again)
@@ -255,7 +254,7 @@ class Batcher:
             cap = max(1, self.cap(first.key))
             # This decoder's part: what it expects back, or its even part of what waits when the
             # other idle decoders are about to take theirs (a decoder's first batch).
-            idle = sum(1 for d in self._decoders if not d.busy)
+            idle = sum(1 for d in self._decoders if not d.in_flight)
             share = -(-self._waiting(first.key) // idle)
             limit = min(cap, max(share, me.expect if me.batches else 0))
             taken, count = [], 0
@@ -269,7 +268,7 @@ class Batcher:
             for job in taken:
                 self._queue.remove(job)
             self._queued_items -= count
-            me.busy, me.in_flight = True, len(taken)
+            me.in_flight = len(taken)  # (at least the first job)
             return taken
 
     def _waiting(self, key: Hashable) -> int:
@@ -293,7 +292,7 @@ class Batcher:
                 self.requests += len(jobs)
                 self.items += texts
                 self.largest_batch = max(self.largest_batch, len(jobs))
-                me.busy, me.in_flight = False, 0
+                me.in_flight = 0
                 if texts:
                     self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
                 me.expect = self._queued_items + texts  # (counted before any answered client can send again)
