@@ -81,12 +81,11 @@ def test_decoders_split_the_first_clients_and_each_keeps_its_own() -> None:
 
 def test_a_slow_decoder_does_not_hold_the_others() -> None:
     # Decoder 0 takes 10 times longer a batch: decoder 1 answers its clients again and again
-    # meanwhile, instead of waiting for decoder 0 to finish each time.
-    started = time.monotonic()
+    # meanwhile, instead of waiting for decoder 0 to finish each time (in step, both would run
+    # as many batches). No wall-clock bound: decoder 0's own clients need 5 x 0.5 s anyway.
     _, by_decoder = closed_loop_by_decoder(clients=4, rounds=5, stagger=0.0, decode_s=[0.5, 0.05], max_wait=0.02)
     assert sum(map(sum, by_decoder)) == 4 * 5
     assert len(by_decoder[1]) > len(by_decoder[0])
-    assert time.monotonic() - started < 5 * 0.5 + 1.0
 
 
 def test_retry_after_counts_every_decoder() -> None:
