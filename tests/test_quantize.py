@@ -44,6 +44,24 @@ def test_int8_linear_matches_the_fp32_linear(relu: bool, bias: bool) -> None:
 
 
 @needs_int8
+def test_int8_linear_quantizes_the_rows_of_a_call_together() -> None:
+    """One activation scale per call (docs/serving.md, "Batching across requests"): a row decoded
+    beside a row of a much wider range gets a coarser scale, so its output changes, within the
+    error that scale allows."""
+    torch.manual_seed(2)
+    linear = nn.Linear(64, 32)
+    layer = Int8Linear(linear.weight, linear.bias)
+    quiet, loud = torch.randn(1, 64), 40 * torch.randn(1, 64)
+    with torch.inference_mode():
+        expected, wide = linear(quiet), linear(torch.cat([quiet, loud]))
+        alone = layer(quiet)
+        beside = layer(torch.cat([quiet, loud]))[:1]
+    assert not torch.equal(alone, beside)
+    assert (alone - expected).abs().max() < (beside - expected).abs().max()  # the finer scale is closer
+    assert (beside - expected).abs().max() <= 0.01 * wide.abs().max()  # within 1% of the call's range
+
+
+@needs_int8
 def test_int8_linear_is_more_accurate_than_fbgemm_dynamic_linear() -> None:
     """Per-feature weight scales and 8-bit (not 7-bit) activations: the reason to prefer it."""
     torch.manual_seed(1)

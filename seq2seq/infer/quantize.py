@@ -63,7 +63,9 @@ class Int8Linear(nn.Module):
     Activations: uint8 over the input's whole range (one scale and zero point per call, from its
     minimum and maximum), which the kernel turns back into fp32 with the bias added (and the
     ReLU, when ``relu``). Against fbgemm's dynamic linears (7-bit activations, one weight scale
-    per matrix) the error is about half, and decoding faster.
+    per matrix) the error is about half, and decoding faster. The activation scale is shared by
+    all rows of a call, so a row's output depends slightly on the other rows (a sentence's on its
+    batch); one scale per row would not, but costs 13% of the speed in batches of 16 (docs/performance.md).
     """
 
     PACK_FOR_ROWS = 64  # the batch size oneDNN picks the packed layout for (any batch size works)

@@ -69,7 +69,8 @@ class Translator(StreamingMixin, ItemInputMixin):
     Every input line gives exactly one output line, in input order. Empty or
     whitespace-only lines give empty outputs; lines longer than the model's limit are
     truncated (with a warning). Lines are sorted by length into token-budget batches, so
-    little compute goes to padding; the result of a line does not depend on its batch.
+    little compute goes to padding; the result of a line does not depend on its batch (with
+    ``quantize="int8"``, a little: its activation scales are per batch).
 
     Sources go through the checkpoint's ``data.normalize`` first (``numerals``: ``1,000`` ->
     ``1000``). Lines the model was not trained to read (characters its source vocabulary maps
