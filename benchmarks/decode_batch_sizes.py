@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=300, help="the first N non-blank lines of --src")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 15, 30, 100, 300])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--quantize", choices=["int8"], default=None)
+    p.add_argument("--quantize", choices=["int8", "int8-rows"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (untrained models)")
     p.add_argument("--max-len-a", type=float, default=None, help="outputs at most A x source tokens + B")

@@ -26,7 +26,7 @@ def main() -> None:
         "--variants",
         nargs="+",
         default=["fp32", "int8", "bf16"],
-        choices=["fp32", "int8", "bf16", "fp16"],
+        choices=["fp32", "int8", "int8-rows", "bf16", "fp16"],
         help="fp32 first: the others are compared with it",
     )
     args = p.parse_args()
@@ -44,7 +44,7 @@ def main() -> None:
     for ckpt in args.checkpoints:
         base, base_hyps = None, None
         for variant in args.variants:
-            quantize = "int8" if variant == "int8" else None
+            quantize = variant if variant.startswith("int8") else None
             translator = Translator.from_checkpoint(
                 ckpt, device="cpu", quantize=quantize, precision="fp32" if quantize else variant
             )

@@ -296,7 +296,7 @@ def main() -> None:
     d.add_argument("--beam", type=int, default=5)
     d.add_argument("--min-len", type=int, default=0)
     d.add_argument("--max-len", type=int, default=100)
-    d.add_argument("--quantize", choices=["int8"], default=None)
+    d.add_argument("--quantize", choices=["int8", "int8-rows"], default=None)
     d.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     d.add_argument("--device", default="cpu", help="cpu, cuda, ... (the peers' scripts decode on CPU)")
     d.add_argument("--tag", default="", help="name part of the output files")

@@ -311,7 +311,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--requests", type=int, default=1000, help="sentences per run (at most the file's lines)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="a run stops sending after this")
-    p.add_argument("--quantize", choices=["int8"], default=None)
+    p.add_argument("--quantize", choices=["int8", "int8-rows"], default=None)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--force-len", type=int, default=0, help="force every output to N tokens (0: free)")
     p.add_argument("--max-len-a", type=float, default=None, help="outputs at most A x source tokens + B")

@@ -18,6 +18,7 @@ import torch
 from seq2seq.cli import main
 from seq2seq.config import SearchConfig
 from seq2seq.errors import DataError
+from seq2seq.infer.quantize import has_onednn_int8
 from seq2seq.infer.translator import Translator
 from seq2seq.runtime import DECODING_DTYPES
 
@@ -241,6 +242,21 @@ def test_cli_translate_forced_length_and_int8(trained, tmp_path):
     assert len(outputs) == 40
     fp32 = Translator.from_checkpoint(ckpt, device="cpu").translate(sources[:40], beam=3)
     assert sum(o == f for o, f in zip(outputs, fp32)) >= 36  # int8 keeps (nearly) every fp32 answer
+
+
+@pytest.mark.skipif(not has_onednn_int8(), reason="no oneDNN int8 linear in this PyTorch build")
+def test_int8_rows_answers_do_not_depend_on_the_batch(trained):
+    """--quantize int8-rows: one activation scale per row, so a sentence gets the same answer and
+    score alone as in a batch, and (nearly) fp32's answer."""
+    sources, _ = read_test(trained)
+    sources = sources[:30]
+    translator = Translator.from_checkpoint(trained / "run" / "best", device="cpu", quantize="int8-rows")
+    together = translator.translate_hypotheses(sources, beam=3)
+    alone = [translator.translate_hypotheses([s], beam=3)[0] for s in sources]
+    assert [h[0][0] for h in together] == [h[0][0] for h in alone]
+    assert [h[0][1] for h in together] == pytest.approx([h[0][1] for h in alone], abs=1e-5)
+    fp32 = Translator.from_checkpoint(trained / "run" / "best", device="cpu").translate(sources, beam=3)
+    assert sum(h[0][0] == f for h, f in zip(together, fp32)) >= 27
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -77,6 +77,51 @@ def test_int8_linear_is_more_accurate_than_fbgemm_dynamic_linear() -> None:
     assert ours < 0.75 * theirs
 
 
+@needs_int8
+@pytest.mark.parametrize("relu", [False, True])
+def test_int8_linear_per_row_keeps_each_row_to_itself(relu: bool) -> None:
+    """per_row: a row's output is the same alone as beside a row of a much wider range, and rows
+    of unlike ranges are each quantized to their own (closer to fp32 than one scale per call)."""
+    torch.manual_seed(3)
+    linear = nn.Linear(64, 48)
+    x = torch.randn(6, 64) * torch.tensor([0.05, 0.5, 1.0, 2.0, 10.0, 40.0]).unsqueeze(1)
+    rows = Int8Linear(linear.weight, linear.bias, relu=relu, per_row=True)
+    per_call = Int8Linear(linear.weight, linear.bias, relu=relu)
+    with torch.inference_mode():
+        expected = linear(x).relu() if relu else linear(x)
+        got = rows(x)
+        assert got.shape == (6, 48)
+        for i in range(6):
+            assert torch.equal(rows(x[i : i + 1]), got[i : i + 1])  # alone == in the batch
+            # within ~1% of the row's own range, where one scale per call is not, for the quiet rows
+            assert (got[i] - expected[i]).abs().max() <= 0.015 * expected[i].abs().max() + 1e-6
+        assert (got - expected).abs()[0].max() < (per_call(x) - expected).abs()[0].max()
+        if relu:
+            assert (got >= 0).all()
+        assert rows(x.view(2, 3, 64)).shape == (2, 3, 48) and rows(x[:0]).shape == (0, 48)
+        with pytest.raises(ValueError, match="non-finite"):
+            rows(torch.full((2, 64), float("inf")))
+
+
+@needs_int8
+def test_quantize_int8_per_row_keeps_grus_fp32() -> None:
+    for model in _transformer_and_gru():
+        expected = _logits(model)
+        int8 = quantize_int8(model, per_row=True)
+        linears = [m for m in int8.modules() if isinstance(m, Int8Linear)]
+        assert linears and all(m.per_row for m in linears)
+        assert nn.Linear not in {type(m) for m in int8.modules()}
+        assert any(type(m) is nn.GRU for m in model.modules()) == any(type(m) is nn.GRU for m in int8.modules())
+        got = _logits(int8)
+        assert (got - expected).abs().max() <= 0.05 * expected.abs().max()
+
+
+def test_quantize_int8_per_row_needs_onednn(monkeypatch) -> None:
+    monkeypatch.setattr(quantize, "has_onednn_int8", lambda: False)
+    with pytest.raises(ValueError, match="int8-rows needs oneDNN"):
+        quantize_int8(_transformer_and_gru()[0], per_row=True)
+
+
 def _transformer_and_gru() -> list[nn.Module]:
     torch.manual_seed(0)
     common = {"d_model": 32, "heads": 4, "ffn_dim": 64, "enc_layers": 2, "dec_layers": 2}

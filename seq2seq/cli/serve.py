@@ -188,7 +188,13 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="serve an address other than localhost without an API key (anyone who reaches it may use it)",
     )
-    p.add_argument("--quantize", choices=["int8"], default=None, help="int8 decoding on CPU (translation models)")
+    p.add_argument(
+        "--quantize",
+        choices=["int8", "int8-rows"],
+        default=None,
+        help="int8 decoding on CPU (translation models); int8-rows: a text's output does not depend "
+        "on the texts batched with it (docs/serving.md)",
+    )
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="weights in this type")
     add_device_flag(p)
 

@@ -11,6 +11,7 @@ trained, saved or moved. (fp32 decoding on oneDNN kernels: ``onednn.py``.)
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from typing import Optional
@@ -21,15 +22,25 @@ from torch import Tensor, nn
 from seq2seq.infer.onednn import linear_relu_pairs, replace_linears
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
+def quantize_int8(model: nn.Module, per_row: bool = False) -> nn.Module:
     """A copy of ``model`` (on CPU, eval mode) with int8 dynamic quantization of its linear
     and GRU layers. A tied output projection gets its own int8 copy of the embedding.
 
     Linears become :class:`Int8Linear` where PyTorch has oneDNN's int8 linear (a feed-forward
     Linear -> ReLU becomes one, ReLU fused); fbgemm's dynamic linears are the fallback, slower
     and further from the fp32 outputs (docs/performance.md).
+
+    ``per_row`` (``--quantize int8-rows``): one activation scale per row instead of one per call,
+    so a sentence's output does not depend on the other sentences of its batch; GRU layers then
+    stay fp32 (fbgemm's int8 GRU has one scale per call). Needs oneDNN's int8 linear.
     """
     model = copy.deepcopy(model).cpu().eval()
+    if per_row:
+        if not has_onednn_int8():
+            raise ValueError(
+                "int8-rows needs oneDNN's int8 linear, which this PyTorch build lacks; use --quantize int8"
+            )
+        return replace_linears(model, functools.partial(Int8Linear, per_row=True))
     with warnings.catch_warnings():  # torch deprecates the quantized tensor types it still uses here
         warnings.simplefilter("ignore")
         if not has_onednn_int8():
@@ -64,16 +75,24 @@ class Int8Linear(nn.Module):
     minimum and maximum), which the kernel turns back into fp32 with the bias added (and the
     ReLU, when ``relu``). Against fbgemm's dynamic linears (7-bit activations, one weight scale
     per matrix) the error is about half, and decoding faster. The activation scale is shared by
-    all rows of a call, so a row's output depends slightly on the other rows (a sentence's on its
-    batch); one scale per row would not, but costs 13% of the speed in batches of 16 (docs/performance.md).
+    all rows of a call, so a row's output depends on the other rows (a sentence's on its batch).
+
+    ``per_row``: one symmetric scale per row instead (as CTranslate2 quantizes), so a row's output
+    depends on that row alone, with about two thirds of the error; the extra elementwise passes
+    cost about 12% of the decoding speed (docs/performance.md, "int8 against int8-rows"). The rows go in as
+    uint8 around a zero point of 128; the kernel's fp32 output is then scaled per row, the bias
+    added (and the ReLU applied) after it.
     """
 
     PACK_FOR_ROWS = 64  # the batch size oneDNN picks the packed layout for (any batch size works)
 
-    def __init__(self, weight: Tensor, bias: Optional[Tensor] = None, relu: bool = False) -> None:
+    def __init__(
+        self, weight: Tensor, bias: Optional[Tensor] = None, relu: bool = False, per_row: bool = False
+    ) -> None:
         super().__init__()
         self.out_features, self.in_features = weight.shape
         self.relu = relu
+        self.per_row = per_row
         weight = weight.detach().float()
         # Plain attributes, not buffers: the packed weight is a oneDNN tensor (not saved or moved).
         self.weight_scale = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)  # (out,)
@@ -96,6 +115,8 @@ class Int8Linear(nn.Module):
         x = x.reshape(-1, self.in_features)
         if x.size(0) == 0:
             return x.new_zeros(*lead, self.out_features)
+        if self.per_row:
+            return self._forward_rows(x).view(*lead, self.out_features)
         lo, hi = torch.aminmax(x)  # one pass (torch.quantize_per_tensor_dynamic takes two)
         lo, hi = min(lo.item(), 0.0), max(hi.item(), 0.0)  # the range must hold 0 (padding, ReLU)
         scale = (hi - lo) / 255.0 or 1.0
@@ -123,6 +144,36 @@ class Int8Linear(nn.Module):
         )  # (rows, out)
         return y.view(*lead, self.out_features)
 
+    def _forward_rows(self, x: Tensor) -> Tensor:
+        """x (rows, in) fp32 -> (rows, out) fp32, one activation scale per row."""
+        amax = x.abs().amax(dim=1, keepdim=True)  # (rows, 1)
+        if not math.isfinite(amax.sum().item()):
+            raise ValueError(
+                "int8 linear layer got non-finite inputs: the model produces NaN or inf; it would in fp32 too"
+            )
+        scale = amax.clamp_(min=1e-12).div_(127.0)  # (rows, 1)
+        q = (x / scale).round_().add_(128.0).to(torch.uint8)  # 1..255: -127..127 around 128
+        y = torch.ops.onednn.qlinear_pointwise.default(
+            q,
+            1.0,
+            128,
+            self.weight_packed,
+            self.weight_scale,
+            self.weight_zero_point,
+            None,
+            1.0,
+            0,
+            torch.float32,
+            "none",
+            [],
+            "",
+        )  # (rows, out), in units of each row's scale
+        y = y.mul_(scale)
+        if self.bias is not None:
+            y = y.add_(self.bias)
+        return y.relu_() if self.relu else y
+
     def extra_repr(self) -> str:
         relu = ", ReLU" if self.relu else ""
-        return f"in_features={self.in_features}, out_features={self.out_features}{relu}, int8 oneDNN"
+        rows = ", a scale per row" if self.per_row else ""
+        return f"in_features={self.in_features}, out_features={self.out_features}{relu}, int8 oneDNN{rows}"

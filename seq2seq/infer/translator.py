@@ -69,8 +69,8 @@ class Translator(StreamingMixin, ItemInputMixin):
     Every input line gives exactly one output line, in input order. Empty or
     whitespace-only lines give empty outputs; lines longer than the model's limit are
     truncated (with a warning). Lines are sorted by length into token-budget batches, so
-    little compute goes to padding; the result of a line does not depend on its batch (with
-    ``quantize="int8"``, a little: its activation scales are per batch).
+    little compute goes to padding; the result of a line does not depend on its batch (except
+    with ``quantize="int8"``, whose activation scales are per batch: ``"int8-rows"`` has none).
 
     Sources go through the checkpoint's ``data.normalize`` first (``numerals``: ``1,000`` ->
     ``1000``). Lines the model was not trained to read (characters its source vocabulary maps
@@ -124,7 +124,9 @@ class Translator(StreamingMixin, ItemInputMixin):
         fast_cpu: bool = True,
         precision: str = "fp32",
     ) -> Translator:
-        """Load a checkpoint for decoding; ``quantize="int8"``: dynamic int8 weights (CPU only).
+        """Load a checkpoint for decoding; ``quantize="int8"``: dynamic int8 weights (CPU only);
+        ``"int8-rows"``: the same with one activation scale per row, so that a sentence's output
+        does not depend on its batch (:func:`seq2seq.infer.quantize.quantize_int8`).
 
         ``search``: the decoding settings (default: the checkpoint's ``search`` section); the
         CLI passes the checkpoint's settings with its flags applied.
@@ -147,8 +149,8 @@ class Translator(StreamingMixin, ItemInputMixin):
         )
 
         dev = resolve_device(device)
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        if quantize not in (None, "int8", "int8-rows"):
+            raise ValueError(f"quantize must be None, 'int8' or 'int8-rows', got {quantize!r}")
         if quantize and dev.type != "cpu":
             raise ValueError(f"int8 quantization is for CPU decoding, not {dev}")
         if precision not in DECODING_DTYPES:
@@ -170,7 +172,7 @@ class Translator(StreamingMixin, ItemInputMixin):
         elif quantize:
             from seq2seq.infer.quantize import quantize_int8
 
-            model = quantize_int8(model)
+            model = quantize_int8(model, per_row=quantize == "int8-rows")
         elif dev.type == "cpu" and fast_cpu:
             from seq2seq.infer.onednn import onednn_linears
 

@@ -7,7 +7,8 @@ JSON-ready result per item, in order. It knows nothing of HTTP: :mod:`seq2seq.se
 requests and the :class:`~seq2seq.serve.batcher.Batcher` merges them into the lists run here.
 
 A text's result never depends on the other texts of the list (the search is batch-independent;
-int8 decoding is the exception, its activation scales are per call: docs/serving.md),
+``--quantize int8`` is the exception, its activation scales are per call; ``int8-rows`` is not:
+docs/serving.md),
 and the notes the CLI gives as one warning per run (a text longer than the model reads, outside
 what it was trained on, empty) are given per text, in its result's ``warnings``.
 """

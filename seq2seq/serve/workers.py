@@ -14,9 +14,9 @@ worker; the batcher gives each a thread of its own, so a worker takes its next b
 it has answered the last and never waits for another. (Until 2026-12-01 every batch was cut into
 N length-sorted shares decoded side by side, so each batch took as long as its slowest share: at
 32 clients with outputs of natural length, 0.51-0.56x offline against 0.61-0.70x now, four rounds
-each, docs/performance.md.) A text's result does not depend on its batch (int8's, a little: docs/serving.md), so not on
-the worker that decodes it either. Each worker keeps to cores of its own when the workers use exactly the
-cores this process may use (:func:`worker_cpus`;
+each, docs/performance.md.) A text's result does not depend on its batch (``--quantize int8``'s
+does: docs/serving.md), so not on the worker that decodes it either. Each worker keeps to cores of
+its own when the workers use exactly the cores this process may use (:func:`worker_cpus`;
 ``seq2seq serve --no-pin-workers`` lets them move).
 
 A worker that dies (killed, out of memory) is started again, and the batch it was decoding fails
