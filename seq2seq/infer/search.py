@@ -21,8 +21,8 @@ Conventions shared by both:
   (``encoded`` and the state's static part keep one row per sentence).
 * Batch independence: every decision (lengths, top-k, finishing, tie-breaking) is taken per
   sentence, so a sentence's output does not depend on the other sentences in its batch (up to
-  float rounding in the model itself, and to an int8 model's activation scales, which are per
-  call). Exact ties are broken towards the lower beam row, then the lower token id (``argmax``'s
+  float rounding in the model itself, and to ``--quantize int8``'s activation scales, which are
+  per call). Exact ties are broken towards the lower beam row, then the lower token id (``argmax``'s
   first-index rule in greedy search).
 * BOS and PAD (id 0) are never produced (their probability is set to 0); scores are the model's own
   log-probabilities of the chosen tokens (the softmax is taken before any masking).
