@@ -119,7 +119,7 @@ def load_translator(args: argparse.Namespace, search: SearchConfig):
                 args.checkpoint, device=args.device, search=search, quantize=args.quantize, precision=args.precision
             )
         except ValueError as e:
-            raise Seq2SeqError(f"--quantize: {e}; use --device cpu") from None
+            raise Seq2SeqError(f"--quantize {args.quantize}: {e}") from None
 
 
 def strict_refusal(report: Any) -> DataError:

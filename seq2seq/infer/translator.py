@@ -152,7 +152,7 @@ class Translator(StreamingMixin, ItemInputMixin):
         if quantize not in (None, "int8", "int8-rows"):
             raise ValueError(f"quantize must be None, 'int8' or 'int8-rows', got {quantize!r}")
         if quantize and dev.type != "cpu":
-            raise ValueError(f"int8 quantization is for CPU decoding, not {dev}")
+            raise ValueError(f"int8 quantization is for CPU decoding, not {dev} (device 'cpu', --device cpu)")
         if precision not in DECODING_DTYPES:
             raise ValueError(f"precision must be one of {', '.join(DECODING_DTYPES)}, got {precision!r}")
         if quantize and precision != "fp32":
