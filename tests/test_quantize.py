@@ -10,7 +10,7 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.infer import quantize
-from seq2seq.infer.quantize import Int8Linear, has_onednn_int8, quantize_int8
+from seq2seq.infer.quantize import Int8Linear, has_int_mm, has_onednn_int8, quantize_int8
 from seq2seq.models import build_model
 
 needs_int8 = pytest.mark.skipif(not has_onednn_int8(), reason="no oneDNN int8 linear in this PyTorch build")
@@ -78,10 +78,15 @@ def test_int8_linear_is_more_accurate_than_fbgemm_dynamic_linear() -> None:
 
 
 @needs_int8
+@pytest.mark.parametrize("int_mm", [True, False])
 @pytest.mark.parametrize("relu", [False, True])
-def test_int8_linear_per_row_keeps_each_row_to_itself(relu: bool) -> None:
+def test_int8_linear_per_row_keeps_each_row_to_itself(monkeypatch, relu: bool, int_mm: bool) -> None:
     """per_row: a row's output is the same alone as beside a row of a much wider range, and rows
-    of unlike ranges are each quantized to their own (closer to fp32 than one scale per call)."""
+    of unlike ranges are each quantized to their own (closer to fp32 than one scale per call);
+    on torch._int_mm and on the oneDNN op alike."""
+    if int_mm and not has_int_mm():
+        pytest.skip("torch._int_mm does not run on the CPU in this PyTorch build")
+    monkeypatch.setattr(quantize, "has_int_mm", lambda: int_mm)
     torch.manual_seed(3)
     linear = nn.Linear(64, 48)
     x = torch.randn(6, 64) * torch.tensor([0.05, 0.5, 1.0, 2.0, 10.0, 40.0]).unsqueeze(1)
@@ -96,11 +101,31 @@ def test_int8_linear_per_row_keeps_each_row_to_itself(relu: bool) -> None:
             # within ~1% of the row's own range, where one scale per call is not, for the quiet rows
             assert (got[i] - expected[i]).abs().max() <= 0.015 * expected[i].abs().max() + 1e-6
         assert (got - expected).abs()[0].max() < (per_call(x) - expected).abs()[0].max()
+        assert (rows.weight_kn is not None) == int_mm and (rows.weight_packed is None) == int_mm
         if relu:
             assert (got >= 0).all()
         assert rows(x.view(2, 3, 64)).shape == (2, 3, 48) and rows(x[:0]).shape == (0, 48)
         with pytest.raises(ValueError, match="non-finite"):
             rows(torch.full((2, 64), float("inf")))
+
+
+@needs_int8
+@pytest.mark.skipif(not has_int_mm(), reason="torch._int_mm does not run on the CPU in this PyTorch build")
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_int8_linear_per_row_int_mm_gives_the_onednn_values(monkeypatch, relu: bool, bias: bool) -> None:
+    """The two per-row paths (torch._int_mm for most layers, the oneDNN op for wide ones) are
+    one computation: the same integer products, scaled in the same order, so the same floats."""
+    torch.manual_seed(4)
+    linear = nn.Linear(96, 40, bias=bias)
+    x = torch.randn(7, 96) * torch.linspace(0.1, 20.0, 7).unsqueeze(1)
+    int_mm = Int8Linear(linear.weight, linear.bias, relu=relu, per_row=True)
+    monkeypatch.setattr(Int8Linear, "INT_MM_MAX_OUT", 39)  # 40 outputs: over the limit
+    onednn = Int8Linear(linear.weight, linear.bias, relu=relu, per_row=True)
+    assert int_mm.weight_kn is not None and onednn.weight_kn is None
+    assert "torch._int_mm" in repr(int_mm) and "torch._int_mm" not in repr(onednn)
+    with torch.inference_mode():
+        assert torch.equal(int_mm(x), onednn(x))
 
 
 @needs_int8

@@ -53,6 +53,16 @@ def quantize_int8(model: nn.Module, per_row: bool = False) -> nn.Module:
     return replace_linears(model, Int8Linear)
 
 
+@functools.cache
+def has_int_mm() -> bool:
+    """Whether ``torch._int_mm`` (int8 x int8 -> int32) runs on the CPU in this PyTorch build."""
+    try:
+        a = torch.ones(2, 8, dtype=torch.int8)
+        return bool(torch._int_mm(a, a.t().contiguous()).eq(8).all())
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
 def has_onednn_int8() -> bool:
     """Whether this PyTorch build has oneDNN's int8 linear ops (``onednn.qlinear_pointwise``) and
     the dynamic quantization :class:`Int8Linear` feeds them with."""
@@ -78,13 +88,21 @@ class Int8Linear(nn.Module):
     all rows of a call, so a row's output depends on the other rows (a sentence's on its batch).
 
     ``per_row``: one symmetric scale per row instead (as CTranslate2 quantizes), so a row's output
-    depends on that row alone, with about two thirds of the error; the extra elementwise passes
-    cost about 12% of the decoding speed (docs/performance.md, "int8 against int8-rows"). The rows go in as
-    uint8 around a zero point of 128; the kernel's fp32 output is then scaled per row, the bias
-    added (and the ReLU applied) after it.
+    depends on that row alone, with about two thirds of the error. Where ``torch._int_mm`` runs on
+    the CPU (oneDNN's s8 x s8 GEMM, called without building a primitive each time), the rows go in as
+    int8 and its int32 products are scaled per column, then per row, the bias added (and the ReLU
+    applied); layers with more than ``INT_MM_MAX_OUT`` outputs (a vocabulary projection), and
+    builds without it, take oneDNN's int8 linear op instead, the rows as uint8 around a zero point of
+    128, scaled the same way after it. The two give the same values (the same integer products,
+    scaled in the same order): the choice is speed only (docs/performance.md, "int8-rows on
+    torch._int_mm").
     """
 
     PACK_FOR_ROWS = 64  # the batch size oneDNN picks the packed layout for (any batch size works)
+    # Per-row layers with more outputs than this take oneDNN's int8 linear op: there the scaling
+    # passes over the (rows, out) products cost more than the op's fixed cost saves (measured, 80
+    # rows: 256 -> 8000 took 1.22 ms on torch._int_mm against 1.01 ms; 256 -> 768, 0.13 against 0.18).
+    INT_MM_MAX_OUT = 4096
 
     def __init__(
         self, weight: Tensor, bias: Optional[Tensor] = None, relu: bool = False, per_row: bool = False
@@ -97,7 +115,13 @@ class Int8Linear(nn.Module):
         # Plain attributes, not buffers: the packed weight is a oneDNN tensor (not saved or moved).
         self.weight_scale = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)  # (out,)
         int8 = torch.round(weight / self.weight_scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
-        self.weight_packed = torch.ops.onednn.qlinear_prepack.default(int8, [self.PACK_FOR_ROWS, self.in_features])
+        # Either (in, out) int8 for torch._int_mm (per_row, see the class docstring) or packed for the oneDNN op.
+        self.weight_kn: Optional[Tensor] = None
+        self.weight_packed: Optional[Tensor] = None
+        if per_row and self.out_features <= self.INT_MM_MAX_OUT and has_int_mm():
+            self.weight_kn = int8.t().contiguous()
+        else:
+            self.weight_packed = torch.ops.onednn.qlinear_prepack.default(int8, [self.PACK_FOR_ROWS, self.in_features])
         self.weight_zero_point = torch.zeros(self.out_features, dtype=torch.long)
         self.bias = None if bias is None else bias.detach().float().contiguous()
         self._post_op = "relu" if relu else "none"
@@ -152,6 +176,10 @@ class Int8Linear(nn.Module):
                 "int8 linear layer got non-finite inputs: the model produces NaN or inf; it would in fp32 too"
             )
         scale = amax.clamp_(min=1e-12).div_(127.0)  # (rows, 1)
+        if self.weight_kn is not None:
+            q = (x / scale).round_().to(torch.int8)  # -127..127
+            y = torch._int_mm(q, self.weight_kn).float().mul_(self.weight_scale)  # (rows, out), in row-scale units
+            return self._finish_rows(y, scale)
         q = (x / scale).round_().add_(128.0).to(torch.uint8)  # 1..255: -127..127 around 128
         y = torch.ops.onednn.qlinear_pointwise.default(
             q,
@@ -168,6 +196,10 @@ class Int8Linear(nn.Module):
             [],
             "",
         )  # (rows, out), in units of each row's scale
+        return self._finish_rows(y, scale)
+
+    def _finish_rows(self, y: Tensor, scale: Tensor) -> Tensor:
+        """y (rows, out) in units of each row's scale, scale (rows, 1) -> y scaled, with the bias (and ReLU)."""
         y = y.mul_(scale)
         if self.bias is not None:
             y = y.add_(self.bias)
@@ -175,5 +207,5 @@ class Int8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         relu = ", ReLU" if self.relu else ""
-        rows = ", a scale per row" if self.per_row else ""
+        rows = (", a scale per row" + (", torch._int_mm" if self.weight_kn is not None else "")) if self.per_row else ""
         return f"in_features={self.in_features}, out_features={self.out_features}{relu}, int8 oneDNN{rows}"
