@@ -340,7 +340,8 @@ def main() -> None:
     forced += "".join(f"; {name} {value:g}" for name, value in length_flags(args))
     print(
         f"# {len(sentences)} sentences from {args.src}; checkpoint {args.checkpoint}; beam {args.beam}"
-        f"{'; ' + args.quantize if args.quantize else ''}{forced}; {os.cpu_count()} CPUs; threads {args.threads or 'default'}",
+        f"{'; ' + args.quantize if args.quantize else ''}{forced}; {os.cpu_count()} CPUs; "
+        f"threads {args.threads or 'default'}",
         flush=True,
     )
     print(
