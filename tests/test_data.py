@@ -423,6 +423,14 @@ def test_collate_shapes_masks_bos_eos() -> None:
     assert src.tolist() == [[5, 6], [7, PAD_ID]] and mask.tolist() == [[True, True], [True, False]]
     src, mask = collate_source([[]])
     assert src.shape == (1, 1) and not mask.any()
+    # decoding pads to a multiple of 16 positions (Translator: batch-independent attention sums)
+    src, mask = collate_source([[5] * 17, [7]], multiple=16)
+    assert src.shape == (2, 32) and mask.sum(1).tolist() == [17, 1] and (src[:, 17:] == PAD_ID).all()
+    assert collate_source([[5] * 16], multiple=16)[0].shape == (1, 16)
+    assert collate_source([[5] * 17], multiple=16, limit=20)[0].shape == (1, 20)  # not past the limit...
+    assert collate_source([[5] * 25], multiple=16, limit=20)[0].shape == (1, 25)  # ...nor below the longest
+    with pytest.raises(ValueError, match="multiple"):
+        collate_source([[5]], multiple=0)
     with pytest.raises(ValueError):
         collate([])
 

@@ -3,6 +3,7 @@
 Also the CLI's handling of bad input: one-line errors, exit status 2, nothing damaged.
 """
 
+import warnings
 import dataclasses
 import json
 import math
@@ -244,20 +245,31 @@ def test_cli_translate_forced_length_and_int8(trained, tmp_path):
     assert sum(o == f for o, f in zip(outputs, fp32)) >= 36  # int8 keeps (nearly) every fp32 answer
 
 
-@pytest.mark.skipif(not has_onednn_int8(), reason="no oneDNN int8 linear in this PyTorch build")
-def test_int8_rows_answers_do_not_depend_on_the_batch(trained):
-    """--quantize int8-rows: one activation scale per row, so a sentence gets the same answer alone
-    as in a batch, and (nearly) fp32's answer."""
+@pytest.mark.parametrize("quantize", [None, "int8-rows"])
+def test_answers_do_not_depend_on_the_batch_to_the_bit(trained, quantize):
+    """--quantize int8-rows (one activation scale per row, integer products): a sentence gets the
+    same hypotheses with the same scores, to the bit, alone as in a batch, also beside a much
+    longer line that pads the batch further (sources pad to a multiple of 16 positions, so the
+    attention sums add only exact zeros); and (nearly) fp32's answers. fp32: the same hypotheses,
+    scores to float rounding (its matrix products round by the number of rows)."""
+    if quantize and not has_onednn_int8():
+        pytest.skip("no oneDNN int8 linear in this PyTorch build")
     sources, _ = read_test(trained)
     sources = sources[:30]
-    translator = Translator.from_checkpoint(trained / "run" / "best", device="cpu", quantize="int8-rows")
+    translator = Translator.from_checkpoint(trained / "run" / "best", device="cpu", quantize=quantize)
+    with warnings.catch_warnings():  # the long line is longer than anything trained: a warning
+        warnings.simplefilter("ignore")
+        beside_long = translator.translate_hypotheses(sources + [" ".join(sources[:6])], beam=3)[:-1]
     together = translator.translate_hypotheses(sources, beam=3)
     alone = [translator.translate_hypotheses([s], beam=3)[0] for s in sources]
-    assert [h[0][0] for h in together] == [h[0][0] for h in alone]
-    # (padding changes the encoder's fp32 rounding by ~1e-6, which int8 rounding can carry a little further)
-    assert [h[0][1] for h in together] == pytest.approx([h[0][1] for h in alone], abs=1e-3)
-    fp32 = Translator.from_checkpoint(trained / "run" / "best", device="cpu").translate(sources, beam=3)
-    assert sum(h[0][0] == f for h, f in zip(together, fp32)) >= 27
+    if quantize:
+        assert together == alone and beside_long == alone
+        fp32 = Translator.from_checkpoint(trained / "run" / "best", device="cpu").translate(sources, beam=3)
+        assert sum(h[0][0] == f for h, f in zip(together, fp32)) >= 27
+    else:
+        for batched in (together, beside_long):
+            assert [[t for t, _ in h] for h in batched] == [[t for t, _ in h] for h in alone]
+            assert [s for h in batched for _, s in h] == pytest.approx([s for h in alone for _, s in h], abs=1e-5)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

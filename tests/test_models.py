@@ -212,11 +212,30 @@ def test_multihead_ignores_padded_keys() -> None:
     torch.testing.assert_close(y[:, :3], y3, atol=1e-6, rtol=0)
 
 
+def test_encoder_gives_a_source_the_same_states_alone_as_padded_in_a_batch() -> None:
+    """Self-attention over a whole sequence always takes the fused kernel (only decoding steps take
+    the few-query matmuls), so a short source padded to 16 positions alone and to 48 beside a long
+    one is computed the same way: its states are equal to the bit (what makes decoding with
+    ``--quantize int8-rows`` batch-independent, docs/serving.md)."""
+    model = tiny("transformer", "transformer", "multihead").eval()
+    short, long_ = torch.randint(4, V, (5,)), torch.randint(4, V, (40,))
+    alone = torch.zeros(1, 16, dtype=torch.long)
+    alone[0, :5] = short
+    batch = torch.zeros(2, 48, dtype=torch.long)
+    batch[0, :5], batch[1, :40] = short, long_
+    with torch.inference_mode():
+        a = model.encode(alone, alone.ne(0)).states[0, :5]
+        b = model.encode(batch, batch.ne(0)).states[0, :5]
+    assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("queries", [1, 3, 16, 17])
 def test_multihead_few_query_path_matches_fused_kernel(queries: int) -> None:
-    """In CPU inference up to FEW_QUERIES queries per row take two matmuls instead of the fused
-    kernel; both give the same attention (train mode with no dropout always takes the kernel).
-    Grouped rows (g query rows per source, beam search) equal the memory repeated g times."""
+    """In CPU inference, decoding's attention (cross-attention, and self-attention's ``step``) with
+    up to FEW_QUERIES queries per row takes two matmuls instead of the fused kernel; both give the
+    same attention (train mode with no dropout always takes the kernel, and so does self-attention
+    over a whole sequence). Grouped rows (g query rows per source, beam search) equal the memory
+    repeated g times."""
     torch.manual_seed(0)
     mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
     memory, x = torch.randn(2, 7, 8), torch.randn(6, queries, 8)  # 3 query rows per source

@@ -192,15 +192,23 @@ def _pad(rows: Sequence[Sequence[int]], width: int, offset: int = 0) -> np.ndarr
     return out
 
 
-def collate_source(sources: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
+def collate_source(
+    sources: Sequence[Sequence[int]], multiple: int = 1, limit: Optional[int] = None
+) -> tuple[Tensor, Tensor]:
     """Pad source id lists: ``(src (B,S) long, src_mask (B,S) bool)``.
 
-    S is at least 1, so a batch of empty sources still has a (fully masked) column.
+    S is at least 1, so a batch of empty sources still has a (fully masked) column. ``multiple``:
+    S is rounded up to a multiple of it, though not past ``limit`` (nor below the longest source).
     """
     if not sources:
         raise ValueError("cannot collate an empty list of sources")
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
     lengths = np.fromiter((len(s) for s in sources), dtype=np.int64, count=len(sources))  # (B,)
-    width = max(1, int(lengths.max()))
+    longest = max(1, int(lengths.max()))
+    width = -(-longest // multiple) * multiple
+    if limit is not None:
+        width = max(longest, min(width, limit))
     src = torch.from_numpy(_pad(sources, width))  # (B, S)
     src_mask = torch.from_numpy(np.arange(width)[None, :] < lengths[:, None])  # (B, S)
     return src, src_mask

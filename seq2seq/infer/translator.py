@@ -44,6 +44,11 @@ from seq2seq.runtime import (
     retain_freed_memory,
 )
 
+# Sources are padded to a multiple of this many positions: then a sentence's attention sums run over
+# the same vector lanes alone as in any batch (padding adds exact zeros), so its output does not
+# depend on the longest source beside it, with --quantize int8-rows too (docs/serving.md).
+SOURCE_MULTIPLE = 16
+
 # Defined in sources.py and streaming.py; imported from here by the CLI, the server, tests and recipes.
 __all__ = [
     "DEFAULT_WINDOW",
@@ -278,7 +283,7 @@ class Translator(StreamingMixin, ItemInputMixin):
         batches = self.batches(ids, spec.beam, batch_tokens, batch_rows)
         capped = 0
         for positions in tqdm(batches, desc="translate", unit="batch", leave=False, disable=None if progress else True):
-            src, src_mask = collate_source([ids[i] for i in positions])
+            src, src_mask = collate_source([ids[i] for i in positions], SOURCE_MULTIPLE, self.max_src_tokens)
             src, src_mask = src.to(self.device), src_mask.to(self.device)
             forced = [prefix_ids[i] for i in positions] if prefix_ids else None
             hyps: list[list[Hypothesis]] = generate(self.model, src, src_mask, spec, prefixes=forced)

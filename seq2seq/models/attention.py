@@ -102,12 +102,12 @@ class MultiHeadAttention(nn.Module):
                 # Beam search: g = b / sources consecutive query rows share one source, whose
                 # keys/values are kept once, not g times. Its g rows' queries become g * t
                 # query positions of that source: (b, t, d) -> (sources, g * t, d).
-                out = self._attend(self._split(_group_queries(self.q_proj(x), sources)), k, v, mask, causal)
+                out = self._attend(self._split(_group_queries(self.q_proj(x), sources)), k, v, mask, causal, True)
                 return out.view(b, t, d)
             q = self._split(self.q_proj(x))
-        else:
-            q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
-        return self._attend(q, k, v, mask, causal)
+            return self._attend(q, k, v, mask, causal, True)
+        q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
+        return self._attend(q, k, v, mask, causal, False)
 
     def step(self, x: Tensor, cache: KV, order: Optional[Tensor] = None) -> tuple[Tensor, KV]:
         """Incremental self-attention: x (B, 1, d) is the newest position; cache holds the keys and
@@ -123,9 +123,15 @@ class MultiHeadAttention(nn.Module):
         q, k, v = (self._split(t) for t in self.qkv_proj(x).chunk(3, dim=-1))
         if cache[0].size(2) > 0:  # (the empty cache of step 0 is skipped: it keeps k's dtype)
             k, v = _append(cache[0], k, order), _append(cache[1], v, order)  # (B, h, t+1, dh) each
-        return self._attend(q, k, v, None, False), (k, v)
+        return self._attend(q, k, v, None, False, True), (k, v)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool) -> Tensor:
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool, incremental: bool
+    ) -> Tensor:
+        """q (B, h, T, dh), k and v (B, h, S, dh) -> (B, T, d). ``incremental``: a decoding step's
+        attention (self-attention's ``step``, cross-attention), which may take the matmul path
+        below; a whole sequence's self-attention always takes the fused kernel, so that a short
+        source is not computed another way alone than padded in a batch (docs/serving.md)."""
         attn_mask = None
         if mask is not None:
             attn_mask = mask[:, None, None, :]  # (B, 1, 1, S): broadcast over heads and queries
@@ -134,7 +140,8 @@ class MultiHeadAttention(nn.Module):
                 tri = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
                 attn_mask = attn_mask & tri  # (B, 1, T, S)
                 causal = False
-        if q.size(-2) <= self.FEW_QUERIES and not causal and not self.training and q.device.type == "cpu":
+        few = incremental and q.size(-2) <= self.FEW_QUERIES
+        if few and not causal and not self.training and q.device.type == "cpu":
             # Incremental decoding: a few queries per row. Here two matmuls and a softmax
             # beat the fused kernel on CPU (measured: docs/performance.md); the fused kernel
             # wins on whole sequences.
