@@ -3,7 +3,6 @@
 Also the CLI's handling of bad input: one-line errors, exit status 2, nothing damaged.
 """
 
-import warnings
 import dataclasses
 import json
 import math
@@ -11,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
