@@ -12,12 +12,16 @@ So when a decoder has answered a batch, it expects those texts back and waits (u
 ``max_wait`` from that moment) until the queue holds what was already waiting plus what it just
 answered, or ``cap(key)`` texts, and then takes at least that many. Without this, 32 such
 clients settle into groups that take turns (one group's requests arrive while the other's
-decode), and every batch is smaller than it could be. A decoder's very first batch waits for
-``cap(key)`` texts or ``max_wait``, and takes its even part of what is waiting (the other idle
-decoders take the rest), so N decoders that start together split the first clients N ways and
-each then keeps its own. Jobs with another key wait for a later batch, in arrival order. A merged
-batch that fails is run again one job at a time, so an error reaches only the request that caused
-it.
+decode), and every batch is smaller than it could be. What was already waiting counts first
+toward the idle decoders that answered it (their clients came back before they took them). And
+while other decoders are busy, a decoder waits for and takes no more than its even part of what
+it expects and what the busy ones hold: decoders that started uneven (clients that arrived while
+the first batches left) even out within a round, instead of keeping 7 and 1 of 8 clients for
+good (as they could before 2026-12-01: docs/performance.md). A decoder's very first batch waits
+for ``cap(key)`` texts or ``max_wait``, and takes its even part of what is waiting (the other
+idle decoders take the rest), so N decoders that start together split the first clients N ways.
+Jobs with another key wait for a later batch, in arrival order. A merged batch that fails is run
+again one job at a time, so an error reaches only the request that caused it.
 
 The models run on the decoder threads (or behind them, in the worker processes), so the event
 loop stays free to accept requests, answer ``/health`` and turn requests away while batches
@@ -90,6 +94,8 @@ class _Decoder:
     run: Callable[[Hashable, list[Any]], list[Any]]
     thread: Optional[threading.Thread] = None
     in_flight: int = 0  # jobs in the batch it is running (0: idle)
+    in_flight_texts: int = 0  # texts in that batch
+    last_texts: int = 0  # texts in the last batch it answered
     batches: int = 0  # batches it has run
     free_at: float = 0.0  # when it last finished answering a batch
     expect: int = 0  # texts queued then, plus those it answered (their clients will likely send again)
@@ -240,7 +246,7 @@ class Batcher:
             cap = max(1, self.cap(first.key))
             until = max(first.arrived, me.free_at) + self.max_wait
             # what was waiting plus the texts this decoder just answered (see the module docstring)
-            target = min(cap, max(1, me.expect if me.batches else cap))
+            target = min(cap, max(1, self._even_part(me, me.expect) if me.batches else cap))
             while not self._closing and not self._paused:
                 left = until - time.monotonic()
                 if self._waiting(first.key) >= target or left <= 0:
@@ -256,7 +262,7 @@ class Batcher:
             # other idle decoders are about to take theirs (a decoder's first batch).
             idle = sum(1 for d in self._decoders if not d.in_flight)
             share = -(-self._waiting(first.key) // idle)
-            limit = min(cap, max(share, me.expect if me.batches else 0))
+            limit = min(cap, max(1, self._even_part(me, max(share, me.expect if me.batches else 0))))
             taken, count = [], 0
             for job in list(self._queue):
                 if job.key != first.key:
@@ -269,7 +275,17 @@ class Batcher:
                 self._queue.remove(job)
             self._queued_items -= count
             me.in_flight = len(taken)  # (at least the first job)
+            me.in_flight_texts = count
             return taken
+
+    def _even_part(self, me: _Decoder, texts: int) -> int:
+        """At most ``texts``, and no more than ``me``'s even part of them and of the texts the busy
+        decoders are decoding (when any is busy): decoders that started uneven even out (the
+        caller holds the lock)."""
+        busy = [d.in_flight_texts for d in self._decoders if d is not me and d.in_flight]
+        if not busy:
+            return texts
+        return min(texts, -(-(texts + sum(busy)) // (len(busy) + 1)))
 
     def _waiting(self, key: Hashable) -> int:
         """Texts queued with ``key`` (the caller holds the lock)."""
@@ -292,10 +308,14 @@ class Batcher:
                 self.requests += len(jobs)
                 self.items += texts
                 self.largest_batch = max(self.largest_batch, len(jobs))
-                me.in_flight = 0
+                me.in_flight = me.in_flight_texts = 0
+                me.last_texts = texts
                 if texts:
                     self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / texts
-                me.expect = self._queued_items + texts  # (counted before any answered client can send again)
+                # (counted before any answered client can send again) What waits is first the
+                # returning clients of the idle decoders that answered them, then this one's.
+                theirs = sum(d.last_texts for d in self._decoders if d is not me and not d.in_flight)
+                me.expect = max(0, self._queued_items - theirs) + texts
                 self._cond.notify_all()  # (idle decoders count this one among them again)
             for job, result, error in answers:
                 self._send(job, result, error)
