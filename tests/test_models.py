@@ -229,6 +229,28 @@ def test_encoder_gives_a_source_the_same_states_alone_as_padded_in_a_batch() -> 
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("queries", [1, 3])
+def test_cross_attention_is_the_same_over_padded_keys(queries: int) -> None:
+    """A decoding step's cross-attention gives a row the same output to the bit over its source
+    padded to 16 keys alone and to 48 beside a longer source: for one query it sums per key rather
+    than through a matrix-vector kernel, which for 1 x 16 x 16 sums another way (4 heads of 16)."""
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(64, 4, cross=True).eval()
+    attn.out_proj = torch.nn.Identity()  # (fp32 linears round by their row count; int8-rows ones do not)
+    q, k, v = torch.randn(2, 4, queries, 16), torch.randn(2, 4, 48, 16), torch.randn(2, 4, 48, 16)
+    mask = torch.zeros(2, 48, dtype=torch.bool)
+    mask[0, :7], mask[1, :40] = True, True
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            alone = attn._attend(q[:1], k[:1, :, :16], v[:1, :, :16], mask[:1, :16], False, True)
+            batched = attn._attend(q, k, v, mask, False, True)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(alone[0], batched[0])
+
+
 @pytest.mark.parametrize("queries", [1, 3, 16, 17])
 def test_multihead_few_query_path_matches_fused_kernel(queries: int) -> None:
     """In CPU inference, decoding's attention (cross-attention, and self-attention's ``step``) with

@@ -145,10 +145,19 @@ class MultiHeadAttention(nn.Module):
             # Incremental decoding: a few queries per row. Here two matmuls and a softmax
             # beat the fused kernel on CPU (measured: docs/performance.md); the fused kernel
             # wins on whole sequences.
-            scores = torch.matmul(q, k.transpose(-1, -2)) * self.d_head**-0.5  # (B, h, T, S)
+            one_query = q.size(-2) == 1 and mask is not None  # one query over padded keys (cross-attention)
+            if one_query:  # (B, h, 1, dh): sums over dh per key, not a matrix-vector product, whose kernel
+                # sums otherwise for some key counts (1 x 16 x 16), so that the padded length changes nothing
+                scores = (q * k).sum(-1).unsqueeze(-2) * self.d_head**-0.5  # (B, h, 1, S)
+            else:
+                scores = torch.matmul(q, k.transpose(-1, -2)) * self.d_head**-0.5  # (B, h, T, S)
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
-            out = torch.matmul(softmax(scores), v)  # (B, h, T, dh)
+            weights = softmax(scores)
+            if one_query:  # the keys in order, padding last: it adds exact zeros
+                out = (weights.transpose(-1, -2) * v).sum(-2, keepdim=True)  # (B, h, 1, dh)
+            else:
+                out = torch.matmul(weights, v)  # (B, h, T, dh)
         else:
             out = F.scaled_dot_product_attention(
                 q,
