@@ -98,7 +98,7 @@ class _Decoder:
     last_texts: int = 0  # texts in the last batch it answered
     batches: int = 0  # batches it has run
     free_at: float = 0.0  # when it last finished answering a batch
-    expect: int = 0  # texts queued then, plus those it answered (their clients will likely send again)
+    expect: int = 0  # texts queued then (less idle decoders' returning ones), plus those it answered
 
 
 class Batcher:
