@@ -176,11 +176,12 @@ class Int8Linear(nn.Module):
                 "int8 linear layer got non-finite inputs: the model produces NaN or inf; it would in fp32 too"
             )
         scale = amax.clamp_(min=1e-12).div_(127.0)  # (rows, 1)
+        rounded = (x / scale).round_()  # (rows, in): -127..127
         if self.weight_kn is not None:
-            q = (x / scale).round_().to(torch.int8)  # -127..127
+            q = rounded.to(torch.int8)
             y = torch._int_mm(q, self.weight_kn).float().mul_(self.weight_scale)  # (rows, out), in row-scale units
             return self._finish_rows(y, scale)
-        q = (x / scale).round_().add_(128.0).to(torch.uint8)  # 1..255: -127..127 around 128
+        q = rounded.add_(128.0).to(torch.uint8)  # 1..255 around 128
         y = torch.ops.onednn.qlinear_pointwise.default(
             q,
             1.0,
