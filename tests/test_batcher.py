@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Optional
 
 from seq2seq.serve.batcher import Batcher
 
@@ -17,10 +18,11 @@ def closed_loop(
 
 
 def closed_loop_by_decoder(
-    clients: int, rounds: int, stagger: float, decode_s: list[float], max_wait: float
+    clients: int, rounds: int, stagger: float, decode_s: list[float], max_wait: float, spans: Optional[list] = None
 ) -> tuple[list[int], list[list[int]]]:
     """:func:`closed_loop` with one decoder per ``decode_s`` (its seconds per batch) -> (the size
-    of every batch, in order; the sizes of each decoder's batches)."""
+    of every batch, in order; the sizes of each decoder's batches). ``spans``: gets (decoder,
+    start, end) of every batch."""
     sizes: list[int] = []
     by_decoder: list[list[int]] = [[] for _ in decode_s]
 
@@ -28,7 +30,10 @@ def closed_loop_by_decoder(
         def run(key: object, items: list[int]) -> list[int]:
             sizes.append(len(items))
             by_decoder[d].append(len(items))
+            start = time.monotonic()
             time.sleep(decode_s[d])
+            if spans is not None:
+                spans.append((d, start, time.monotonic()))
             return [item * 10 for item in items]
 
         return run
@@ -94,11 +99,16 @@ def test_decoders_that_start_uneven_even_out() -> None:
 
 def test_a_slow_decoder_does_not_hold_the_others() -> None:
     # Decoder 0 takes 10 times longer a batch: decoder 1 answers its clients again and again
-    # meanwhile, instead of waiting for decoder 0 to finish each time (in step, both would run
-    # as many batches). No wall-clock bound: decoder 0's own clients need 5 x 0.5 s anyway.
-    _, by_decoder = closed_loop_by_decoder(clients=4, rounds=5, stagger=0.0, decode_s=[0.5, 0.05], max_wait=0.02)
+    # meanwhile, instead of waiting for decoder 0 to finish each time (in step, decoder 1 would
+    # start one batch at most while decoder 0 decodes its first). Counted from the batches' own
+    # times, not from how many each ran: which decoder takes a returning client is a race.
+    spans: list = []
+    _, by_decoder = closed_loop_by_decoder(
+        clients=4, rounds=5, stagger=0.0, decode_s=[0.5, 0.05], max_wait=0.02, spans=spans
+    )
     assert sum(map(sum, by_decoder)) == 4 * 5
-    assert len(by_decoder[1]) > len(by_decoder[0])
+    first_slow_end = min(end for d, _, end in spans if d == 0)
+    assert sum(1 for d, start, _ in spans if d == 1 and start < first_slow_end) >= 3, spans
 
 
 def test_retry_after_counts_every_decoder() -> None:
